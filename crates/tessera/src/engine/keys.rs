@@ -1,0 +1,221 @@
+//! Loading, creating and rotating the engine's signing keys. Keys live in the store so that a
+//! restart or a second instance uses the same ones; each instance keeps a parsed snapshot and
+//! swaps it whole.
+
+use super::SessionEngine;
+use crate::encoding::{b64_decode, b64_encode, sha256_hex};
+use crate::error::{EngineError, SessionError};
+use crate::keys::jwks::Jwks;
+use crate::keys::ring::KeyRing;
+use crate::keys::rsa_key::{KeyKind, SigningKey};
+use crate::random;
+use crate::store::StoredKey;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// An unknown `kid` reloads keys from the store at most this often (JWT-08: a flood of random
+/// `kid`s cannot turn into a flood of database reads).
+const UNKNOWN_KID_RELOAD_COOLDOWN_MS: u64 = 500;
+
+/// Parses an operator-supplied static key (PKCS#8 PEM or the storage form).
+pub(super) fn parse_configured_static_key(
+    text: &str,
+    now_ms: u64,
+) -> Result<SigningKey, EngineError> {
+    let text = text.trim();
+    let stored = if text.contains("-----BEGIN") {
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("");
+        if !text.contains("BEGIN PRIVATE KEY") {
+            return Err(EngineError::Config(
+                "static signing key: expected an unencrypted PKCS#8 PEM (BEGIN PRIVATE KEY)".into(),
+            ));
+        }
+        let der = b64_decode(&body)
+            .ok_or_else(|| EngineError::Config("static signing key: PEM body is not base64".into()))?;
+        format!("|{}", b64_encode(&der))
+    } else {
+        text.to_owned()
+    };
+    let probe = SigningKey::from_stored(&stored, "s-probe".into(), KeyKind::Static, now_ms, u64::MAX)
+        .map_err(|e| EngineError::Config(format!("static signing key rejected: {e}")))?;
+    let fingerprint = sha256_hex(&b64_encode(probe.verifying().modulus()));
+    let kid = format!("s-{}", &fingerprint[..32]);
+    SigningKey::from_stored(&stored, kid, KeyKind::Static, now_ms, u64::MAX)
+}
+
+impl SessionEngine {
+    pub(super) async fn install_configured_static_key(&self) -> Result<(), EngineError> {
+        if let Some(key) = &self.inner.configured_static {
+            let stored = StoredKey {
+                kid: key.kid().to_owned(),
+                value: key.to_stored()?,
+                created_at: key.created_at_ms(),
+            };
+            self.inner
+                .store
+                .insert_static_key(&self.inner.app_id, &stored)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reloads keys from the store, creating a dynamic key when one is due and a static key
+    /// when none exists. Creation is atomic across instances: whoever inserts second finds the
+    /// first one's key and uses it.
+    pub async fn reload_keys(&self) -> Result<(), EngineError> {
+        let _guard = self.inner.key_reload.lock().await;
+        self.reload_keys_locked().await
+    }
+
+    async fn reload_keys_locked(&self) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let timing = inner.config.rotation();
+        let now = self.now();
+        let since = now
+            .saturating_sub(timing.update_interval_ms)
+            .saturating_sub(timing.access_token_validity_ms.saturating_mul(2));
+        let mut dynamic = inner.store.dynamic_keys(&inner.app_id, since).await?;
+        if timing.new_key_due(dynamic.first().map(|k| k.created_at), now) {
+            let key = SigningKey::generate(
+                format!("d-{now}"),
+                KeyKind::Dynamic,
+                now,
+                timing.verify_until(now),
+            )?;
+            let stored = StoredKey {
+                kid: key.kid().to_owned(),
+                value: key.to_stored()?,
+                created_at: now,
+            };
+            let inserted = inner
+                .store
+                .insert_dynamic_key_unless_fresh(&inner.app_id, &stored, timing.fresh_threshold(now))
+                .await?;
+            if inserted {
+                tracing::info!(app = %inner.app_id, kid = %stored.kid, "created dynamic signing key");
+            }
+            dynamic = inner.store.dynamic_keys(&inner.app_id, since).await?;
+        }
+        let mut statics = inner.store.static_keys(&inner.app_id).await?;
+        if statics.is_empty() {
+            let key = SigningKey::generate(
+                format!("s-{}", random::uuid_v4()?),
+                KeyKind::Static,
+                now,
+                u64::MAX,
+            )?;
+            let stored = StoredKey {
+                kid: key.kid().to_owned(),
+                value: key.to_stored()?,
+                created_at: now,
+            };
+            inner
+                .store
+                .insert_static_key_unless_present(&inner.app_id, &stored)
+                .await?;
+            statics = inner.store.static_keys(&inner.app_id).await?;
+        }
+
+        let old = inner.keys.load();
+        let mut parsed: HashMap<String, Arc<SigningKey>> = HashMap::new();
+        let mut parse = |k: &StoredKey, kind: KeyKind, until: u64| -> Result<_, EngineError> {
+            let key = match old.key(&k.kid) {
+                Some(existing) => Arc::clone(existing),
+                None => Arc::new(SigningKey::from_stored(
+                    &k.value,
+                    k.kid.clone(),
+                    kind,
+                    k.created_at,
+                    until,
+                )?),
+            };
+            parsed.insert(k.kid.clone(), Arc::clone(&key));
+            Ok(key)
+        };
+        let dynamic_keys = dynamic
+            .iter()
+            .map(|k| parse(k, KeyKind::Dynamic, timing.verify_until(k.created_at)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut static_keys = statics
+            .iter()
+            .map(|k| parse(k, KeyKind::Static, u64::MAX))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(configured) = &inner.configured_static {
+            // The operator's key signs; other static keys only verify.
+            static_keys.retain(|k| k.kid() != configured.kid());
+            static_keys.push(Arc::clone(configured));
+        }
+        inner.keys.store(Arc::new(KeyRing::new(
+            dynamic_keys,
+            static_keys,
+            inner.configured_static.as_ref().map(|k| k.kid().to_owned()),
+        )));
+        Ok(())
+    }
+
+    /// The key that signs access tokens of this kind now, reloading first if a rotation is
+    /// due.
+    pub(super) async fn signing_key(&self, kind: KeyKind) -> Result<Arc<SigningKey>, SessionError> {
+        let timing = self.inner.config.rotation();
+        let now = self.now();
+        let due = {
+            let ring = self.inner.keys.load();
+            timing.new_key_due(ring.newest_dynamic_created(), now)
+        };
+        if due {
+            let _guard = self.inner.key_reload.lock().await;
+            let still_due = timing.new_key_due(self.inner.keys.load().newest_dynamic_created(), now);
+            if still_due {
+                self.reload_keys_locked().await?;
+            }
+        }
+        let ring = self.inner.keys.load();
+        ring.signing_key(kind, &timing, now)
+            .cloned()
+            .ok_or(SessionError::Engine(EngineError::Crypto("no signing key available")))
+    }
+
+    /// Reloads keys because a token named a `kid` we do not hold; at most once per cooldown.
+    /// Returns true if a reload happened.
+    pub(super) async fn reload_for_unknown_kid(&self) -> Result<bool, EngineError> {
+        let now = self.now();
+        let last = self.inner.last_unknown_kid_reload_ms.load(Ordering::Relaxed);
+        if now < last.saturating_add(UNKNOWN_KID_RELOAD_COOLDOWN_MS) && last != 0 {
+            return Ok(false);
+        }
+        let _guard = self.inner.key_reload.lock().await;
+        let last = self.inner.last_unknown_kid_reload_ms.load(Ordering::Relaxed);
+        if now < last.saturating_add(UNKNOWN_KID_RELOAD_COOLDOWN_MS) && last != 0 {
+            return Ok(false);
+        }
+        self.inner
+            .last_unknown_kid_reload_ms
+            .store(now.max(1), Ordering::Relaxed);
+        self.reload_keys_locked().await?;
+        Ok(true)
+    }
+
+    /// The current key snapshot (for JWKS and local verification).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.inner.keys.load_full()
+    }
+
+    /// The published key set: dynamic keys still verifying, newest first, then static keys.
+    pub fn jwks(&self) -> Jwks {
+        self.inner.keys.load().jwks(self.now())
+    }
+
+    /// `Cache-Control: max-age` for the JWKS, in seconds: the time until the next key is due.
+    pub fn jwks_max_age_s(&self) -> u64 {
+        let ring = self.inner.keys.load();
+        self.inner
+            .config
+            .rotation()
+            .jwks_max_age_s(ring.newest_dynamic_created(), self.now())
+    }
+}

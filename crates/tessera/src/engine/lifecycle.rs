@@ -1,0 +1,201 @@
+//! Creating sessions, minting access tokens, and the background clean-up.
+
+use super::SessionEngine;
+use crate::error::{EngineError, InputError, SessionError};
+use crate::keys::rsa_key::KeyKind;
+use crate::random;
+use crate::session::{NewSession, SessionSummary, SessionTokens, TokenInfo, PUBLIC};
+use crate::store::SessionRow;
+use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::mint::encode_access_token;
+use crate::token::refresh::{mint_refresh_token, RefreshTokenFields};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// What one clean-up pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Expired session rows deleted (all apps in the store).
+    pub sessions: u64,
+    /// Dynamic keys past their verification window deleted (this app).
+    pub keys: u64,
+}
+
+impl SessionEngine {
+    /// Signs `claims` with the key of the given kind and reports the token's times.
+    pub(super) async fn mint_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+        use_static_key: bool,
+    ) -> Result<TokenInfo, SessionError> {
+        let kind = if use_static_key {
+            KeyKind::Static
+        } else {
+            KeyKind::Dynamic
+        };
+        let key = self.signing_key(kind).await?;
+        let token = encode_access_token(claims, &key)?;
+        Ok(TokenInfo {
+            token,
+            expiry: claims.exp.saturating_mul(1000),
+            created_time: claims.iat.saturating_mul(1000),
+        })
+    }
+
+    /// `(iat, exp)` in seconds for a token minted now with the full validity.
+    pub(super) fn token_times(&self) -> (u64, u64) {
+        let now = self.now();
+        let exp = now.saturating_add(self.inner.config.access_token_validity_ms) / 1000;
+        (now / 1000, exp)
+    }
+
+    /// Applies the configured issuer to a payload that names none.
+    fn with_issuer(&self, mut payload: Map<String, Value>) -> Map<String, Value> {
+        if let Some(iss) = &self.inner.config.issuer {
+            payload
+                .entry("iss")
+                .or_insert_with(|| Value::String(iss.clone()));
+        }
+        payload
+    }
+
+    /// Creates a session: one row, an access token, a refresh token and, if asked, an
+    /// anti-CSRF token. A payload naming a protected claim is refused before any write.
+    pub async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
+        if contains_protected_claim(&new.access_token_payload) {
+            return Err(SessionError::InvalidInput(InputError::ProtectedClaim));
+        }
+        validate_id("userId", &new.user_id)?;
+        validate_tenant(&new.tenant_id)?;
+        let now = self.now();
+        let mut handle = random::uuid_v4()?;
+        if new.tenant_id != PUBLIC {
+            handle = format!("{handle}_{}", new.tenant_id);
+        }
+        let anti_csrf = if new.enable_anti_csrf {
+            Some(random::uuid_v4()?)
+        } else {
+            None
+        };
+        let refresh = mint_refresh_token(
+            &self.inner.refresh_key,
+            RefreshTokenFields {
+                session_handle: &handle,
+                user_id: &new.user_id,
+                tenant_id: &new.tenant_id,
+                parent_hash1: None,
+                anti_csrf_token: anti_csrf.as_deref(),
+            },
+        )?;
+        let payload = self.with_issuer(new.access_token_payload);
+        let (iat, exp) = self.token_times();
+        let claims = AccessTokenClaims {
+            sub: new.user_id.clone(),
+            exp,
+            iat,
+            session_handle: handle.clone(),
+            refresh_token_hash1: refresh.hash1.clone(),
+            parent_refresh_token_hash1: None,
+            anti_csrf_token: anti_csrf.clone(),
+            tenant_id: new.tenant_id.clone(),
+            rsub: new.user_id.clone(),
+            user_claims: payload,
+        };
+        let access_token = self.mint_access_token(&claims, new.use_static_key).await?;
+        let expires_at = now.saturating_add(self.inner.config.refresh_token_validity_ms);
+        let row = SessionRow {
+            app_id: self.inner.app_id.clone(),
+            tenant_id: new.tenant_id.clone(),
+            session_handle: handle.clone(),
+            user_id: new.user_id.clone(),
+            refresh_token_hash2: refresh.hash2.clone(),
+            prev_refresh_token_hash2: None,
+            refresh_token_rotated_at: None,
+            session_data: new.session_data.to_string(),
+            jwt_user_payload: Value::Object(claims.user_claims.clone()).to_string(),
+            expires_at,
+            created_at: now,
+            use_static_key: new.use_static_key,
+        };
+        self.inner.store.insert_session(&row).await?;
+        Ok(SessionTokens {
+            session: SessionSummary {
+                handle,
+                user_id: new.user_id.clone(),
+                recipe_user_id: new.user_id,
+                user_data_in_jwt: claims.user_claims,
+                tenant_id: new.tenant_id,
+            },
+            access_token,
+            refresh_token: TokenInfo {
+                token: refresh.token,
+                expiry: expires_at,
+                created_time: now,
+            },
+            anti_csrf_token: anti_csrf,
+        })
+    }
+
+    /// Deletes expired sessions and dynamic keys past their verification window.
+    pub async fn cleanup(&self) -> Result<CleanupReport, EngineError> {
+        let now = self.now();
+        let sessions = self.inner.store.delete_expired_sessions(now).await?;
+        let timing = self.inner.config.rotation();
+        let cutoff = now
+            .saturating_sub(timing.update_interval_ms)
+            .saturating_sub(timing.access_token_validity_ms.saturating_mul(2));
+        let keys = self
+            .inner
+            .store
+            .delete_dynamic_keys_before(&self.inner.app_id, cutoff)
+            .await?;
+        if sessions > 0 || keys > 0 {
+            tracing::info!(sessions, keys, "cleanup removed expired sessions and keys");
+        }
+        Ok(CleanupReport { sessions, keys })
+    }
+
+    /// Runs [`Self::cleanup`] every `every` (the core uses 12 h for sessions) until the
+    /// returned handle is aborted or the runtime shuts down. Errors are logged, not fatal.
+    pub fn spawn_cleanup(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.cleanup().await {
+                    tracing::warn!(error = %e, "session cleanup failed");
+                }
+            }
+        })
+    }
+}
+
+/// Longest user id / tenant id accepted (the core's column widths).
+const MAX_USER_ID_LEN: usize = 128;
+const MAX_TENANT_ID_LEN: usize = 64;
+
+fn validate_id(name: &str, value: &str) -> Result<(), SessionError> {
+    if value.is_empty() || value.len() > MAX_USER_ID_LEN {
+        return Err(SessionError::InvalidInput(InputError::Invalid(format!(
+            "{name} must be 1 to {MAX_USER_ID_LEN} bytes"
+        ))));
+    }
+    Ok(())
+}
+
+/// Tenant ids are `[a-z0-9-]+` (the core's path rule), at most 64 bytes.
+pub(super) fn validate_tenant(tenant: &str) -> Result<(), SessionError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= MAX_TENANT_ID_LEN
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SessionError::InvalidInput(InputError::Invalid(
+            "tenantId must match [a-z0-9-]+ and be at most 64 bytes".into(),
+        )))
+    }
+}

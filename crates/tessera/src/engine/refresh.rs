@@ -1,0 +1,184 @@
+//! Refreshing a session and detecting theft. The rules themselves are in [`crate::lineage`];
+//! this applies them to the store with compare-and-set updates.
+
+use super::verify::{contention, parse_payload, MAX_CAS_ATTEMPTS};
+use super::SessionEngine;
+use crate::encoding::sha256_hex;
+use crate::error::{SessionError, UnauthorisedReason};
+use crate::lineage::{Lineage, RefreshDecision};
+use crate::random;
+use crate::session::{RefreshOptions, SessionSummary, SessionTokens, TokenInfo};
+use crate::store::LineageUpdate;
+use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::refresh::{decode_refresh_token, mint_refresh_token, RefreshTokenFields};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+
+impl SessionEngine {
+    /// Exchanges a refresh token for a new access token and a new refresh token.
+    ///
+    /// Outcomes: [`SessionError::Unauthorised`] for an undecodable token, a wrong anti-CSRF
+    /// token or a gone/expired session (nothing changes); [`SessionError::TokenTheft`] for a
+    /// rotated-out token, in which case the session is revoked before returning.
+    pub async fn refresh_session(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+    ) -> Result<SessionTokens, SessionError> {
+        let unauthorised = |r| Err(SessionError::Unauthorised(r));
+        let Some(payload) = decode_refresh_token(&self.inner.refresh_key, refresh_token) else {
+            return unauthorised(UnauthorisedReason::InvalidRefreshToken);
+        };
+        if options.enable_anti_csrf {
+            if let Some(expected) = &payload.anti_csrf_token {
+                let matches = options.anti_csrf_token.is_some_and(|given| {
+                    verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok()
+                });
+                if !matches {
+                    return unauthorised(UnauthorisedReason::AntiCsrfMismatch);
+                }
+            }
+        }
+        let hash1 = sha256_hex(refresh_token);
+        let presented = sha256_hex(&hash1);
+        let parent = payload.parent_refresh_token_hash1.as_deref().map(sha256_hex);
+        let tenant = payload.tenant();
+
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let now = self.now();
+            let row = self
+                .inner
+                .store
+                .get_session(&self.inner.app_id, tenant, &payload.session_handle)
+                .await?;
+            let Some(row) = row.filter(|r| r.expires_at >= now) else {
+                return unauthorised(UnauthorisedReason::SessionMissingOrExpired);
+            };
+            let use_static_key = options.use_static_key.unwrap_or(row.use_static_key);
+            let lineage = Lineage {
+                current: &row.refresh_token_hash2,
+                prev: row.prev_refresh_token_hash2.as_deref(),
+                rotated_at_ms: row.refresh_token_rotated_at,
+            };
+            let decision = lineage.decide_refresh(
+                &presented,
+                parent.as_deref(),
+                now,
+                self.inner.config.sibling_grace_ms,
+            );
+            let update = match decision {
+                RefreshDecision::Current => None,
+                RefreshDecision::PromoteChild => Some(LineageUpdate {
+                    expected_current: &row.refresh_token_hash2,
+                    current: &presented,
+                    prev: Some(&row.refresh_token_hash2),
+                    rotated_at: Some(now),
+                    expires_at: now.saturating_add(self.inner.config.refresh_token_validity_ms),
+                    use_static_key,
+                }),
+                RefreshDecision::AdoptSibling => Some(LineageUpdate {
+                    expected_current: &row.refresh_token_hash2,
+                    current: &presented,
+                    prev: row.prev_refresh_token_hash2.as_deref(),
+                    rotated_at: row.refresh_token_rotated_at,
+                    expires_at: row.expires_at,
+                    use_static_key,
+                }),
+                RefreshDecision::Theft => {
+                    let revoked = self
+                        .inner
+                        .store
+                        .delete_sessions(
+                            &row.app_id,
+                            &[(row.tenant_id.clone(), row.session_handle.clone())],
+                        )
+                        .await?;
+                    tracing::warn!(
+                        session = %row.session_handle,
+                        revoked = !revoked.is_empty(),
+                        "refresh token reuse: token theft detected, session revoked"
+                    );
+                    return Err(SessionError::TokenTheft {
+                        session_handle: row.session_handle,
+                        user_id: row.user_id.clone(),
+                        recipe_user_id: row.user_id,
+                    });
+                }
+            };
+            match update {
+                Some(update) => {
+                    let applied = self
+                        .inner
+                        .store
+                        .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
+                        .await?;
+                    if !applied {
+                        continue;
+                    }
+                }
+                None if use_static_key != row.use_static_key => {
+                    self.inner
+                        .store
+                        .set_use_static_key(
+                            &row.app_id,
+                            &row.tenant_id,
+                            &row.session_handle,
+                            use_static_key,
+                        )
+                        .await?;
+                }
+                None => {}
+            }
+
+            let user_claims = parse_payload(&row.jwt_user_payload);
+            if contains_protected_claim(&user_claims) {
+                return unauthorised(UnauthorisedReason::ProtectedClaimInPayload);
+            }
+            let anti_csrf = if options.enable_anti_csrf {
+                Some(random::uuid_v4()?)
+            } else {
+                None
+            };
+            let child = mint_refresh_token(
+                &self.inner.refresh_key,
+                RefreshTokenFields {
+                    session_handle: &row.session_handle,
+                    user_id: &row.user_id,
+                    tenant_id: &row.tenant_id,
+                    parent_hash1: Some(&hash1),
+                    anti_csrf_token: anti_csrf.as_deref(),
+                },
+            )?;
+            let (iat, exp) = self.token_times();
+            let claims = AccessTokenClaims {
+                sub: row.user_id.clone(),
+                exp,
+                iat,
+                session_handle: row.session_handle.clone(),
+                refresh_token_hash1: child.hash1.clone(),
+                parent_refresh_token_hash1: Some(hash1.clone()),
+                anti_csrf_token: anti_csrf.clone(),
+                tenant_id: row.tenant_id.clone(),
+                rsub: row.user_id.clone(),
+                user_claims,
+            };
+            let access_token = self.mint_access_token(&claims, use_static_key).await?;
+            return Ok(SessionTokens {
+                session: SessionSummary {
+                    handle: row.session_handle,
+                    user_id: row.user_id.clone(),
+                    recipe_user_id: row.user_id,
+                    user_data_in_jwt: claims.user_claims,
+                    tenant_id: row.tenant_id,
+                },
+                access_token,
+                refresh_token: TokenInfo {
+                    token: child.token,
+                    expiry: now.saturating_add(self.inner.config.refresh_token_validity_ms),
+                    created_time: now,
+                },
+                anti_csrf_token: anti_csrf,
+            });
+        }
+        Err(contention())
+    }
+}

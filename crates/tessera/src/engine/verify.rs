@@ -1,0 +1,190 @@
+//! Verifying a session: the local token check, then — only when the token is the first of a
+//! new generation, or the caller asks — the database and the lineage rules.
+
+use super::SessionEngine;
+use crate::encoding::sha256_hex;
+use crate::error::{SessionError, TryRefreshReason, UnauthorisedReason};
+use crate::lineage::{Lineage, VerifyDecision};
+use crate::session::{SessionSummary, VerifiedSession, VerifyOptions};
+use crate::store::{LineageUpdate, SessionRow};
+use crate::token::access::AccessTokenClaims;
+use crate::token::verify::{verify_access_token, VerifyPolicy};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use serde_json::{Map, Value};
+
+/// Compare-and-set retries before giving up on a hot row.
+pub(super) const MAX_CAS_ATTEMPTS: usize = 16;
+
+impl SessionEngine {
+    pub(super) fn verify_policy(&self) -> VerifyPolicy {
+        VerifyPolicy {
+            now_ms: self.now(),
+            max_lifetime_s: self.inner.config.access_token_validity_ms / 1000,
+            ignore_time: false,
+        }
+    }
+
+    /// Verifies an access token's signature, header, claims and expiry against the keys held,
+    /// with no database access. Reloads keys (rate-limited) when the `kid` is unknown.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Result<AccessTokenClaims, SessionError> {
+        let attempt = verify_access_token(token, &**self.inner.keys.load(), &self.verify_policy());
+        let claims = match attempt {
+            Err(TryRefreshReason::KeyNotFound) if self.reload_for_unknown_kid().await? => {
+                verify_access_token(token, &**self.inner.keys.load(), &self.verify_policy())
+            }
+            other => other,
+        }
+        .map_err(SessionError::TryRefreshToken)?;
+        if let Some(iss) = &self.inner.config.issuer {
+            if claims.user_claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+                return Err(SessionError::TryRefreshToken(TryRefreshReason::InvalidToken));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a session (the core's `getSession`, CDI ≤ 5.4 semantics):
+    /// 1. the token is verified locally; any failure is try-refresh;
+    /// 2. the anti-CSRF check, when asked;
+    /// 3. with no parent hash and no database check, that is all (no I/O);
+    /// 4. otherwise the row is read: gone means unauthorised; a token whose parent is current
+    ///    promotes its refresh token (see [`crate::lineage`]); a new access token without
+    ///    parent is minted when the lineage moved or the stored payload differs.
+    pub async fn verify_session(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Result<VerifiedSession, SessionError> {
+        let claims = self.verify_access_token(access_token).await?;
+        if options.anti_csrf_check {
+            let ok = match (&claims.anti_csrf_token, options.anti_csrf_token) {
+                (Some(expected), Some(given)) => {
+                    verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok()
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(SessionError::TryRefreshToken(TryRefreshReason::AntiCsrfFailed));
+            }
+        }
+        if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
+            return Ok(verified_from_token(claims, None));
+        }
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let row = self.load_row(&claims).await?;
+            let Some(row) = row else {
+                let reason = if options.check_database {
+                    UnauthorisedReason::SessionEnded
+                } else {
+                    UnauthorisedReason::SessionMissing
+                };
+                return Err(SessionError::Unauthorised(reason));
+            };
+            let stored_payload = parse_payload(&row.jwt_user_payload);
+            let payload_changed = options.check_database && stored_payload != claims.user_claims;
+            if claims.parent_refresh_token_hash1.is_none() && !payload_changed {
+                return Ok(verified_from_token(claims, None));
+            }
+            let own = sha256_hex(&claims.refresh_token_hash1);
+            let parent = claims.parent_refresh_token_hash1.as_deref().map(sha256_hex);
+            let lineage = Lineage {
+                current: &row.refresh_token_hash2,
+                prev: row.prev_refresh_token_hash2.as_deref(),
+                rotated_at_ms: row.refresh_token_rotated_at,
+            };
+            let now = self.now();
+            let decision =
+                lineage.decide_verify(&own, parent.as_deref(), now, self.inner.config.sibling_grace_ms);
+            let update = match decision {
+                VerifyDecision::Promote => Some(LineageUpdate {
+                    expected_current: &row.refresh_token_hash2,
+                    current: &own,
+                    prev: Some(&row.refresh_token_hash2),
+                    rotated_at: Some(now),
+                    expires_at: now.saturating_add(self.inner.config.refresh_token_validity_ms),
+                    use_static_key: row.use_static_key,
+                }),
+                VerifyDecision::AdoptSibling => Some(LineageUpdate {
+                    expected_current: &row.refresh_token_hash2,
+                    current: &own,
+                    prev: row.prev_refresh_token_hash2.as_deref(),
+                    rotated_at: row.refresh_token_rotated_at,
+                    expires_at: row.expires_at,
+                    use_static_key: row.use_static_key,
+                }),
+                VerifyDecision::Current | VerifyDecision::Older => None,
+            };
+            if let Some(update) = update {
+                let applied = self
+                    .inner
+                    .store
+                    .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
+                    .await?;
+                if !applied {
+                    continue; // another request moved the lineage: decide again on fresh state
+                }
+            }
+            if decision == VerifyDecision::Older && !payload_changed {
+                return Ok(verified_from_token(claims, None));
+            }
+            let (iat, exp) = self.token_times();
+            let new_claims = AccessTokenClaims {
+                exp,
+                iat,
+                parent_refresh_token_hash1: None,
+                user_claims: stored_payload,
+                ..claims
+            };
+            let token = self.mint_access_token(&new_claims, row.use_static_key).await?;
+            return Ok(verified_from_token(new_claims, Some(token)));
+        }
+        Err(contention())
+    }
+
+    pub(super) async fn load_row(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<Option<SessionRow>, SessionError> {
+        Ok(self
+            .inner
+            .store
+            .get_session(&self.inner.app_id, &claims.tenant_id, &claims.session_handle)
+            .await?)
+    }
+}
+
+/// The error returned when a row keeps changing under us (should not happen in practice).
+pub(super) fn contention() -> SessionError {
+    SessionError::Engine(crate::error::EngineError::Corrupt(
+        "session row changed too often during one operation",
+    ))
+}
+
+/// Parses stored JSON as an object; anything else reads as empty.
+pub(super) fn parse_payload(text: &str) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn verified_from_token(
+    claims: AccessTokenClaims,
+    access_token: Option<crate::session::TokenInfo>,
+) -> VerifiedSession {
+    VerifiedSession {
+        access_token_expiry: claims.exp.saturating_mul(1000),
+        anti_csrf_token: claims.anti_csrf_token,
+        session: SessionSummary {
+            handle: claims.session_handle,
+            user_id: claims.sub,
+            recipe_user_id: claims.rsub,
+            user_data_in_jwt: claims.user_claims,
+            tenant_id: claims.tenant_id,
+        },
+        access_token,
+    }
+}

@@ -1,0 +1,54 @@
+//! # tessera — the session engine
+//!
+//! Pure session logic, compatible with the SuperTokens core: v5 RS256 access tokens with `kid`
+//! and JWKS, rotating dynamic keys and an optional static key, opaque refresh tokens that
+//! rotate on use and expose reuse as theft, and SQLite or PostgreSQL storage behind one
+//! [`Store`] trait. No HTTP here: `tessera-server` and `tessera-axum` build on this crate.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tessera::{NewSession, RefreshOptions, SessionEngine, SqliteStore};
+//!
+//! let engine = SessionEngine::builder(Arc::new(SqliteStore::open("sessions.db").await?))
+//!     .build()
+//!     .await?;
+//! let tokens = engine.create_session(NewSession::for_user("alice")).await?;
+//! let next = engine
+//!     .refresh_session(&tokens.refresh_token.token, RefreshOptions::default())
+//!     .await?;
+//! assert_ne!(next.refresh_token.token, tokens.refresh_token.token);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod encoding;
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod lineage;
+pub mod random;
+pub mod session;
+pub mod store;
+pub mod token;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::SessionConfig;
+pub use engine::{CleanupReport, EngineBuilder, SessionEngine};
+pub use error::{
+    EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
+};
+pub use keys::jwks::{Jwk, Jwks, VerifyingKeySet};
+pub use keys::ring::{KeyLookup, KeyRing};
+pub use keys::rsa_key::{KeyKind, SigningKey, VerifyingKey};
+pub use session::{
+    tenant_of_handle, NewSession, RefreshOptions, Regenerated, SessionInfo, SessionSummary,
+    SessionTokens, TokenInfo, VerifiedSession, VerifyOptions, PUBLIC,
+};
+pub use store::{PostgresStore, SessionRow, SqliteStore, Store};
+pub use token::access::AccessTokenClaims;
+pub use token::verify::{verify_access_token, VerifyPolicy, MAX_ACCESS_TOKEN_LEN};

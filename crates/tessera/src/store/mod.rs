@@ -1,0 +1,203 @@
+//! Persistence behind one small trait. The engine knows nothing about SQL; each backend is a
+//! plain implementation. Every multi-step rule the engine needs atomically is expressed as a
+//! single conditional statement (compare-and-set), so no transaction crosses the trait.
+
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+use crate::error::StoreError;
+use async_trait::async_trait;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// One session row (`session_info`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// App id.
+    pub app_id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Session handle.
+    pub session_handle: String,
+    /// Recipe user id.
+    pub user_id: String,
+    /// hash2 of the current refresh token.
+    pub refresh_token_hash2: String,
+    /// hash2 of the token that was current before the last promotion.
+    pub prev_refresh_token_hash2: Option<String>,
+    /// When the last promotion happened, epoch ms.
+    pub refresh_token_rotated_at: Option<u64>,
+    /// JSON text of the session data (`userDataInDatabase`).
+    pub session_data: String,
+    /// JSON text of the custom access-token claims.
+    pub jwt_user_payload: String,
+    /// Session (refresh-token) expiry, epoch ms.
+    pub expires_at: u64,
+    /// Creation time, epoch ms.
+    pub created_at: u64,
+    /// Sign this session's access tokens with the static key.
+    pub use_static_key: bool,
+}
+
+/// A promotion: the new lineage values written if the row still has `expected_current`.
+#[derive(Debug, Clone)]
+pub struct LineageUpdate<'a> {
+    /// The `current` value the decision was made on.
+    pub expected_current: &'a str,
+    /// New `current`.
+    pub current: &'a str,
+    /// New `prev`.
+    pub prev: Option<&'a str>,
+    /// New `rotated_at`.
+    pub rotated_at: Option<u64>,
+    /// New expiry.
+    pub expires_at: u64,
+    /// New key type.
+    pub use_static_key: bool,
+}
+
+/// A stored key record: `value` is `<b64 SPKI>|<b64 PKCS#8>`.
+#[derive(Clone)]
+pub struct StoredKey {
+    /// Key id (`d-<created>` or `s-<uuid>`).
+    pub kid: String,
+    /// Storage form of the key pair.
+    pub value: String,
+    /// Creation time, epoch ms.
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine needs from a database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new session row.
+    async fn insert_session(&self, row: &SessionRow) -> Result<(), StoreError>;
+
+    /// Reads a row by handle (expired rows included; the caller decides).
+    async fn get_session(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+    ) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Writes new lineage values if `current` still equals `update.expected_current`.
+    /// Returns false when another writer got there first.
+    async fn update_lineage(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+        update: &LineageUpdate<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets `use_static_key`.
+    async fn set_use_static_key(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+        use_static_key: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the custom access-token claims of a live session; false if none.
+    async fn update_jwt_payload(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+        payload_json: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the session data of a live session; false if none.
+    async fn update_session_data(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+        data_json: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes sessions by handle; returns the handles that existed.
+    async fn delete_sessions(
+        &self,
+        app_id: &str,
+        handles: &[(String, String)],
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Handles of a user's sessions with `expires_at >= now`, in one tenant or all.
+    async fn session_handles_for_user(
+        &self,
+        app_id: &str,
+        tenant_id: Option<&str>,
+        user_id: &str,
+        now_ms: u64,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Deletes every session with `expires_at <= now`, in every app; returns the count.
+    async fn delete_expired_sessions(&self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Counts session rows of an app (for tests and metrics).
+    async fn count_sessions(&self, app_id: &str) -> Result<u64, StoreError>;
+
+    /// Dynamic keys created at or after `created_since`.
+    async fn dynamic_keys(
+        &self,
+        app_id: &str,
+        created_since: u64,
+    ) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Inserts `key` unless a dynamic key created at or after `fresh_since` exists, atomically
+    /// across instances. Returns true if inserted.
+    async fn insert_dynamic_key_unless_fresh(
+        &self,
+        app_id: &str,
+        key: &StoredKey,
+        fresh_since: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes dynamic keys created before `created_before`; returns the count.
+    async fn delete_dynamic_keys_before(
+        &self,
+        app_id: &str,
+        created_before: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Static RS256 keys.
+    async fn static_keys(&self, app_id: &str) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Inserts `key` unless a static RS256 key exists, atomically across instances.
+    async fn insert_static_key_unless_present(
+        &self,
+        app_id: &str,
+        key: &StoredKey,
+    ) -> Result<bool, StoreError>;
+
+    /// Inserts a static key unconditionally (operator-supplied key).
+    async fn insert_static_key(&self, app_id: &str, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Returns the value under `name`, inserting `value` first if absent (first writer wins).
+    async fn get_or_insert_key_value(
+        &self,
+        app_id: &str,
+        name: &str,
+        value: &str,
+        now_ms: u64,
+    ) -> Result<String, StoreError>;
+
+    /// Runs a trivial read, to check the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

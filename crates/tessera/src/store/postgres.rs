@@ -1,0 +1,54 @@
+//! PostgreSQL, for deployments where several stateless instances share one database.
+
+use crate::error::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+
+/// A PostgreSQL-backed [`crate::Store`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tessera::StoreError> {
+/// let store = tessera::PostgresStore::connect("postgres://postgres@127.0.0.1/test", None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: PgPool,
+}
+
+/// Serialises key creation per app across instances (transaction-scoped advisory lock).
+const KEY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('tessera-keys:' || $1))";
+
+impl PostgresStore {
+    /// Connects to `url` and runs the migrations. With `schema`, every table lives in that
+    /// schema (created if missing), so several deployments or test runs can share a database.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = schema {
+            let bootstrap = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .execute(&bootstrap)
+                .await?;
+            bootstrap.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+super::sql::impl_sql_store!(PostgresStore, Some(KEY_LOCK));

@@ -1,0 +1,424 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same `$N` placeholders and the
+//! same statements here; the one difference — PostgreSQL needs an advisory lock to make
+//! "insert a key unless one exists" atomic under READ COMMITTED, while SQLite serialises
+//! writers — is a macro argument.
+
+/// Epoch-ms values are `u64` in Rust and `BIGINT` in SQL.
+pub(crate) fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) const SESSION_COLUMNS: &str = "app_id, tenant_id, session_handle, user_id, \
+    refresh_token_hash_2, prev_refresh_token_hash_2, refresh_token_rotated_at, session_data, \
+    jwt_user_payload, expires_at, created_at_time, use_static_key";
+
+/// Implements [`crate::store::Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
+/// `$key_lock` is an optional statement run first in the key-insertion transaction, with the
+/// app id as `$1`.
+macro_rules! impl_sql_store {
+    ($store:ty, $key_lock:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn insert_session(
+                &self,
+                r: &$crate::store::SessionRow,
+            ) -> Result<(), $crate::error::StoreError> {
+                use $crate::store::sql::to_db;
+                sqlx::query(
+                    "INSERT INTO session_info (app_id, tenant_id, session_handle, user_id, \
+                     refresh_token_hash_2, session_data, jwt_user_payload, expires_at, \
+                     created_at_time, use_static_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&r.app_id)
+                .bind(&r.tenant_id)
+                .bind(&r.session_handle)
+                .bind(&r.user_id)
+                .bind(&r.refresh_token_hash2)
+                .bind(&r.session_data)
+                .bind(&r.jwt_user_payload)
+                .bind(to_db(r.expires_at))
+                .bind(to_db(r.created_at))
+                .bind(r.use_static_key)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_session(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+            ) -> Result<Option<$crate::store::SessionRow>, $crate::error::StoreError> {
+                use sqlx::Row;
+                use $crate::store::sql::from_db;
+                let sql = format!(
+                    "SELECT {} FROM session_info \
+                     WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
+                    $crate::store::sql::SESSION_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(app_id)
+                    .bind(tenant_id)
+                    .bind(handle)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some($crate::store::SessionRow {
+                    app_id: row.try_get("app_id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    session_handle: row.try_get("session_handle")?,
+                    user_id: row.try_get("user_id")?,
+                    refresh_token_hash2: row.try_get("refresh_token_hash_2")?,
+                    prev_refresh_token_hash2: row.try_get("prev_refresh_token_hash_2")?,
+                    refresh_token_rotated_at: row
+                        .try_get::<Option<i64>, _>("refresh_token_rotated_at")?
+                        .map(from_db),
+                    session_data: row
+                        .try_get::<Option<String>, _>("session_data")?
+                        .unwrap_or_else(|| "{}".into()),
+                    jwt_user_payload: row
+                        .try_get::<Option<String>, _>("jwt_user_payload")?
+                        .unwrap_or_else(|| "{}".into()),
+                    expires_at: from_db(row.try_get("expires_at")?),
+                    created_at: from_db(row.try_get("created_at_time")?),
+                    use_static_key: row.try_get("use_static_key")?,
+                }))
+            }
+
+            async fn update_lineage(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+                u: &$crate::store::LineageUpdate<'_>,
+            ) -> Result<bool, $crate::error::StoreError> {
+                use $crate::store::sql::to_db;
+                let done = sqlx::query(
+                    "UPDATE session_info SET refresh_token_hash_2 = $1, \
+                     prev_refresh_token_hash_2 = $2, refresh_token_rotated_at = $3, \
+                     expires_at = $4, use_static_key = $5 \
+                     WHERE app_id = $6 AND tenant_id = $7 AND session_handle = $8 \
+                     AND refresh_token_hash_2 = $9",
+                )
+                .bind(u.current)
+                .bind(u.prev)
+                .bind(u.rotated_at.map(to_db))
+                .bind(to_db(u.expires_at))
+                .bind(u.use_static_key)
+                .bind(app_id)
+                .bind(tenant_id)
+                .bind(handle)
+                .bind(u.expected_current)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_use_static_key(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+                use_static_key: bool,
+            ) -> Result<(), $crate::error::StoreError> {
+                sqlx::query(
+                    "UPDATE session_info SET use_static_key = $1 \
+                     WHERE app_id = $2 AND tenant_id = $3 AND session_handle = $4",
+                )
+                .bind(use_static_key)
+                .bind(app_id)
+                .bind(tenant_id)
+                .bind(handle)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn update_jwt_payload(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+                payload_json: &str,
+                now_ms: u64,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE session_info SET jwt_user_payload = $1 WHERE app_id = $2 \
+                     AND tenant_id = $3 AND session_handle = $4 AND expires_at > $5",
+                )
+                .bind(payload_json)
+                .bind(app_id)
+                .bind(tenant_id)
+                .bind(handle)
+                .bind($crate::store::sql::to_db(now_ms))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn update_session_data(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+                data_json: &str,
+                now_ms: u64,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE session_info SET session_data = $1 WHERE app_id = $2 \
+                     AND tenant_id = $3 AND session_handle = $4 AND expires_at > $5",
+                )
+                .bind(data_json)
+                .bind(app_id)
+                .bind(tenant_id)
+                .bind(handle)
+                .bind($crate::store::sql::to_db(now_ms))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_sessions(
+                &self,
+                app_id: &str,
+                handles: &[(String, String)],
+            ) -> Result<Vec<String>, $crate::error::StoreError> {
+                let mut deleted = Vec::new();
+                for (tenant_id, handle) in handles {
+                    let done = sqlx::query(
+                        "DELETE FROM session_info \
+                         WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
+                    )
+                    .bind(app_id)
+                    .bind(tenant_id)
+                    .bind(handle)
+                    .execute(&self.pool)
+                    .await?;
+                    if done.rows_affected() > 0 {
+                        deleted.push(handle.clone());
+                    }
+                }
+                Ok(deleted)
+            }
+
+            async fn session_handles_for_user(
+                &self,
+                app_id: &str,
+                tenant_id: Option<&str>,
+                user_id: &str,
+                now_ms: u64,
+            ) -> Result<Vec<(String, String)>, $crate::error::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT tenant_id, session_handle FROM session_info \
+                     WHERE app_id = $1 AND user_id = $2 AND expires_at >= $3 \
+                     AND ($4 IS NULL OR tenant_id = $4) ORDER BY created_at_time",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .bind($crate::store::sql::to_db(now_ms))
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("tenant_id")?, r.try_get("session_handle")?)))
+                    .collect()
+            }
+
+            async fn delete_expired_sessions(
+                &self,
+                now_ms: u64,
+            ) -> Result<u64, $crate::error::StoreError> {
+                let done = sqlx::query("DELETE FROM session_info WHERE expires_at <= $1")
+                    .bind($crate::store::sql::to_db(now_ms))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn count_sessions(&self, app_id: &str) -> Result<u64, $crate::error::StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session_info WHERE app_id = $1")
+                    .bind(app_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok($crate::store::sql::from_db(n))
+            }
+
+            async fn dynamic_keys(
+                &self,
+                app_id: &str,
+                created_since: u64,
+            ) -> Result<Vec<$crate::store::StoredKey>, $crate::error::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT created_at_time, value FROM session_access_token_signing_keys \
+                     WHERE app_id = $1 AND created_at_time >= $2 ORDER BY created_at_time DESC",
+                )
+                .bind(app_id)
+                .bind($crate::store::sql::to_db(created_since))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let created = $crate::store::sql::from_db(r.try_get("created_at_time")?);
+                        Ok($crate::store::StoredKey {
+                            kid: format!("d-{created}"),
+                            value: r.try_get("value")?,
+                            created_at: created,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_dynamic_key_unless_fresh(
+                &self,
+                app_id: &str,
+                key: &$crate::store::StoredKey,
+                fresh_since: u64,
+            ) -> Result<bool, $crate::error::StoreError> {
+                use $crate::store::sql::to_db;
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = $key_lock {
+                    sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query(
+                    "INSERT INTO session_access_token_signing_keys (app_id, created_at_time, value) \
+                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM \
+                     session_access_token_signing_keys WHERE app_id = $1 AND created_at_time >= $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(to_db(key.created_at))
+                .bind(&key.value)
+                .bind(to_db(fresh_since))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_dynamic_keys_before(
+                &self,
+                app_id: &str,
+                created_before: u64,
+            ) -> Result<u64, $crate::error::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM session_access_token_signing_keys \
+                     WHERE app_id = $1 AND created_at_time < $2",
+                )
+                .bind(app_id)
+                .bind($crate::store::sql::to_db(created_before))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn static_keys(
+                &self,
+                app_id: &str,
+            ) -> Result<Vec<$crate::store::StoredKey>, $crate::error::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT key_id, key_string, created_at FROM jwt_signing_keys \
+                     WHERE app_id = $1 AND algorithm = 'RS256' ORDER BY created_at DESC, key_id DESC",
+                )
+                .bind(app_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::StoredKey {
+                            kid: r.try_get("key_id")?,
+                            value: r.try_get("key_string")?,
+                            created_at: $crate::store::sql::from_db(r.try_get("created_at")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_static_key_unless_present(
+                &self,
+                app_id: &str,
+                key: &$crate::store::StoredKey,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = $key_lock {
+                    sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query(
+                    "INSERT INTO jwt_signing_keys (app_id, key_id, key_string, algorithm, created_at) \
+                     SELECT $1, $2, $3, 'RS256', $4 WHERE NOT EXISTS (SELECT 1 FROM \
+                     jwt_signing_keys WHERE app_id = $1 AND algorithm = 'RS256') \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(&key.kid)
+                .bind(&key.value)
+                .bind($crate::store::sql::to_db(key.created_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_static_key(
+                &self,
+                app_id: &str,
+                key: &$crate::store::StoredKey,
+            ) -> Result<(), $crate::error::StoreError> {
+                sqlx::query(
+                    "INSERT INTO jwt_signing_keys (app_id, key_id, key_string, algorithm, created_at) \
+                     VALUES ($1, $2, $3, 'RS256', $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(&key.kid)
+                .bind(&key.value)
+                .bind($crate::store::sql::to_db(key.created_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_or_insert_key_value(
+                &self,
+                app_id: &str,
+                name: &str,
+                value: &str,
+                now_ms: u64,
+            ) -> Result<String, $crate::error::StoreError> {
+                sqlx::query(
+                    "INSERT INTO key_value (app_id, tenant_id, name, value, created_at_time) \
+                     VALUES ($1, 'public', $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(name)
+                .bind(value)
+                .bind($crate::store::sql::to_db(now_ms))
+                .execute(&self.pool)
+                .await?;
+                let stored: String = sqlx::query_scalar(
+                    "SELECT value FROM key_value \
+                     WHERE app_id = $1 AND tenant_id = 'public' AND name = $2",
+                )
+                .bind(app_id)
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(stored)
+            }
+
+            async fn ping(&self) -> Result<(), $crate::error::StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -1,0 +1,66 @@
+//! The embedded default: SQLite through sqlx, WAL journal, `synchronous=NORMAL` and a busy
+//! timeout (sqlx sets none of these; without them a peer store stalled for seconds).
+
+use crate::error::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::time::Duration;
+
+/// A SQLite-backed [`crate::Store`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tessera::StoreError> {
+/// let store = tessera::SqliteStore::open("tessera.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and runs the migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database (one connection, so every query sees the same data). For
+    /// tests and throw-away runs only: everything is lost when the store is dropped.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (for tests that count rows or writes).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+super::sql::impl_sql_store!(SqliteStore, None::<&'static str>);

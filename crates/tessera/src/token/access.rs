@@ -1,0 +1,234 @@
+//! The access-token claim set (SuperTokens v5 format) and its strict parser.
+//!
+//! Protected claims are typed fields; every other top-level member is a custom claim and is
+//! kept in [`AccessTokenClaims::user_claims`]. A protected claim of the wrong JSON type is a
+//! rejection, never "absent" (JWT-18).
+
+use crate::token::json::UniqueMap;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The access-token `version` header value this engine mints and accepts.
+pub const ACCESS_TOKEN_VERSION: &str = "5";
+
+/// Claims the engine owns. A payload update naming one of them is refused; a token lacking one
+/// of the required ones is rejected.
+pub const PROTECTED_CLAIMS: &[&str] = &[
+    "sub",
+    "exp",
+    "iat",
+    "sessionHandle",
+    "refreshTokenHash1",
+    "parentRefreshTokenHash1",
+    "antiCsrfToken",
+    "tId",
+    "rsub",
+];
+
+/// True when `payload` names a protected claim.
+pub fn contains_protected_claim(payload: &Map<String, Value>) -> bool {
+    PROTECTED_CLAIMS.iter().any(|c| payload.contains_key(*c))
+}
+
+/// The decoded payload of a v5 access token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessTokenClaims {
+    /// Primary user id.
+    pub sub: String,
+    /// Expiry, epoch seconds.
+    pub exp: u64,
+    /// Issue time, epoch seconds.
+    pub iat: u64,
+    /// The session this token belongs to.
+    #[serde(rename = "sessionHandle")]
+    pub session_handle: String,
+    /// `sha256_hex` of this token's refresh token.
+    #[serde(rename = "refreshTokenHash1")]
+    pub refresh_token_hash1: String,
+    /// `sha256_hex` of the parent refresh token: set only on the first token after a refresh.
+    #[serde(rename = "parentRefreshTokenHash1")]
+    pub parent_refresh_token_hash1: Option<String>,
+    /// The anti-CSRF token when anti-CSRF is enabled for the session.
+    #[serde(rename = "antiCsrfToken")]
+    pub anti_csrf_token: Option<String>,
+    /// Tenant id.
+    #[serde(rename = "tId")]
+    pub tenant_id: String,
+    /// Recipe user id.
+    pub rsub: String,
+    /// Custom claims, merged at the top level.
+    #[serde(flatten)]
+    pub user_claims: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for AccessTokenClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
+}
+
+struct ClaimsVisitor;
+
+/// Stores `value` into `slot`, refusing a second occurrence of the same member.
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        return Err(E::custom(format_args!("duplicate claim {name}")));
+    }
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = AccessTokenClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an access-token claim set")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AccessTokenClaims, A::Error> {
+        let (mut sub, mut exp, mut iat, mut handle, mut rth1) = (None, None, None, None, None);
+        let (mut prth1, mut csrf, mut tid, mut rsub) = (None, None, None, None);
+        let mut user = UniqueMap::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "sub" => once(&mut sub, map.next_value::<String>()?, "sub")?,
+                "exp" => once(&mut exp, map.next_value::<u64>()?, "exp")?,
+                "iat" => once(&mut iat, map.next_value::<u64>()?, "iat")?,
+                "sessionHandle" => once(&mut handle, map.next_value::<String>()?, "sessionHandle")?,
+                "refreshTokenHash1" => {
+                    once(&mut rth1, map.next_value::<String>()?, "refreshTokenHash1")?
+                }
+                "parentRefreshTokenHash1" => once(
+                    &mut prth1,
+                    map.next_value::<Option<String>>()?,
+                    "parentRefreshTokenHash1",
+                )?,
+                "antiCsrfToken" => {
+                    once(&mut csrf, map.next_value::<Option<String>>()?, "antiCsrfToken")?
+                }
+                "tId" => once(&mut tid, map.next_value::<String>()?, "tId")?,
+                "rsub" => once(&mut rsub, map.next_value::<String>()?, "rsub")?,
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if user.0.insert(key, value).is_some() {
+                        return Err(de::Error::custom("duplicate claim"));
+                    }
+                }
+            }
+        }
+        let missing = |n: &'static str| de::Error::missing_field(n);
+        Ok(AccessTokenClaims {
+            sub: sub.ok_or_else(|| missing("sub"))?,
+            exp: exp.ok_or_else(|| missing("exp"))?,
+            iat: iat.ok_or_else(|| missing("iat"))?,
+            session_handle: handle.ok_or_else(|| missing("sessionHandle"))?,
+            refresh_token_hash1: rth1.ok_or_else(|| missing("refreshTokenHash1"))?,
+            parent_refresh_token_hash1: prth1.flatten(),
+            anti_csrf_token: csrf.flatten(),
+            tenant_id: tid.ok_or_else(|| missing("tId"))?,
+            rsub: rsub.ok_or_else(|| missing("rsub"))?,
+            user_claims: user.0,
+        })
+    }
+}
+
+/// The JOSE header of an access token. Exactly the members we issue; anything else
+/// (`jku`, `jwk`, `x5u`, `crit`, `zip`, …) is a rejection (JWT-10..13).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessTokenHeader<'a> {
+    #[serde(borrow)]
+    pub alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub typ: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub kid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub version: std::borrow::Cow<'a, str>,
+}
+
+/// Serialises the header for `kid`.
+pub(crate) fn header_json(kid: &str) -> String {
+    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid, "version": ACCESS_TOKEN_VERSION})
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Value {
+        serde_json::json!({
+            "sub": "u", "exp": 10, "iat": 1, "sessionHandle": "h", "refreshTokenHash1": "r",
+            "parentRefreshTokenHash1": null, "antiCsrfToken": null, "tId": "public", "rsub": "u",
+            "key": "value"
+        })
+    }
+
+    #[test]
+    fn v5_claims_round_trip_with_nulls_serialised() {
+        let claims: AccessTokenClaims = serde_json::from_value(base()).unwrap();
+        let text = serde_json::to_value(&claims).unwrap();
+        assert_eq!(text, base());
+        assert_eq!(text.as_object().unwrap().len(), 10, "V5 with one custom claim has 10");
+    }
+
+    #[test]
+    fn jwt_18_wrongly_typed_time_claims_are_rejections() {
+        for bad in [
+            serde_json::json!("10"),
+            serde_json::json!(true),
+            serde_json::json!(null),
+            serde_json::json!([10]),
+            serde_json::json!({"a": 1}),
+            serde_json::json!(-5),
+            serde_json::json!(10.5),
+        ] {
+            let mut v = base();
+            v["exp"] = bad.clone();
+            assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "exp={bad}");
+        }
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("exp");
+        assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "exp missing");
+        let text = base().to_string().replace("\"exp\":10", "\"exp\":1e400");
+        assert!(serde_json::from_str::<AccessTokenClaims>(&text).is_err(), "1e400");
+        let text = base().to_string().replace("\"exp\":10", "\"exp\":18446744073709551616");
+        assert!(serde_json::from_str::<AccessTokenClaims>(&text).is_err(), "2^64");
+    }
+
+    #[test]
+    fn jwt_24_duplicate_protected_or_custom_claims_are_rejected() {
+        let text = base().to_string();
+        let dup_sub = text.replacen('{', "{\"sub\":\"admin\",", 1);
+        assert!(serde_json::from_str::<AccessTokenClaims>(&dup_sub).is_err());
+        let dup_custom = text.replacen('{', "{\"key\":\"x\",", 1);
+        assert!(serde_json::from_str::<AccessTokenClaims>(&dup_custom).is_err());
+    }
+
+    #[test]
+    fn wrong_claim_types_are_rejected() {
+        for (name, bad) in [
+            ("sub", serde_json::json!(5)),
+            ("sessionHandle", serde_json::json!(null)),
+            ("tId", serde_json::json!(["public"])),
+            ("rsub", serde_json::json!({})),
+            ("parentRefreshTokenHash1", serde_json::json!(1)),
+            ("antiCsrfToken", serde_json::json!(false)),
+        ] {
+            let mut v = base();
+            v[name] = bad;
+            assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn protected_claims_are_detected() {
+        let mut m = Map::new();
+        m.insert("role".into(), Value::from("admin"));
+        assert!(!contains_protected_claim(&m));
+        m.insert("rsub".into(), Value::from("x"));
+        assert!(contains_protected_claim(&m));
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh machine: it installs what the tests need,
+# makes sure PostgreSQL answers, then runs formatting, lints, unit/integration/doc tests and a
+# single-iteration pass over every benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+export CARGO_TERM_COLOR=never
+export TESSERA_TEST_POSTGRES_URL="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+log "toolchain"
+command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo --version
+
+log "PostgreSQL"
+if ! command -v psql >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+fi
+if ! psql "$TESSERA_TEST_POSTGRES_URL" -Atc 'select 1' >/dev/null 2>&1; then
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  for _ in $(seq 1 30); do
+    psql "$TESSERA_TEST_POSTGRES_URL" -Atc 'select 1' >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+psql "$TESSERA_TEST_POSTGRES_URL" -Atc 'select version()'
+# Drop the schemas earlier test runs left behind.
+psql "$TESSERA_TEST_POSTGRES_URL" -Atc "select 'drop schema \"' || nspname || '\" cascade;' from pg_namespace where nspname like 'tessera_test_%'" \
+  | psql "$TESSERA_TEST_POSTGRES_URL" -q >/dev/null 2>&1 || true
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo test (unit, integration, doc)"
+cargo test --workspace
+
+log "benchmarks, one iteration each"
+cargo test --workspace --benches --release
