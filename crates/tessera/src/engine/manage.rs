@@ -1,6 +1,7 @@
 //! Reading, updating and revoking sessions by handle or user, and regenerating an access token
 //! with a new payload.
 
+use super::lifecycle::plausible_handle;
 use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
@@ -82,6 +83,9 @@ impl SessionEngine {
 
     /// The stored state of a live session.
     pub async fn get_session_info(&self, handle: &str) -> Result<SessionInfo, SessionError> {
+        if !plausible_handle(handle) {
+            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+        }
         let now = self.now();
         let row = self
             .inner
@@ -108,6 +112,9 @@ impl SessionEngine {
         handle: &str,
         data: &Value,
     ) -> Result<(), SessionError> {
+        if !plausible_handle(handle) {
+            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+        }
         let updated = self
             .inner
             .store
@@ -135,6 +142,9 @@ impl SessionEngine {
         if contains_protected_claim(payload) {
             return Err(SessionError::InvalidInput(InputError::ProtectedClaim));
         }
+        if !plausible_handle(handle) {
+            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+        }
         let updated = self
             .inner
             .store
@@ -160,6 +170,7 @@ impl SessionEngine {
     pub async fn revoke_sessions(&self, handles: &[String]) -> Result<Vec<String>, SessionError> {
         let keyed: Vec<(String, String)> = handles
             .iter()
+            .filter(|h| plausible_handle(h))
             .map(|h| (tenant_of_handle(h).to_owned(), h.clone()))
             .collect();
         Ok(self
@@ -175,6 +186,9 @@ impl SessionEngine {
         user_id: &str,
         tenant_id: Option<&str>,
     ) -> Result<Vec<String>, SessionError> {
+        if !plausible_handle(user_id) || tenant_id.is_some_and(|t| !plausible_handle(t)) {
+            return Ok(Vec::new());
+        }
         let found = self
             .inner
             .store
@@ -189,6 +203,9 @@ impl SessionEngine {
         user_id: &str,
         tenant_id: Option<&str>,
     ) -> Result<Vec<String>, SessionError> {
+        if !plausible_handle(user_id) || tenant_id.is_some_and(|t| !plausible_handle(t)) {
+            return Ok(Vec::new());
+        }
         let found = self
             .inner
             .store

@@ -112,6 +112,7 @@ impl SessionEngine {
                         .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
                         .await?;
                     if !applied {
+                        tokio::task::yield_now().await;
                         continue;
                     }
                 }

@@ -12,8 +12,10 @@ use crate::token::verify::{verify_access_token, VerifyPolicy};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use serde_json::{Map, Value};
 
-/// Compare-and-set retries before giving up on a hot row.
-pub(super) const MAX_CAS_ATTEMPTS: usize = 16;
+/// Compare-and-set attempts before giving up on a hot row. Every round of contention lets at
+/// least one writer through, so this bounds the number of requests racing on one session
+/// (tabs of one browser) that all succeed.
+pub(super) const MAX_CAS_ATTEMPTS: usize = 64;
 
 impl SessionEngine {
     pub(super) fn verify_policy(&self) -> VerifyPolicy {
@@ -124,7 +126,9 @@ impl SessionEngine {
                     .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
                     .await?;
                 if !applied {
-                    continue; // another request moved the lineage: decide again on fresh state
+                    // Another request moved the lineage: decide again on fresh state.
+                    tokio::task::yield_now().await;
+                    continue;
                 }
             }
             if decision == VerifyDecision::Older && !payload_changed {

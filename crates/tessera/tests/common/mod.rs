@@ -28,6 +28,24 @@ pub fn skip_postgres() -> bool {
     asked && !ci
 }
 
+/// Two independent connections (as two instances would have) to one fresh database.
+pub async fn fresh_store_pair(backend: Backend) -> (Arc<dyn Store>, Arc<dyn Store>) {
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4()));
+            let a = SqliteStore::open(&path).await.expect("open sqlite");
+            let b = SqliteStore::open(&path).await.expect("open sqlite");
+            (Arc::new(a), Arc::new(b))
+        }
+        Backend::Postgres => {
+            let schema = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+            let a = PostgresStore::connect(&postgres_url(), Some(&schema)).await.expect("postgres");
+            let b = PostgresStore::connect(&postgres_url(), Some(&schema)).await.expect("postgres");
+            (Arc::new(a), Arc::new(b))
+        }
+    }
+}
+
 /// A fresh, empty store of the given kind.
 pub async fn fresh_store(backend: Backend) -> Arc<dyn Store> {
     match backend {
