@@ -1,1 +1,118 @@
-fn main(){}
+//! Engine benchmarks. Each figure has its baseline in the same run:
+//! - `verify/access_token` (string → verified claims, keys loaded) against
+//!   `verify/raw_rs256` (the RSA signature check alone on the same bytes);
+//! - `sign/access_token` (claims → signed token, key parsed once) against `sign/raw_rs256`;
+//! - `sqlite/create` and `sqlite/refresh`: whole operations on a SQLite file (WAL), one
+//!   core (current-thread runtime).
+//!
+//! `scripts/bench-engine.sh` runs them and prints the ratios.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+use std::sync::Arc;
+use tessera::token::mint::encode_access_token;
+use tessera::{
+    verify_access_token, AccessTokenClaims, KeyKind, KeyRing, NewSession, RefreshOptions,
+    SessionEngine, SigningKey, SqliteStore, VerifyPolicy,
+};
+
+fn claims(now_s: u64) -> AccessTokenClaims {
+    let mut user = serde_json::Map::new();
+    user.insert("iss".into(), "https://api.example.com/auth".into());
+    user.insert("role".into(), "member".into());
+    AccessTokenClaims {
+        sub: "5a1f1c9e-7d2b-4a39-9d0e-0d9b1d0b7c11".into(),
+        exp: now_s + 3600,
+        iat: now_s,
+        session_handle: "0b6a5a9e-3c52-4f0e-9b5e-6f7a2f1d9c3b".into(),
+        refresh_token_hash1: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            .into(),
+        parent_refresh_token_hash1: None,
+        anti_csrf_token: None,
+        tenant_id: "public".into(),
+        rsub: "5a1f1c9e-7d2b-4a39-9d0e-0d9b1d0b7c11".into(),
+        user_claims: user,
+    }
+}
+
+fn token_paths(c: &mut Criterion) {
+    let now_ms = tessera::Clock::now_ms(&tessera::SystemClock);
+    let key = Arc::new(
+        SigningKey::generate(format!("d-{now_ms}"), KeyKind::Dynamic, now_ms, u64::MAX)
+            .expect("key"),
+    );
+    let ring = KeyRing::new(vec![Arc::clone(&key)], vec![], None);
+    let claims = claims(now_ms / 1000);
+    let token = encode_access_token(&claims, &key).expect("mint");
+    let policy = VerifyPolicy {
+        now_ms,
+        max_lifetime_s: 3600,
+        ignore_time: false,
+    };
+    let (signed, sig_b64) = token.rsplit_once('.').expect("three parts");
+    let signature = tessera::encoding::b64url_decode(sig_b64.as_bytes()).expect("sig");
+
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("raw_rs256", |b| {
+        b.iter(|| {
+            assert!(key
+                .verifying()
+                .verify_rs256(black_box(signed.as_bytes()), black_box(&signature)))
+        })
+    });
+    g.bench_function("access_token", |b| {
+        b.iter(|| verify_access_token(black_box(&token), &ring, &policy).expect("valid"))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sign");
+    g.bench_function("raw_rs256", |b| {
+        b.iter(|| key.sign_rs256(black_box(signed.as_bytes())).expect("sign"))
+    });
+    g.bench_function("access_token", |b| {
+        b.iter(|| encode_access_token(black_box(&claims), &key).expect("mint"))
+    });
+    g.finish();
+}
+
+fn sqlite_operations(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = rt.block_on(async {
+        let store = SqliteStore::open(dir.path().join("bench.db"))
+            .await
+            .expect("store");
+        SessionEngine::builder(Arc::new(store))
+            .build()
+            .await
+            .expect("engine")
+    });
+    let mut g = c.benchmark_group("sqlite");
+    g.bench_function("create", |b| {
+        b.iter(|| {
+            rt.block_on(engine.create_session(NewSession::for_user("bench-user")))
+                .expect("create")
+        })
+    });
+    let first = rt
+        .block_on(engine.create_session(NewSession::for_user("bench-user")))
+        .expect("create");
+    let mut current = first.refresh_token.token;
+    g.bench_function("refresh", |b| {
+        b.iter(|| {
+            // Refresh with the current token, then with the child (which promotes it), so
+            // every iteration pays for one real rotation.
+            let child = rt
+                .block_on(engine.refresh_session(&current, RefreshOptions::default()))
+                .expect("refresh");
+            current = child.refresh_token.token;
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, token_paths, sqlite_operations);
+criterion_main!(benches);

@@ -58,7 +58,9 @@ impl SessionConfig {
             || self.access_token_validity_ms > 86_400_000 * SECOND
             || self.access_token_validity_ms % SECOND != 0
         {
-            return bad("access_token_validity must be a whole number of seconds from 1 to 86400000");
+            return bad(
+                "access_token_validity must be a whole number of seconds from 1 to 86400000",
+            );
         }
         if self.refresh_token_validity_ms <= self.access_token_validity_ms {
             return bad("refresh_token_validity must be longer than access_token_validity");

@@ -14,12 +14,17 @@ const PARALLEL: usize = 50;
 // RT-06: 50 simultaneous refreshes with one refresh token.
 async fn rt_06_fifty_parallel_refreshes_with_one_token(backend: Backend) {
     let (engine, clock, store) = setup(backend).await;
-    let s = engine.create_session(NewSession::for_user("tabs")).await.unwrap();
+    let s = engine
+        .create_session(NewSession::for_user("tabs"))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..PARALLEL)
         .map(|_| {
             let engine = engine.clone();
             let rt = s.refresh_token.token.clone();
-            tokio::spawn(async move { engine.refresh_session(&rt, RefreshOptions::default()).await })
+            tokio::spawn(
+                async move { engine.refresh_session(&rt, RefreshOptions::default()).await },
+            )
         })
         .collect();
     let mut children = Vec::new();
@@ -27,9 +32,16 @@ async fn rt_06_fifty_parallel_refreshes_with_one_token(backend: Backend) {
         let r = t.await.expect("task");
         children.push(r.expect("no false theft, no error"));
     }
-    let distinct: HashSet<_> = children.iter().map(|c| c.refresh_token.token.clone()).collect();
+    let distinct: HashSet<_> = children
+        .iter()
+        .map(|c| c.refresh_token.token.clone())
+        .collect();
     assert_eq!(distinct.len(), PARALLEL, "each refresh gets its own child");
-    assert_eq!(store.count_sessions("public").await.unwrap(), 1, "no duplicate rows");
+    assert_eq!(
+        store.count_sessions("public").await.unwrap(),
+        1,
+        "no duplicate rows"
+    );
 
     // The browser's jar keeps one of them (the last response); its first request promotes it.
     let kept = children.last().unwrap().clone();
@@ -49,7 +61,10 @@ async fn rt_06_fifty_parallel_refreshes_with_one_token(backend: Backend) {
         .await
         .unwrap()
         .expect("no lost session");
-    assert_eq!(row.refresh_token_hash2, sha256_hex(&sha256_hex(&kept.refresh_token.token)));
+    assert_eq!(
+        row.refresh_token_hash2,
+        sha256_hex(&sha256_hex(&kept.refresh_token.token))
+    );
     let lineage = Lineage {
         current: &row.refresh_token_hash2,
         prev: row.prev_refresh_token_hash2.as_deref(),
@@ -60,11 +75,21 @@ async fn rt_06_fifty_parallel_refreshes_with_one_token(backend: Backend) {
     for other in &children[..PARALLEL - 1] {
         let h2 = sha256_hex(&sha256_hex(&other.refresh_token.token));
         assert_eq!(
-            lineage.decide_refresh(&h2, Some(&parent), clock_now(&clock), engine.config().sibling_grace_ms),
+            lineage.decide_refresh(
+                &h2,
+                Some(&parent),
+                clock_now(&clock),
+                engine.config().sibling_grace_ms
+            ),
             RefreshDecision::AdoptSibling
         );
         assert_eq!(
-            lineage.decide_refresh(&h2, Some(&parent), after_grace, engine.config().sibling_grace_ms),
+            lineage.decide_refresh(
+                &h2,
+                Some(&parent),
+                after_grace,
+                engine.config().sibling_grace_ms
+            ),
             RefreshDecision::Theft
         );
     }
@@ -89,7 +114,10 @@ fn clock_now(clock: &tessera::ManualClock) -> u64 {
 // one current lineage, both tabs keep working inside the window.
 async fn rt_05_siblings_used_concurrently_are_not_theft(backend: Backend) {
     let (engine, _clock, store) = setup(backend).await;
-    let s = engine.create_session(NewSession::for_user("tabs")).await.unwrap();
+    let s = engine
+        .create_session(NewSession::for_user("tabs"))
+        .await
+        .unwrap();
     let mut children = Vec::new();
     for _ in 0..PARALLEL {
         children.push(
@@ -107,15 +135,23 @@ async fn rt_05_siblings_used_concurrently_are_not_theft(backend: Backend) {
             let (at, rt) = (c.access_token.token.clone(), c.refresh_token.token.clone());
             tokio::spawn(async move {
                 if i % 2 == 0 {
-                    engine.verify_session(&at, VerifyOptions::default()).await.map(|_| ())
+                    engine
+                        .verify_session(&at, VerifyOptions::default())
+                        .await
+                        .map(|_| ())
                 } else {
-                    engine.refresh_session(&rt, RefreshOptions::default()).await.map(|_| ())
+                    engine
+                        .refresh_session(&rt, RefreshOptions::default())
+                        .await
+                        .map(|_| ())
                 }
             })
         })
         .collect();
     for t in tasks {
-        t.await.expect("task").expect("no theft among concurrent siblings");
+        t.await
+            .expect("task")
+            .expect("no theft among concurrent siblings");
     }
     assert_eq!(store.count_sessions("public").await.unwrap(), 1);
 }
@@ -123,7 +159,10 @@ async fn rt_05_siblings_used_concurrently_are_not_theft(backend: Backend) {
 // 50 parallel verifications of the same first-generation access token promote once.
 async fn parallel_promotions_of_one_token(backend: Backend) {
     let (engine, _clock, store) = setup(backend).await;
-    let s = engine.create_session(NewSession::for_user("u")).await.unwrap();
+    let s = engine
+        .create_session(NewSession::for_user("u"))
+        .await
+        .unwrap();
     let child = engine
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await
@@ -137,15 +176,24 @@ async fn parallel_promotions_of_one_token(backend: Backend) {
         .collect();
     for t in tasks {
         let v = t.await.expect("task").expect("verify");
-        assert!(v.access_token.is_some(), "every caller gets a token without parent");
+        assert!(
+            v.access_token.is_some(),
+            "every caller gets a token without parent"
+        );
     }
     let row = store
         .get_session("public", "public", &s.session.handle)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.refresh_token_hash2, sha256_hex(&sha256_hex(&child.refresh_token.token)));
-    assert_eq!(row.prev_refresh_token_hash2, Some(sha256_hex(&sha256_hex(&s.refresh_token.token))));
+    assert_eq!(
+        row.refresh_token_hash2,
+        sha256_hex(&sha256_hex(&child.refresh_token.token))
+    );
+    assert_eq!(
+        row.prev_refresh_token_hash2,
+        Some(sha256_hex(&sha256_hex(&s.refresh_token.token)))
+    );
     // The parent is now rotated out.
     let r = engine
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())

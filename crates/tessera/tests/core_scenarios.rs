@@ -57,7 +57,11 @@ async fn create_and_get_session(backend: Backend) {
             .unwrap();
         assert_eq!(created.anti_csrf_token.is_some(), anti_csrf);
         let claims = claims_of(&created.access_token.token);
-        assert_eq!(claims.len(), 10, "V5 with one custom claim has exactly 10 claims");
+        assert_eq!(
+            claims.len(),
+            10,
+            "V5 with one custom claim has exactly 10 claims"
+        );
         assert_eq!(claims["parentRefreshTokenHash1"], Value::Null);
         assert_eq!(claims["sub"], "user-1");
         assert_eq!(claims["rsub"], "user-1");
@@ -128,7 +132,9 @@ async fn expired_and_anti_csrf_failures(backend: Backend) {
             .await;
         assert!(matches!(
             r,
-            Err(SessionError::TryRefreshToken(TryRefreshReason::AntiCsrfFailed))
+            Err(SessionError::TryRefreshToken(
+                TryRefreshReason::AntiCsrfFailed
+            ))
         ));
     }
     clock.advance_ms(MIN + 1_000);
@@ -150,7 +156,9 @@ async fn expired_and_anti_csrf_failures(backend: Backend) {
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::AntiCsrfMismatch
+        ))
     ));
     let ok = engine
         .refresh_session(
@@ -186,7 +194,12 @@ async fn altered_empty_and_complex_payloads(backend: Backend) {
         assert_eq!(v.session.user_data_in_jwt, p);
     }
     let created = engine.create_session(new_session("u")).await.unwrap();
-    let mut parts: Vec<String> = created.access_token.token.split('.').map(String::from).collect();
+    let mut parts: Vec<String> = created
+        .access_token
+        .token
+        .split('.')
+        .map(String::from)
+        .collect();
     let mut claims = claims_of(&created.access_token.token);
     claims.insert("sub".into(), json!("admin"));
     parts[1] = tessera::encoding::b64url_encode(Value::Object(claims).to_string().as_bytes());
@@ -195,14 +208,26 @@ async fn altered_empty_and_complex_payloads(backend: Backend) {
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::TryRefreshToken(TryRefreshReason::InvalidToken))
+        Err(SessionError::TryRefreshToken(
+            TryRefreshReason::InvalidToken
+        ))
     ));
 }
 
 // Protected claims are refused before any write.
 async fn protected_claims_refused_before_write(backend: Backend) {
     let (engine, _clock, store) = setup(backend).await;
-    for claim in ["sub", "exp", "iat", "sessionHandle", "refreshTokenHash1", "parentRefreshTokenHash1", "antiCsrfToken", "tId", "rsub"] {
+    for claim in [
+        "sub",
+        "exp",
+        "iat",
+        "sessionHandle",
+        "refreshTokenHash1",
+        "parentRefreshTokenHash1",
+        "antiCsrfToken",
+        "tId",
+        "rsub",
+    ] {
         let r = engine
             .create_session(NewSession {
                 access_token_payload: payload(json!({ claim: "x" })),
@@ -210,7 +235,12 @@ async fn protected_claims_refused_before_write(backend: Backend) {
             })
             .await;
         assert!(
-            matches!(r, Err(SessionError::InvalidInput(tessera::InputError::ProtectedClaim))),
+            matches!(
+                r,
+                Err(SessionError::InvalidInput(
+                    tessera::InputError::ProtectedClaim
+                ))
+            ),
             "{claim}"
         );
     }
@@ -219,11 +249,24 @@ async fn protected_claims_refused_before_write(backend: Backend) {
     let r = engine
         .update_access_token_payload(&created.session.handle, &payload(json!({"sub": "admin"})))
         .await;
-    assert!(matches!(r, Err(SessionError::InvalidInput(tessera::InputError::ProtectedClaim))));
+    assert!(matches!(
+        r,
+        Err(SessionError::InvalidInput(
+            tessera::InputError::ProtectedClaim
+        ))
+    ));
     let r = engine
-        .regenerate_access_token(&created.access_token.token, Some(payload(json!({"exp": 1}))))
+        .regenerate_access_token(
+            &created.access_token.token,
+            Some(payload(json!({"exp": 1}))),
+        )
         .await;
-    assert!(matches!(r, Err(SessionError::InvalidInput(tessera::InputError::ProtectedClaim))));
+    assert!(matches!(
+        r,
+        Err(SessionError::InvalidInput(
+            tessera::InputError::ProtectedClaim
+        ))
+    ));
 }
 
 // SessionTest2 / PRJ-07: theft S1_R1_S2_R1 — the parent reused after its child was promoted
@@ -238,7 +281,10 @@ async fn theft_parent_reused_after_child_promoted_by_verify(backend: Backend) {
             },
         )
         .await;
-        let s = engine.create_session(new_session("thief-victim")).await.unwrap();
+        let s = engine
+            .create_session(new_session("thief-victim"))
+            .await
+            .unwrap();
         let r1 = engine
             .refresh_session(&s.refresh_token.token, RefreshOptions::default())
             .await
@@ -248,7 +294,10 @@ async fn theft_parent_reused_after_child_promoted_by_verify(backend: Backend) {
             .await
             .unwrap();
         let promoted_at = v.access_token.expect("promotion mints a new access token");
-        assert_eq!(claims_of(&promoted_at.token)["parentRefreshTokenHash1"], Value::Null);
+        assert_eq!(
+            claims_of(&promoted_at.token)["parentRefreshTokenHash1"],
+            Value::Null
+        );
         let r = engine
             .refresh_session(&s.refresh_token.token, RefreshOptions::default())
             .await;
@@ -271,7 +320,9 @@ async fn theft_parent_reused_after_child_promoted_by_verify(backend: Backend) {
             .await;
         assert!(matches!(
             r,
-            Err(SessionError::Unauthorised(UnauthorisedReason::SessionMissingOrExpired))
+            Err(SessionError::Unauthorised(
+                UnauthorisedReason::SessionMissingOrExpired
+            ))
         ));
         let r = engine.verify_session(&promoted_at.token, check_db()).await;
         assert!(matches!(
@@ -385,11 +436,17 @@ async fn verify_expire_refresh_loop_keeps_one_row(backend: Backend) {
     let s = engine.create_session(new_session("u")).await.unwrap();
     let (mut at, mut rt) = (s.access_token.token, s.refresh_token.token);
     for _ in 0..5 {
-        let v = engine.verify_session(&at, VerifyOptions::default()).await.unwrap();
+        let v = engine
+            .verify_session(&at, VerifyOptions::default())
+            .await
+            .unwrap();
         if let Some(new_at) = v.access_token {
             at = new_at.token;
         }
-        engine.verify_session(&at, VerifyOptions::default()).await.unwrap();
+        engine
+            .verify_session(&at, VerifyOptions::default())
+            .await
+            .unwrap();
         clock.advance_ms(MIN + 1_000);
         let r = engine.verify_session(&at, VerifyOptions::default()).await;
         assert!(matches!(
@@ -426,7 +483,9 @@ async fn parent_refresh_does_not_extend_but_promotion_does(backend: Backend) {
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionMissingOrExpired))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionMissingOrExpired
+        ))
     ));
 
     // Each child's access token is verified right away: that promotes the child and
@@ -453,15 +512,22 @@ async fn revoke_then_refresh_and_verify(backend: Backend) {
     let (engine, clock, _store) = setup(backend).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
     assert!(engine.revoke_session(&s.session.handle).await.unwrap());
-    assert!(!engine.revoke_session(&s.session.handle).await.unwrap(), "already gone");
+    assert!(
+        !engine.revoke_session(&s.session.handle).await.unwrap(),
+        "already gone"
+    );
     let r = engine
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionMissingOrExpired))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionMissingOrExpired
+        ))
     ));
-    let r = engine.verify_session(&s.access_token.token, check_db()).await;
+    let r = engine
+        .verify_session(&s.access_token.token, check_db())
+        .await;
     assert!(matches!(
         r,
         Err(SessionError::Unauthorised(UnauthorisedReason::SessionEnded))
@@ -474,7 +540,10 @@ async fn revoke_then_refresh_and_verify(backend: Backend) {
     let r = engine
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await;
-    assert!(matches!(r, Err(SessionError::TryRefreshToken(TryRefreshReason::Expired))));
+    assert!(matches!(
+        r,
+        Err(SessionError::TryRefreshToken(TryRefreshReason::Expired))
+    ));
 }
 
 // SessionTest3/4: revoke all for a user, list handles, expired sessions are not listed and
@@ -484,28 +553,48 @@ async fn user_sessions_listing_revoking_and_cleanup(backend: Backend) {
     let a1 = engine.create_session(new_session("alice")).await.unwrap();
     let a2 = engine.create_session(new_session("alice")).await.unwrap();
     let b = engine.create_session(new_session("bob")).await.unwrap();
-    let mut handles = engine.session_handles_for_user("alice", None).await.unwrap();
+    let mut handles = engine
+        .session_handles_for_user("alice", None)
+        .await
+        .unwrap();
     handles.sort();
     let mut expected = vec![a1.session.handle.clone(), a2.session.handle.clone()];
     expected.sort();
     assert_eq!(handles, expected);
-    let mut revoked = engine.revoke_all_sessions_for_user("alice", None).await.unwrap();
+    let mut revoked = engine
+        .revoke_all_sessions_for_user("alice", None)
+        .await
+        .unwrap();
     revoked.sort();
     assert_eq!(revoked, expected);
-    assert!(engine.session_handles_for_user("alice", None).await.unwrap().is_empty());
+    assert!(engine
+        .session_handles_for_user("alice", None)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.count_sessions("public").await.unwrap(), 1);
 
     clock.advance_ms(test_config().refresh_token_validity_ms + 1);
-    assert!(engine.session_handles_for_user("bob", None).await.unwrap().is_empty());
-    let r = engine.update_session_data(&b.session.handle, &json!({})).await;
+    assert!(engine
+        .session_handles_for_user("bob", None)
+        .await
+        .unwrap()
+        .is_empty());
+    let r = engine
+        .update_session_data(&b.session.handle, &json!({}))
+        .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist
+        ))
     ));
     let r = engine.get_session_info(&b.session.handle).await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist
+        ))
     ));
     let report = engine.cleanup().await.unwrap();
     assert_eq!(report.sessions, 1);
@@ -516,10 +605,14 @@ async fn user_sessions_listing_revoking_and_cleanup(backend: Backend) {
 // verify only with the DB check.
 async fn data_and_payload_updates(backend: Backend) {
     let (engine, _clock, _store) = setup(backend).await;
-    let r = engine.update_session_data("no-such-handle", &json!({})).await;
+    let r = engine
+        .update_session_data("no-such-handle", &json!({}))
+        .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist
+        ))
     ));
     let s = engine.create_session(new_session("u")).await.unwrap();
     engine
@@ -541,9 +634,15 @@ async fn data_and_payload_updates(backend: Backend) {
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await
         .unwrap();
-    assert!(v.access_token.is_none(), "without the DB check the token is unchanged");
+    assert!(
+        v.access_token.is_none(),
+        "without the DB check the token is unchanged"
+    );
     assert_eq!(v.session.user_data_in_jwt["key"], "value");
-    let v = engine.verify_session(&s.access_token.token, check_db()).await.unwrap();
+    let v = engine
+        .verify_session(&s.access_token.token, check_db())
+        .await
+        .unwrap();
     let minted = v.access_token.expect("payload change mints a new token");
     assert_eq!(claims_of(&minted.token)["role"], "admin");
     assert_eq!(v.session.user_data_in_jwt, new_payload);
@@ -574,11 +673,17 @@ async fn regenerate_access_token(backend: Backend) {
     let after = claims_of(&token.token);
     assert_eq!(after["exp"], before["exp"], "same expiry");
     assert_eq!(after["refreshTokenHash1"], before["refreshTokenHash1"]);
-    assert_eq!(after["parentRefreshTokenHash1"], before["parentRefreshTokenHash1"]);
+    assert_eq!(
+        after["parentRefreshTokenHash1"],
+        before["parentRefreshTokenHash1"]
+    );
     assert_eq!(after["v"], 2);
     assert!(after.get("key").is_none(), "payload replaced");
     // Regenerate without a payload keeps the stored one.
-    let g = engine.regenerate_access_token(&token.token, None).await.unwrap();
+    let g = engine
+        .regenerate_access_token(&token.token, None)
+        .await
+        .unwrap();
     assert_eq!(g.session.user_data_in_jwt, payload(json!({"v": 2})));
 
     clock.advance_ms(MIN);
@@ -586,7 +691,10 @@ async fn regenerate_access_token(backend: Backend) {
         .regenerate_access_token(&token.token, Some(payload(json!({"v": 3}))))
         .await
         .unwrap();
-    assert!(g.access_token.is_none(), "expired token: database-only update");
+    assert!(
+        g.access_token.is_none(),
+        "expired token: database-only update"
+    );
     let info = engine.get_session_info(&s.session.handle).await.unwrap();
     assert_eq!(info.access_token_payload, payload(json!({"v": 3})));
 
@@ -597,12 +705,16 @@ async fn regenerate_access_token(backend: Backend) {
     let r = engine.regenerate_access_token(&token.token, None).await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist
+        ))
     ));
     let r = engine.regenerate_access_token("garbage", None).await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::InvalidAccessToken))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::InvalidAccessToken
+        ))
     ));
 }
 
@@ -616,14 +728,21 @@ async fn static_and_dynamic_keys(backend: Backend) {
         })
         .await
         .unwrap();
-    let kid = header_of(&s.access_token.token)["kid"].as_str().unwrap().to_owned();
+    let kid = header_of(&s.access_token.token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(kid.starts_with("s-"), "{kid}");
     engine
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await
         .unwrap();
     let jwks = engine.jwks();
-    assert_eq!(jwks.keys.len(), 2, "a fresh install publishes one d- and one s- key");
+    assert_eq!(
+        jwks.keys.len(),
+        2,
+        "a fresh install publishes one d- and one s- key"
+    );
     assert!(jwks.keys[0].kid.starts_with("d-"));
     assert!(jwks.keys.iter().any(|k| k.kid == kid));
 
@@ -637,7 +756,10 @@ async fn static_and_dynamic_keys(backend: Backend) {
         )
         .await
         .unwrap();
-    assert!(header_of(&r.access_token.token)["kid"].as_str().unwrap().starts_with("d-"));
+    assert!(header_of(&r.access_token.token)["kid"]
+        .as_str()
+        .unwrap()
+        .starts_with("d-"));
     let row = store
         .get_session("public", "public", &s.session.handle)
         .await
@@ -650,7 +772,10 @@ async fn static_and_dynamic_keys(backend: Backend) {
         .await
         .unwrap();
     let promoted = v.access_token.unwrap();
-    assert!(header_of(&promoted.token)["kid"].as_str().unwrap().starts_with("d-"));
+    assert!(header_of(&promoted.token)["kid"]
+        .as_str()
+        .unwrap()
+        .starts_with("d-"));
 }
 
 // SessionTest1 signing-key change / AccessTokenSigningKeyTest: rotation with a short interval.
@@ -666,7 +791,10 @@ async fn signing_key_rotation(backend: Backend) {
     };
     let (engine, clock, _store) = setup_with(backend, config).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
-    let old_kid = header_of(&s.access_token.token)["kid"].as_str().unwrap().to_owned();
+    let old_kid = header_of(&s.access_token.token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // A new key becomes due at I − O = 55 s: it is published but does not sign yet.
     clock.advance_ms(56_000);
@@ -675,7 +803,10 @@ async fn signing_key_rotation(backend: Backend) {
         .await
         .unwrap();
     let jwks = engine.jwks();
-    assert_eq!(jwks.keys.iter().filter(|k| k.kid.starts_with("d-")).count(), 2);
+    assert_eq!(
+        jwks.keys.iter().filter(|k| k.kid.starts_with("d-")).count(),
+        2
+    );
     assert_eq!(
         header_of(&r.access_token.token)["kid"].as_str().unwrap(),
         old_kid,
@@ -686,7 +817,10 @@ async fn signing_key_rotation(backend: Backend) {
         .refresh_session(&r.refresh_token.token, RefreshOptions::default())
         .await
         .unwrap();
-    let new_kid = header_of(&r2.access_token.token)["kid"].as_str().unwrap().to_owned();
+    let new_kid = header_of(&r2.access_token.token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new_kid, old_kid, "after the overlap the new key signs");
     assert_eq!(jwks.keys[0].kid, new_kid, "newest first");
 
@@ -722,7 +856,11 @@ async fn restart_and_second_instance_share_keys(backend: Backend) {
     let jwks_before = engine.jwks();
     drop(engine);
     let restarted = common::engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
-    assert_eq!(restarted.jwks(), jwks_before, "keys reloaded, not regenerated");
+    assert_eq!(
+        restarted.jwks(),
+        jwks_before,
+        "keys reloaded, not regenerated"
+    );
     restarted
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await
@@ -752,8 +890,14 @@ async fn keys_from_another_instance(backend: Backend) {
     let b = common::engine_on(Arc::clone(&store), config.clone(), Arc::clone(&clock)).await;
     clock.advance_ms(61_000);
     let s = b.create_session(new_session("u")).await.unwrap(); // b rotates
-    let kid = header_of(&s.access_token.token)["kid"].as_str().unwrap().to_owned();
-    assert!(!a.jwks().keys.iter().any(|k| k.kid == kid), "a has not seen it yet");
+    let kid = header_of(&s.access_token.token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !a.jwks().keys.iter().any(|k| k.kid == kid),
+        "a has not seen it yet"
+    );
     a.verify_session(&s.access_token.token, VerifyOptions::default())
         .await
         .expect("unknown kid triggers one reload");
@@ -769,7 +913,9 @@ async fn keys_from_another_instance(backend: Backend) {
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::Unauthorised(UnauthorisedReason::InvalidRefreshToken))
+        Err(SessionError::Unauthorised(
+            UnauthorisedReason::InvalidRefreshToken
+        ))
     ));
 }
 
@@ -786,14 +932,34 @@ async fn tenants(backend: Backend) {
     assert!(t.session.handle.ends_with("_acme"));
     assert_eq!(claims_of(&t.access_token.token)["tId"], "acme");
     let p = engine.create_session(new_session("u")).await.unwrap();
-    assert_eq!(engine.session_handles_for_user("u", Some("acme")).await.unwrap(), vec![t.session.handle.clone()]);
-    assert_eq!(engine.session_handles_for_user("u", None).await.unwrap().len(), 2);
+    assert_eq!(
+        engine
+            .session_handles_for_user("u", Some("acme"))
+            .await
+            .unwrap(),
+        vec![t.session.handle.clone()]
+    );
+    assert_eq!(
+        engine
+            .session_handles_for_user("u", None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let r = engine
         .refresh_session(&t.refresh_token.token, RefreshOptions::default())
         .await
         .unwrap();
     assert_eq!(r.session.tenant_id, "acme");
-    assert_eq!(engine.get_session_info(&t.session.handle).await.unwrap().tenant_id, "acme");
+    assert_eq!(
+        engine
+            .get_session_info(&t.session.handle)
+            .await
+            .unwrap()
+            .tenant_id,
+        "acme"
+    );
     assert!(engine.revoke_session(&p.session.handle).await.unwrap());
     let r = engine
         .create_session(NewSession {
@@ -814,11 +980,18 @@ async fn bad_input_gets_typed_errors(backend: Backend) {
     }
     for garbage in ["", ".", "..", "a.b.c", "\u{0}", long.as_str(), "ey.ey.ey"] {
         let r = engine.verify_session(garbage, check_db()).await;
-        assert!(matches!(r, Err(SessionError::TryRefreshToken(_))), "{garbage:?}");
-        let r = engine.refresh_session(garbage, RefreshOptions::default()).await;
+        assert!(
+            matches!(r, Err(SessionError::TryRefreshToken(_))),
+            "{garbage:?}"
+        );
+        let r = engine
+            .refresh_session(garbage, RefreshOptions::default())
+            .await;
         assert!(matches!(
             r,
-            Err(SessionError::Unauthorised(UnauthorisedReason::InvalidRefreshToken))
+            Err(SessionError::Unauthorised(
+                UnauthorisedReason::InvalidRefreshToken
+            ))
         ));
         let r = engine.get_session_info(garbage).await;
         assert!(matches!(r, Err(SessionError::Unauthorised(_))));
@@ -834,9 +1007,15 @@ async fn bad_input_gets_typed_errors(backend: Backend) {
         .await;
     assert!(matches!(
         r,
-        Err(SessionError::InvalidInput(tessera::InputError::PayloadTooLarge(..)))
+        Err(SessionError::InvalidInput(
+            tessera::InputError::PayloadTooLarge(..)
+        ))
     ));
-    assert_eq!(store.count_sessions("public").await.unwrap(), 0, "no row for a refused token");
+    assert_eq!(
+        store.count_sessions("public").await.unwrap(),
+        0,
+        "no row for a refused token"
+    );
 }
 
 // The configured issuer is added to minted tokens and required at verify.
@@ -847,7 +1026,10 @@ async fn issuer_is_minted_and_checked(backend: Backend) {
     };
     let (engine, clock, store) = setup_with(backend, config).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
-    assert_eq!(claims_of(&s.access_token.token)["iss"], "https://api.example.com/auth");
+    assert_eq!(
+        claims_of(&s.access_token.token)["iss"],
+        "https://api.example.com/auth"
+    );
     engine
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await
@@ -864,7 +1046,12 @@ async fn issuer_is_minted_and_checked(backend: Backend) {
     let r = foreign
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await;
-    assert!(matches!(r, Err(SessionError::TryRefreshToken(TryRefreshReason::InvalidToken))));
+    assert!(matches!(
+        r,
+        Err(SessionError::TryRefreshToken(
+            TryRefreshReason::InvalidToken
+        ))
+    ));
 }
 
 on_both_stores!(

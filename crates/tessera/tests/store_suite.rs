@@ -30,32 +30,88 @@ async fn sessions_crud(backend: Backend) {
     let store = fresh_store(backend).await;
     let r = row("h1", "alice", "public", 1_000);
     store.insert_session(&r).await.unwrap();
-    assert!(store.insert_session(&r).await.is_err(), "duplicate handle refused");
-    assert_eq!(store.get_session("public", "public", "h1").await.unwrap(), Some(r.clone()));
-    assert_eq!(store.get_session("public", "other", "h1").await.unwrap(), None);
-    assert_eq!(store.get_session("app2", "public", "h1").await.unwrap(), None, "apps are isolated");
+    assert!(
+        store.insert_session(&r).await.is_err(),
+        "duplicate handle refused"
+    );
+    assert_eq!(
+        store.get_session("public", "public", "h1").await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(
+        store.get_session("public", "other", "h1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_session("app2", "public", "h1").await.unwrap(),
+        None,
+        "apps are isolated"
+    );
 
-    assert!(store.update_jwt_payload("public", "public", "h1", r#"{"p":2}"#, 999).await.unwrap());
-    assert!(!store.update_jwt_payload("public", "public", "h1", "{}", 1_000).await.unwrap(), "expired");
-    assert!(store.update_session_data("public", "public", "h1", r#"{"d":2}"#, 0).await.unwrap());
-    assert!(!store.update_session_data("public", "public", "nope", "{}", 0).await.unwrap());
-    store.set_use_static_key("public", "public", "h1", true).await.unwrap();
-    let got = store.get_session("public", "public", "h1").await.unwrap().unwrap();
+    assert!(store
+        .update_jwt_payload("public", "public", "h1", r#"{"p":2}"#, 999)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .update_jwt_payload("public", "public", "h1", "{}", 1_000)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(store
+        .update_session_data("public", "public", "h1", r#"{"d":2}"#, 0)
+        .await
+        .unwrap());
+    assert!(!store
+        .update_session_data("public", "public", "nope", "{}", 0)
+        .await
+        .unwrap());
+    store
+        .set_use_static_key("public", "public", "h1", true)
+        .await
+        .unwrap();
+    let got = store
+        .get_session("public", "public", "h1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.jwt_user_payload, r#"{"p":2}"#);
     assert_eq!(got.session_data, r#"{"d":2}"#);
     assert!(got.use_static_key);
 
-    store.insert_session(&row("h2", "alice", "acme", 2_000)).await.unwrap();
-    store.insert_session(&row("h3", "bob", "public", 2_000)).await.unwrap();
-    let all = store.session_handles_for_user("public", None, "alice", 500).await.unwrap();
+    store
+        .insert_session(&row("h2", "alice", "acme", 2_000))
+        .await
+        .unwrap();
+    store
+        .insert_session(&row("h3", "bob", "public", 2_000))
+        .await
+        .unwrap();
+    let all = store
+        .session_handles_for_user("public", None, "alice", 500)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
-    let acme = store.session_handles_for_user("public", Some("acme"), "alice", 500).await.unwrap();
+    let acme = store
+        .session_handles_for_user("public", Some("acme"), "alice", 500)
+        .await
+        .unwrap();
     assert_eq!(acme, vec![("acme".to_string(), "h2".to_string())]);
-    let live = store.session_handles_for_user("public", None, "alice", 1_500).await.unwrap();
+    let live = store
+        .session_handles_for_user("public", None, "alice", 1_500)
+        .await
+        .unwrap();
     assert_eq!(live.len(), 1, "expired rows are not listed");
 
     let deleted = store
-        .delete_sessions("public", &[("public".into(), "h1".into()), ("public".into(), "nope".into())])
+        .delete_sessions(
+            "public",
+            &[
+                ("public".into(), "h1".into()),
+                ("public".into(), "nope".into()),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(deleted, vec!["h1".to_string()], "only handles that existed");
@@ -67,7 +123,10 @@ async fn sessions_crud(backend: Backend) {
 
 async fn lineage_compare_and_set(backend: Backend) {
     let store = fresh_store(backend).await;
-    store.insert_session(&row("h", "u", "public", 1_000)).await.unwrap();
+    store
+        .insert_session(&row("h", "u", "public", 1_000))
+        .await
+        .unwrap();
     let update = |expected: &'static str| LineageUpdate {
         expected_current: expected,
         current: "h2-next",
@@ -76,10 +135,26 @@ async fn lineage_compare_and_set(backend: Backend) {
         expires_at: 9_000,
         use_static_key: true,
     };
-    assert!(!store.update_lineage("public", "public", "h", &update("stale")).await.unwrap());
-    assert!(store.update_lineage("public", "public", "h", &update("h2-h")).await.unwrap());
-    assert!(!store.update_lineage("public", "public", "h", &update("h2-h")).await.unwrap(), "second CAS loses");
-    let got = store.get_session("public", "public", "h").await.unwrap().unwrap();
+    assert!(!store
+        .update_lineage("public", "public", "h", &update("stale"))
+        .await
+        .unwrap());
+    assert!(store
+        .update_lineage("public", "public", "h", &update("h2-h"))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .update_lineage("public", "public", "h", &update("h2-h"))
+            .await
+            .unwrap(),
+        "second CAS loses"
+    );
+    let got = store
+        .get_session("public", "public", "h")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.refresh_token_hash2, "h2-next");
     assert_eq!(got.prev_refresh_token_hash2.as_deref(), Some("h2-h"));
     assert_eq!(got.refresh_token_rotated_at, Some(5));
@@ -89,10 +164,16 @@ async fn lineage_compare_and_set(backend: Backend) {
 // Concurrent compare-and-set from two connections: exactly one wins.
 async fn lineage_cas_is_atomic_across_instances(backend: Backend) {
     let (a, b) = fresh_store_pair(backend).await;
-    a.insert_session(&row("h", "u", "public", 1_000)).await.unwrap();
+    a.insert_session(&row("h", "u", "public", 1_000))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let store: Arc<dyn Store> = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+            let store: Arc<dyn Store> = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
             tokio::spawn(async move {
                 let current = format!("winner-{i}");
                 let u = LineageUpdate {
@@ -132,11 +213,19 @@ async fn key_creation_is_atomic_across_instances(backend: Backend) {
     let (a, b) = fresh_store_pair(backend).await;
     let tasks: Vec<_> = (0..10u64)
         .map(|i| {
-            let store = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+            let store = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
             tokio::spawn(async move {
                 let dynamic = loop {
                     match store
-                        .insert_dynamic_key_unless_fresh("public", &key(&format!("d-{}", 1_000 + i), 1_000 + i), 500)
+                        .insert_dynamic_key_unless_fresh(
+                            "public",
+                            &key(&format!("d-{}", 1_000 + i), 1_000 + i),
+                            500,
+                        )
                         .await
                     {
                         Ok(v) => break v,
@@ -145,7 +234,10 @@ async fn key_creation_is_atomic_across_instances(backend: Backend) {
                 };
                 let static_ = loop {
                     match store
-                        .insert_static_key_unless_present("public", &key(&format!("s-{i}"), 1_000 + i))
+                        .insert_static_key_unless_present(
+                            "public",
+                            &key(&format!("s-{i}"), 1_000 + i),
+                        )
                         .await
                     {
                         Ok(v) => break v,
@@ -162,16 +254,29 @@ async fn key_creation_is_atomic_across_instances(backend: Backend) {
         d += usize::from(di);
         s += usize::from(si);
     }
-    assert_eq!((d, s), (1, 1), "exactly one dynamic and one static key inserted");
+    assert_eq!(
+        (d, s),
+        (1, 1),
+        "exactly one dynamic and one static key inserted"
+    );
     assert_eq!(a.dynamic_keys("public", 0).await.unwrap().len(), 1);
     assert_eq!(b.static_keys("public").await.unwrap().len(), 1);
     // A stale key does not block a new one; fresh ones do.
-    assert!(!a.insert_dynamic_key_unless_fresh("public", &key("d-2000", 2_000), 1_000).await.unwrap());
-    assert!(a.insert_dynamic_key_unless_fresh("public", &key("d-3000", 3_000), 2_500).await.unwrap());
+    assert!(!a
+        .insert_dynamic_key_unless_fresh("public", &key("d-2000", 2_000), 1_000)
+        .await
+        .unwrap());
+    assert!(a
+        .insert_dynamic_key_unless_fresh("public", &key("d-3000", 3_000), 2_500)
+        .await
+        .unwrap());
     let keys = a.dynamic_keys("public", 0).await.unwrap();
     assert_eq!(keys[0].kid, "d-3000", "newest first");
     assert_eq!(a.dynamic_keys("public", 2_000).await.unwrap().len(), 1);
-    assert_eq!(a.delete_dynamic_keys_before("public", 3_000).await.unwrap(), 1);
+    assert_eq!(
+        a.delete_dynamic_keys_before("public", 3_000).await.unwrap(),
+        1
+    );
     assert!(a.dynamic_keys("other-app", 0).await.unwrap().is_empty());
 }
 
@@ -179,7 +284,11 @@ async fn key_value_first_writer_wins(backend: Backend) {
     let (a, b) = fresh_store_pair(backend).await;
     let tasks: Vec<_> = (0..10)
         .map(|i| {
-            let store = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+            let store = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
             tokio::spawn(async move {
                 loop {
                     match store
@@ -198,7 +307,10 @@ async fn key_value_first_writer_wins(backend: Backend) {
         seen.insert(t.await.unwrap());
     }
     assert_eq!(seen.len(), 1, "every instance reads the same master key");
-    let other = a.get_or_insert_key_value("app2", "refresh_token_key", "x", 1).await.unwrap();
+    let other = a
+        .get_or_insert_key_value("app2", "refresh_token_key", "x", 1)
+        .await
+        .unwrap();
     assert_eq!(other, "x", "per app");
 }
 

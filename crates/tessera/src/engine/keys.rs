@@ -35,14 +35,16 @@ pub(super) fn parse_configured_static_key(
                 "static signing key: expected an unencrypted PKCS#8 PEM (BEGIN PRIVATE KEY)".into(),
             ));
         }
-        let der = b64_decode(&body)
-            .ok_or_else(|| EngineError::Config("static signing key: PEM body is not base64".into()))?;
+        let der = b64_decode(&body).ok_or_else(|| {
+            EngineError::Config("static signing key: PEM body is not base64".into())
+        })?;
         format!("|{}", b64_encode(&der))
     } else {
         text.to_owned()
     };
-    let probe = SigningKey::from_stored(&stored, "s-probe".into(), KeyKind::Static, now_ms, u64::MAX)
-        .map_err(|e| EngineError::Config(format!("static signing key rejected: {e}")))?;
+    let probe =
+        SigningKey::from_stored(&stored, "s-probe".into(), KeyKind::Static, now_ms, u64::MAX)
+            .map_err(|e| EngineError::Config(format!("static signing key rejected: {e}")))?;
     let fingerprint = sha256_hex(&b64_encode(probe.verifying().modulus()));
     let kid = format!("s-{}", &fingerprint[..32]);
     SigningKey::from_stored(&stored, kid, KeyKind::Static, now_ms, u64::MAX)
@@ -94,7 +96,11 @@ impl SessionEngine {
             };
             let inserted = inner
                 .store
-                .insert_dynamic_key_unless_fresh(&inner.app_id, &stored, timing.fresh_threshold(now))
+                .insert_dynamic_key_unless_fresh(
+                    &inner.app_id,
+                    &stored,
+                    timing.fresh_threshold(now),
+                )
                 .await?;
             if inserted {
                 tracing::info!(app = %inner.app_id, kid = %stored.kid, "created dynamic signing key");
@@ -169,7 +175,8 @@ impl SessionEngine {
         };
         if due {
             let _guard = self.inner.key_reload.lock().await;
-            let still_due = timing.new_key_due(self.inner.keys.load().newest_dynamic_created(), now);
+            let still_due =
+                timing.new_key_due(self.inner.keys.load().newest_dynamic_created(), now);
             if still_due {
                 self.reload_keys_locked().await?;
             }
@@ -177,19 +184,27 @@ impl SessionEngine {
         let ring = self.inner.keys.load();
         ring.signing_key(kind, &timing, now)
             .cloned()
-            .ok_or(SessionError::Engine(EngineError::Crypto("no signing key available")))
+            .ok_or(SessionError::Engine(EngineError::Crypto(
+                "no signing key available",
+            )))
     }
 
     /// Reloads keys because a token named a `kid` we do not hold; at most once per cooldown.
     /// Returns true if a reload happened.
     pub(super) async fn reload_for_unknown_kid(&self) -> Result<bool, EngineError> {
         let now = self.now();
-        let last = self.inner.last_unknown_kid_reload_ms.load(Ordering::Relaxed);
+        let last = self
+            .inner
+            .last_unknown_kid_reload_ms
+            .load(Ordering::Relaxed);
         if now < last.saturating_add(UNKNOWN_KID_RELOAD_COOLDOWN_MS) && last != 0 {
             return Ok(false);
         }
         let _guard = self.inner.key_reload.lock().await;
-        let last = self.inner.last_unknown_kid_reload_ms.load(Ordering::Relaxed);
+        let last = self
+            .inner
+            .last_unknown_kid_reload_ms
+            .load(Ordering::Relaxed);
         if now < last.saturating_add(UNKNOWN_KID_RELOAD_COOLDOWN_MS) && last != 0 {
             return Ok(false);
         }

@@ -39,7 +39,9 @@ impl SessionEngine {
             .load_row(&claims)
             .await?
             .filter(|r| r.expires_at > now)
-            .ok_or(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))?;
+            .ok_or(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ))?;
         let payload = new_payload.unwrap_or_else(|| parse_payload(&row.jwt_user_payload));
         let updated = self
             .inner
@@ -53,7 +55,9 @@ impl SessionEngine {
             )
             .await?;
         if !updated {
-            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+            return Err(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ));
         }
         let expired = claims.exp.saturating_mul(1000) < now;
         let session = SessionSummary {
@@ -74,7 +78,9 @@ impl SessionEngine {
             user_claims: payload,
             ..claims
         };
-        let token = self.mint_access_token(&new_claims, row.use_static_key).await?;
+        let token = self
+            .mint_access_token(&new_claims, row.use_static_key)
+            .await?;
         Ok(Regenerated {
             session,
             access_token: Some(token),
@@ -84,7 +90,9 @@ impl SessionEngine {
     /// The stored state of a live session.
     pub async fn get_session_info(&self, handle: &str) -> Result<SessionInfo, SessionError> {
         if !plausible_handle(handle) {
-            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+            return Err(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ));
         }
         let now = self.now();
         let row = self
@@ -93,7 +101,9 @@ impl SessionEngine {
             .get_session(&self.inner.app_id, tenant_of_handle(handle), handle)
             .await?
             .filter(|r| r.expires_at > now)
-            .ok_or(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))?;
+            .ok_or(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ))?;
         Ok(SessionInfo {
             session_data: serde_json::from_str(&row.session_data).unwrap_or(Value::Null),
             access_token_payload: parse_payload(&row.jwt_user_payload),
@@ -113,7 +123,9 @@ impl SessionEngine {
         data: &Value,
     ) -> Result<(), SessionError> {
         if !plausible_handle(handle) {
-            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+            return Err(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ));
         }
         let updated = self
             .inner
@@ -126,9 +138,9 @@ impl SessionEngine {
                 self.now(),
             )
             .await?;
-        updated
-            .then_some(())
-            .ok_or(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        updated.then_some(()).ok_or(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist,
+        ))
     }
 
     /// Replaces the custom access-token claims stored for a live session. Tokens already
@@ -143,7 +155,9 @@ impl SessionEngine {
             return Err(SessionError::InvalidInput(InputError::ProtectedClaim));
         }
         if !plausible_handle(handle) {
-            return Err(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist));
+            return Err(SessionError::Unauthorised(
+                UnauthorisedReason::SessionDoesNotExist,
+            ));
         }
         let updated = self
             .inner
@@ -156,9 +170,9 @@ impl SessionEngine {
                 self.now(),
             )
             .await?;
-        updated
-            .then_some(())
-            .ok_or(SessionError::Unauthorised(UnauthorisedReason::SessionDoesNotExist))
+        updated.then_some(()).ok_or(SessionError::Unauthorised(
+            UnauthorisedReason::SessionDoesNotExist,
+        ))
     }
 
     /// Revokes one session; true if it existed.

@@ -40,7 +40,10 @@ impl SessionEngine {
         }
         let hash1 = sha256_hex(refresh_token);
         let presented = sha256_hex(&hash1);
-        let parent = payload.parent_refresh_token_hash1.as_deref().map(sha256_hex);
+        let parent = payload
+            .parent_refresh_token_hash1
+            .as_deref()
+            .map(sha256_hex);
         let tenant = payload.tenant();
 
         for _ in 0..MAX_CAS_ATTEMPTS {

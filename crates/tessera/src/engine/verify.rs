@@ -42,7 +42,9 @@ impl SessionEngine {
         .map_err(SessionError::TryRefreshToken)?;
         if let Some(iss) = &self.inner.config.issuer {
             if claims.user_claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
-                return Err(SessionError::TryRefreshToken(TryRefreshReason::InvalidToken));
+                return Err(SessionError::TryRefreshToken(
+                    TryRefreshReason::InvalidToken,
+                ));
             }
         }
         Ok(claims)
@@ -69,7 +71,9 @@ impl SessionEngine {
                 _ => false,
             };
             if !ok {
-                return Err(SessionError::TryRefreshToken(TryRefreshReason::AntiCsrfFailed));
+                return Err(SessionError::TryRefreshToken(
+                    TryRefreshReason::AntiCsrfFailed,
+                ));
             }
         }
         if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
@@ -98,8 +102,12 @@ impl SessionEngine {
                 rotated_at_ms: row.refresh_token_rotated_at,
             };
             let now = self.now();
-            let decision =
-                lineage.decide_verify(&own, parent.as_deref(), now, self.inner.config.sibling_grace_ms);
+            let decision = lineage.decide_verify(
+                &own,
+                parent.as_deref(),
+                now,
+                self.inner.config.sibling_grace_ms,
+            );
             let update = match decision {
                 VerifyDecision::Promote => Some(LineageUpdate {
                     expected_current: &row.refresh_token_hash2,
@@ -142,7 +150,9 @@ impl SessionEngine {
                 user_claims: stored_payload,
                 ..claims
             };
-            let token = self.mint_access_token(&new_claims, row.use_static_key).await?;
+            let token = self
+                .mint_access_token(&new_claims, row.use_static_key)
+                .await?;
             return Ok(verified_from_token(new_claims, Some(token)));
         }
         Err(contention())
@@ -155,7 +165,11 @@ impl SessionEngine {
         Ok(self
             .inner
             .store
-            .get_session(&self.inner.app_id, &claims.tenant_id, &claims.session_handle)
+            .get_session(
+                &self.inner.app_id,
+                &claims.tenant_id,
+                &claims.session_handle,
+            )
             .await?)
     }
 }

@@ -12,6 +12,14 @@ use std::sync::Arc;
 pub trait KeyLookup {
     /// The key with this id, if we hold it.
     fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey>;
+
+    /// The key whose exact base64url header segment (as this engine mints it) is
+    /// `header_b64`: a shortcut that skips decoding and parsing a header we produced. The
+    /// default knows none, so every header is parsed.
+    fn key_for_header(&self, header_b64: &[u8]) -> Option<&VerifyingKey> {
+        let _ = header_b64;
+        None
+    }
 }
 
 /// Dynamic keys (newest first), static keys (newest first), and an index by `kid`.
@@ -20,6 +28,7 @@ pub struct KeyRing {
     dynamic: Vec<Arc<SigningKey>>,
     statics: Vec<Arc<SigningKey>>,
     by_kid: HashMap<String, Arc<SigningKey>>,
+    by_header: HashMap<Vec<u8>, Arc<SigningKey>>,
 }
 
 impl KeyRing {
@@ -30,20 +39,36 @@ impl KeyRing {
         mut statics: Vec<Arc<SigningKey>>,
         preferred_static: Option<String>,
     ) -> Self {
-        dynamic.sort_by(|a, b| b.created_at_ms().cmp(&a.created_at_ms()));
+        dynamic.sort_by_key(|k| std::cmp::Reverse(k.created_at_ms()));
         statics.sort_by(|a, b| {
             let preferred = |k: &SigningKey| Some(k.kid()) == preferred_static.as_deref();
-            (preferred(b), b.created_at_ms(), b.kid()).cmp(&(preferred(a), a.created_at_ms(), a.kid()))
+            (preferred(b), b.created_at_ms(), b.kid()).cmp(&(
+                preferred(a),
+                a.created_at_ms(),
+                a.kid(),
+            ))
         });
         let by_kid = dynamic
             .iter()
             .chain(statics.iter())
             .map(|k| (k.kid().to_owned(), Arc::clone(k)))
             .collect();
+        let by_header = dynamic
+            .iter()
+            .chain(statics.iter())
+            .map(|k| {
+                let header = crate::token::access::header_json(k.kid());
+                (
+                    crate::encoding::b64url_encode(header.as_bytes()).into_bytes(),
+                    Arc::clone(k),
+                )
+            })
+            .collect();
         Self {
             dynamic,
             statics,
             by_kid,
+            by_header,
         }
     }
 
@@ -107,5 +132,9 @@ impl KeyRing {
 impl KeyLookup for KeyRing {
     fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
         self.by_kid.get(kid).map(|k| k.verifying())
+    }
+
+    fn key_for_header(&self, header_b64: &[u8]) -> Option<&VerifyingKey> {
+        self.by_header.get(header_b64).map(|k| k.verifying())
     }
 }

@@ -32,7 +32,8 @@ impl RotationTiming {
         match newest_created_ms {
             None => true,
             Some(created) => {
-                created.saturating_add(self.update_interval_ms) < now_ms.saturating_add(self.overlap_ms)
+                created.saturating_add(self.update_interval_ms)
+                    < now_ms.saturating_add(self.overlap_ms)
             }
         }
     }
@@ -104,9 +105,17 @@ mod tests {
         let t = timing();
         let old = 0;
         let new = 168 * H - 60_000;
-        assert_eq!(t.signing_index(&[new, old], new), Some(1), "old key keeps signing");
+        assert_eq!(
+            t.signing_index(&[new, old], new),
+            Some(1),
+            "old key keeps signing"
+        );
         assert_eq!(t.signing_index(&[new, old], new + 59_999), Some(1));
-        assert_eq!(t.signing_index(&[new, old], new + 60_000), Some(0), "overlap passed");
+        assert_eq!(
+            t.signing_index(&[new, old], new + 60_000),
+            Some(0),
+            "overlap passed"
+        );
         assert_eq!(t.signing_index(&[new], new), Some(0), "no older key");
         assert_eq!(t.signing_index(&[], new), None);
         // The older key has left its interval: the new one signs at once.

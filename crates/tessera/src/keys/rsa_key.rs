@@ -233,8 +233,8 @@ mod tests {
     fn stored_form_round_trips_and_signatures_verify() {
         let k = SigningKey::generate("d-1".into(), KeyKind::Dynamic, 1, u64::MAX).unwrap();
         let stored = k.to_stored().unwrap();
-        let back = SigningKey::from_stored(&stored, "d-1".into(), KeyKind::Dynamic, 1, u64::MAX)
-            .unwrap();
+        let back =
+            SigningKey::from_stored(&stored, "d-1".into(), KeyKind::Dynamic, 1, u64::MAX).unwrap();
         let sig = back.sign_rs256(b"msg").unwrap();
         assert_eq!(sig.len(), 256);
         assert!(k.verifying().verify_rs256(b"msg", &sig));
@@ -249,9 +249,18 @@ mod tests {
     fn jwt_29_weak_public_keys_are_refused() {
         let k = SigningKey::generate("d-1".into(), KeyKind::Dynamic, 1, 0).unwrap();
         let n = k.verifying().modulus();
-        assert!(VerifyingKey::from_components("x", n, &[3], 0).is_err(), "e=3");
-        assert!(VerifyingKey::from_components("x", n, &[1], 0).is_err(), "e=1");
-        assert!(VerifyingKey::from_components("x", &n[..128], E_65537, 0).is_err(), "1024");
+        assert!(
+            VerifyingKey::from_components("x", n, &[3], 0).is_err(),
+            "e=3"
+        );
+        assert!(
+            VerifyingKey::from_components("x", n, &[1], 0).is_err(),
+            "e=1"
+        );
+        assert!(
+            VerifyingKey::from_components("x", &n[..128], E_65537, 0).is_err(),
+            "1024"
+        );
         assert!(VerifyingKey::from_components("x", n, E_65537, 0).is_ok());
     }
 }

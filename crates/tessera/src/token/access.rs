@@ -71,6 +71,32 @@ impl<'de> Deserialize<'de> for AccessTokenClaims {
 
 struct ClaimsVisitor;
 
+/// A member name, borrowed from the input when it has no escapes (the hot path allocates
+/// nothing for the names of protected claims).
+struct MemberName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
 /// Stores `value` into `slot`, refusing a second occurrence of the same member.
 fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
     if slot.replace(value).is_some() {
@@ -90,8 +116,8 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let (mut sub, mut exp, mut iat, mut handle, mut rth1) = (None, None, None, None, None);
         let (mut prth1, mut csrf, mut tid, mut rsub) = (None, None, None, None);
         let mut user = UniqueMap::default();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
+        while let Some(MemberName(key)) = map.next_key::<MemberName<'de>>()? {
+            match key.as_ref() {
                 "sub" => once(&mut sub, map.next_value::<String>()?, "sub")?,
                 "exp" => once(&mut exp, map.next_value::<u64>()?, "exp")?,
                 "iat" => once(&mut iat, map.next_value::<u64>()?, "iat")?,
@@ -104,14 +130,16 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                     map.next_value::<Option<String>>()?,
                     "parentRefreshTokenHash1",
                 )?,
-                "antiCsrfToken" => {
-                    once(&mut csrf, map.next_value::<Option<String>>()?, "antiCsrfToken")?
-                }
+                "antiCsrfToken" => once(
+                    &mut csrf,
+                    map.next_value::<Option<String>>()?,
+                    "antiCsrfToken",
+                )?,
                 "tId" => once(&mut tid, map.next_value::<String>()?, "tId")?,
                 "rsub" => once(&mut rsub, map.next_value::<String>()?, "rsub")?,
                 _ => {
                     let value: Value = map.next_value()?;
-                    if user.0.insert(key, value).is_some() {
+                    if user.0.insert(key.into_owned(), value).is_some() {
                         return Err(de::Error::custom("duplicate claim"));
                     }
                 }
@@ -124,8 +152,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             iat: iat.ok_or_else(|| missing("iat"))?,
             session_handle: handle.ok_or_else(|| missing("sessionHandle"))?,
             refresh_token_hash1: rth1.ok_or_else(|| missing("refreshTokenHash1"))?,
-            parent_refresh_token_hash1: prth1.flatten(),
-            anti_csrf_token: csrf.flatten(),
+            // Always present in a v5 token, possibly null (core-api §5.2).
+            parent_refresh_token_hash1: prth1.ok_or_else(|| missing("parentRefreshTokenHash1"))?,
+            anti_csrf_token: csrf.ok_or_else(|| missing("antiCsrfToken"))?,
             tenant_id: tid.ok_or_else(|| missing("tId"))?,
             rsub: rsub.ok_or_else(|| missing("rsub"))?,
             user_claims: user.0,
@@ -171,7 +200,11 @@ mod tests {
         let claims: AccessTokenClaims = serde_json::from_value(base()).unwrap();
         let text = serde_json::to_value(&claims).unwrap();
         assert_eq!(text, base());
-        assert_eq!(text.as_object().unwrap().len(), 10, "V5 with one custom claim has 10");
+        assert_eq!(
+            text.as_object().unwrap().len(),
+            10,
+            "V5 with one custom claim has 10"
+        );
     }
 
     #[test]
@@ -187,15 +220,29 @@ mod tests {
         ] {
             let mut v = base();
             v["exp"] = bad.clone();
-            assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "exp={bad}");
+            assert!(
+                serde_json::from_value::<AccessTokenClaims>(v).is_err(),
+                "exp={bad}"
+            );
         }
         let mut v = base();
         v.as_object_mut().unwrap().remove("exp");
-        assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "exp missing");
+        assert!(
+            serde_json::from_value::<AccessTokenClaims>(v).is_err(),
+            "exp missing"
+        );
         let text = base().to_string().replace("\"exp\":10", "\"exp\":1e400");
-        assert!(serde_json::from_str::<AccessTokenClaims>(&text).is_err(), "1e400");
-        let text = base().to_string().replace("\"exp\":10", "\"exp\":18446744073709551616");
-        assert!(serde_json::from_str::<AccessTokenClaims>(&text).is_err(), "2^64");
+        assert!(
+            serde_json::from_str::<AccessTokenClaims>(&text).is_err(),
+            "1e400"
+        );
+        let text = base()
+            .to_string()
+            .replace("\"exp\":10", "\"exp\":18446744073709551616");
+        assert!(
+            serde_json::from_str::<AccessTokenClaims>(&text).is_err(),
+            "2^64"
+        );
     }
 
     #[test]
@@ -219,7 +266,10 @@ mod tests {
         ] {
             let mut v = base();
             v[name] = bad;
-            assert!(serde_json::from_value::<AccessTokenClaims>(v).is_err(), "{name}");
+            assert!(
+                serde_json::from_value::<AccessTokenClaims>(v).is_err(),
+                "{name}"
+            );
         }
     }
 

@@ -47,9 +47,15 @@ mod tests {
     fn jwt_24_duplicate_members_are_rejected() {
         assert!(parse_unique_object(br#"{"a":1,"b":2}"#).is_some());
         assert!(parse_unique_object(br#"{"a":1,"a":2}"#).is_none());
-        assert!(parse_unique_object(br#"{"a":1,"\u0061":2}"#).is_none(), "escaped duplicate");
+        assert!(
+            parse_unique_object(br#"{"a":1,"\u0061":2}"#).is_none(),
+            "escaped duplicate"
+        );
         assert!(parse_unique_object(br#"[1]"#).is_none(), "not an object");
-        assert!(parse_unique_object(b"{\"a\":1} x").is_none(), "trailing garbage");
+        assert!(
+            parse_unique_object(b"{\"a\":1} x").is_none(),
+            "trailing garbage"
+        );
     }
 
     #[test]

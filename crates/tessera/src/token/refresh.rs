@@ -50,7 +50,9 @@ impl RefreshTokenKey {
     /// Accepts a stored key; refuses an empty or implausibly short one.
     pub fn from_stored(stored: &str) -> Result<Self, EngineError> {
         if stored.len() < 32 {
-            return Err(EngineError::Corrupt("refresh-token master key is too short"));
+            return Err(EngineError::Corrupt(
+                "refresh-token master key is too short",
+            ));
         }
         Ok(Self(stored.to_owned()))
     }
@@ -173,7 +175,11 @@ pub fn mint_refresh_token(
     let token = format!("{}.{}.{}", b64_encode(&blob), nonce, TYPE_TAG);
     let hash1 = sha256_hex(&token);
     let hash2 = sha256_hex(&hash1);
-    Ok(MintedRefreshToken { token, hash1, hash2 })
+    Ok(MintedRefreshToken {
+        token,
+        hash1,
+        hash2,
+    })
 }
 
 /// Decrypts and validates a refresh token. Any failure is `None`: the caller answers
@@ -241,7 +247,10 @@ mod tests {
         assert_eq!(p.tenant(), "public");
         assert!(p.tenant_id.is_none(), "public is omitted");
         let lower = rt.token.replace(".V2", ".v2");
-        assert!(decode_refresh_token(&key, &lower).is_some(), "tag is case-insensitive");
+        assert!(
+            decode_refresh_token(&key, &lower).is_some(),
+            "tag is case-insensitive"
+        );
     }
 
     #[test]
@@ -249,15 +258,28 @@ mod tests {
         let key = RefreshTokenKey::generate().unwrap();
         let rt = mint_refresh_token(&key, fields()).unwrap();
         let other = RefreshTokenKey::generate().unwrap();
-        assert!(decode_refresh_token(&other, &rt.token).is_none(), "different key");
-        for bad in ["", "a", "a.b", "a.b.V2", "a.b.c.d", &rt.token.replace(".V2", ".V1")] {
+        assert!(
+            decode_refresh_token(&other, &rt.token).is_none(),
+            "different key"
+        );
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            "a.b.V2",
+            "a.b.c.d",
+            &rt.token.replace(".V2", ".V1"),
+        ] {
             assert!(decode_refresh_token(&key, bad).is_none(), "{bad}");
         }
         let (blob, rest) = rt.token.split_once('.').unwrap();
         let nonce = rest.split('.').next().unwrap();
         let other_nonce = sha256_hex("x");
         let swapped = format!("{blob}.{other_nonce}.V2");
-        assert!(decode_refresh_token(&key, &swapped).is_none(), "nonce mismatch");
+        assert!(
+            decode_refresh_token(&key, &swapped).is_none(),
+            "nonce mismatch"
+        );
         let mut bytes = b64_decode(blob).unwrap();
         for i in [0, 12, bytes.len() - 1] {
             bytes[i] ^= 1;
