@@ -271,7 +271,7 @@ async fn protected_claims_refused_before_write(backend: Backend) {
 
 // SessionTest2 / PRJ-07: theft S1_R1_S2_R1 — the parent reused after its child was promoted
 // by verify. Theft at once (grace does not cover the parent), and the session is revoked.
-async fn theft_parent_reused_after_child_promoted_by_verify(backend: Backend) {
+async fn prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted(backend: Backend) {
     for grace in [0, 30_000] {
         let (engine, _clock, store) = setup_with(
             backend,
@@ -334,7 +334,7 @@ async fn theft_parent_reused_after_child_promoted_by_verify(backend: Backend) {
 
 // SessionTest2 / PRJ-07: theft S1_R1_R2_R1 — the original reused after its child was itself
 // used to refresh.
-async fn theft_original_reused_after_child_refreshed(backend: Backend) {
+async fn prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed(backend: Backend) {
     for grace in [0, 30_000] {
         let (engine, _clock, store) = setup_with(
             backend,
@@ -406,7 +406,7 @@ async fn sibling_refresh_inside_and_outside_grace(backend: Backend) {
 
 // SessionTest4: an access token of an older generation verifies (with the DB check) with no
 // new token and no theft.
-async fn grandparent_access_token_verifies_without_new_token(backend: Backend) {
+async fn prj_07_grandparent_access_token_verifies_without_new_token(backend: Backend) {
     let (engine, _clock, _store) = setup(backend).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
     let r1 = engine
@@ -1054,15 +1054,32 @@ async fn issuer_is_minted_and_checked(backend: Backend) {
     ));
 }
 
+// The background task deletes expired sessions without being called.
+async fn background_cleanup_task_runs(backend: Backend) {
+    let (engine, clock, store) = setup(backend).await;
+    engine.create_session(new_session("u")).await.unwrap();
+    clock.advance_ms(test_config().refresh_token_validity_ms + 1);
+    let task = engine.spawn_cleanup(std::time::Duration::from_millis(20));
+    for _ in 0..250 {
+        if store.count_sessions("public").await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert_eq!(store.count_sessions("public").await.unwrap(), 0);
+}
+
 on_both_stores!(
+    background_cleanup_task_runs,
     create_and_get_session,
     expired_and_anti_csrf_failures,
     altered_empty_and_complex_payloads,
     protected_claims_refused_before_write,
-    theft_parent_reused_after_child_promoted_by_verify,
-    theft_original_reused_after_child_refreshed,
+    prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted,
+    prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed,
     sibling_refresh_inside_and_outside_grace,
-    grandparent_access_token_verifies_without_new_token,
+    prj_07_grandparent_access_token_verifies_without_new_token,
     verify_expire_refresh_loop_keeps_one_row,
     parent_refresh_does_not_extend_but_promotion_does,
     revoke_then_refresh_and_verify,
