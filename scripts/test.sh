@@ -10,6 +10,12 @@ log() { printf '\n== %s\n' "$*"; }
 export CARGO_TERM_COLOR=never
 export TESSERA_TEST_POSTGRES_URL="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
+log "Node.js (compatibility suites drive the real SuperTokens SDKs)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+node --version
+
 log "toolchain"
 command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -41,6 +47,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 log "cargo test (unit, integration, doc)"
 cargo test --workspace
+
+log "supertokens-node 24 against tessera serve (SQLite and PostgreSQL)"
+cargo build -p tessera-server
+(
+  cd tests/compat/node
+  npm ci --no-audit --no-fund --loglevel=error
+  TESSERA_BIN="$PWD/../../../target/debug/tessera" npm test
+  TESSERA_BIN="$PWD/../../../target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POSTGRES_URL" npm test
+)
 
 log "benchmarks, one iteration each"
 cargo test --workspace --benches --release

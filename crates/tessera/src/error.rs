@@ -117,7 +117,9 @@ pub enum InputError {
     #[error("The user payload contains protected field")]
     ProtectedClaim,
     /// The minted token would exceed the maximum token size.
-    #[error("The access token payload is too large: the token would be {0} bytes, the limit is {1}")]
+    #[error(
+        "The access token payload is too large: the token would be {0} bytes, the limit is {1}"
+    )]
     PayloadTooLarge(usize, usize),
     /// A value is outside what the engine accepts; the text names it.
     #[error("{0}")]

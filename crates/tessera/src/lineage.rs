@@ -153,30 +153,49 @@ mod tests {
     #[test]
     fn refresh_with_current_or_child() {
         assert_eq!(fresh().decide_refresh("P", None, 0, G), R::Current);
-        assert_eq!(fresh().decide_refresh("C", Some("P"), 0, G), R::PromoteChild);
-        assert_eq!(promoted().decide_refresh("C1", Some("P"), 5_000, G), R::Current);
+        assert_eq!(
+            fresh().decide_refresh("C", Some("P"), 0, G),
+            R::PromoteChild
+        );
+        assert_eq!(
+            promoted().decide_refresh("C1", Some("P"), 5_000, G),
+            R::Current
+        );
     }
 
     #[test]
     fn parent_after_promotion_is_theft_even_inside_grace() {
         assert_eq!(promoted().decide_refresh("P", None, 1_001, G), R::Theft);
-        assert_eq!(promoted().decide_refresh("P", Some("GP"), 1_001, G), R::Theft);
+        assert_eq!(
+            promoted().decide_refresh("P", Some("GP"), 1_001, G),
+            R::Theft
+        );
     }
 
     #[test]
     fn sibling_is_adopted_inside_grace_and_theft_after() {
         let l = promoted();
-        assert_eq!(l.decide_refresh("C2", Some("P"), 1_000 + G, G), R::AdoptSibling);
+        assert_eq!(
+            l.decide_refresh("C2", Some("P"), 1_000 + G, G),
+            R::AdoptSibling
+        );
         assert_eq!(l.decide_refresh("C2", Some("P"), 1_001 + G, G), R::Theft);
         assert_eq!(l.decide_refresh("C2", Some("P"), 1_000, 0), R::AdoptSibling);
-        assert_eq!(l.decide_refresh("C2", Some("P"), 1_001, 0), R::Theft, "grace 0");
+        assert_eq!(
+            l.decide_refresh("C2", Some("P"), 1_001, 0),
+            R::Theft,
+            "grace 0"
+        );
     }
 
     #[test]
     fn unrelated_tokens_are_theft() {
         assert_eq!(fresh().decide_refresh("X", None, 0, G), R::Theft);
         assert_eq!(fresh().decide_refresh("X", Some("Y"), 0, G), R::Theft);
-        assert_eq!(promoted().decide_refresh("X", Some("Y"), 1_000, G), R::Theft);
+        assert_eq!(
+            promoted().decide_refresh("X", Some("Y"), 1_000, G),
+            R::Theft
+        );
     }
 
     #[test]
@@ -187,6 +206,10 @@ mod tests {
         assert_eq!(l.decide_verify("C1", Some("P"), 2_000, G), V::Current);
         assert_eq!(l.decide_verify("C2", Some("P"), 2_000, G), V::AdoptSibling);
         assert_eq!(l.decide_verify("C2", Some("P"), 1_001 + G, G), V::Older);
-        assert_eq!(l.decide_verify("P", None, 2_000, G), V::Older, "grandparent AT");
+        assert_eq!(
+            l.decide_verify("P", None, 2_000, G),
+            V::Older,
+            "grandparent AT"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! [`SessionEngine`]: create, verify, refresh, regenerate, read, update and revoke sessions for
 //! one app, on any [`Store`].
 
+mod jwt;
 mod keys;
 mod lifecycle;
 pub use lifecycle::CleanupReport;
@@ -108,7 +109,12 @@ impl EngineBuilder {
         let candidate = RefreshTokenKey::generate()?;
         let stored = self
             .store
-            .get_or_insert_key_value(&self.app_id, "refresh_token_key", candidate.as_stored(), now)
+            .get_or_insert_key_value(
+                &self.app_id,
+                "refresh_token_key",
+                candidate.as_stored(),
+                now,
+            )
             .await?;
         let refresh_key = RefreshTokenKey::from_stored(&stored)?;
         let engine = SessionEngine {

@@ -2,8 +2,8 @@
 //! plain implementation. Every multi-step rule the engine needs atomically is expressed as a
 //! single conditional statement (compare-and-set), so no transaction crosses the trait.
 
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::error::StoreError;
@@ -200,4 +200,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs a trivial read, to check the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates or replaces the stored core-config overrides of an app (JSON text); returns
+    /// true if the app was new. The default keeps nothing (an app then lives only in memory).
+    async fn put_app_config(
+        &self,
+        app_id: &str,
+        config_json: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let _ = (app_id, config_json, now_ms);
+        Ok(true)
+    }
+
+    /// The stored core-config overrides of an app, if the app was created.
+    async fn get_app_config(&self, app_id: &str) -> Result<Option<String>, StoreError> {
+        let _ = app_id;
+        Ok(None)
+    }
+
+    /// Forgets an app created with [`Store::put_app_config`]; true if it existed. Its sessions
+    /// and keys stay in place (unreachable while the app does not exist).
+    async fn delete_app_config(&self, app_id: &str) -> Result<bool, StoreError> {
+        let _ = app_id;
+        Ok(false)
+    }
 }

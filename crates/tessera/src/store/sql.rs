@@ -417,6 +417,55 @@ macro_rules! impl_sql_store {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
+
+            async fn put_app_config(
+                &self,
+                app_id: &str,
+                config_json: &str,
+                now_ms: u64,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO tessera_app_config (app_id, core_config, created_at_time) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(app_id)
+                .bind(config_json)
+                .bind($crate::store::sql::to_db(now_ms))
+                .execute(&self.pool)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                sqlx::query("UPDATE tessera_app_config SET core_config = $1 WHERE app_id = $2")
+                    .bind(config_json)
+                    .bind(app_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(false)
+            }
+
+            async fn delete_app_config(
+                &self,
+                app_id: &str,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let done = sqlx::query("DELETE FROM tessera_app_config WHERE app_id = $1")
+                    .bind(app_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn get_app_config(
+                &self,
+                app_id: &str,
+            ) -> Result<Option<String>, $crate::error::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT core_config FROM tessera_app_config WHERE app_id = $1",
+                )
+                .bind(app_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
         }
     };
 }

@@ -32,15 +32,20 @@ pub fn skip_postgres() -> bool {
 pub async fn fresh_store_pair(backend: Backend) -> (Arc<dyn Store>, Arc<dyn Store>) {
     match backend {
         Backend::Sqlite => {
-            let path = std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4()));
+            let path =
+                std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4()));
             let a = SqliteStore::open(&path).await.expect("open sqlite");
             let b = SqliteStore::open(&path).await.expect("open sqlite");
             (Arc::new(a), Arc::new(b))
         }
         Backend::Postgres => {
             let schema = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
-            let a = PostgresStore::connect(&postgres_url(), Some(&schema)).await.expect("postgres");
-            let b = PostgresStore::connect(&postgres_url(), Some(&schema)).await.expect("postgres");
+            let a = PostgresStore::connect(&postgres_url(), Some(&schema))
+                .await
+                .expect("postgres");
+            let b = PostgresStore::connect(&postgres_url(), Some(&schema))
+                .await
+                .expect("postgres");
             (Arc::new(a), Arc::new(b))
         }
     }
@@ -50,7 +55,8 @@ pub async fn fresh_store_pair(backend: Backend) -> (Arc<dyn Store>, Arc<dyn Stor
 pub async fn fresh_store(backend: Backend) -> Arc<dyn Store> {
     match backend {
         Backend::Sqlite => {
-            let path = std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4()));
+            let path =
+                std::env::temp_dir().join(format!("tessera-test-{}.db", uuid::Uuid::new_v4()));
             Arc::new(SqliteStore::open(&path).await.expect("open sqlite"))
         }
         Backend::Postgres => {

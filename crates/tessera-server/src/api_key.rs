@@ -1,0 +1,65 @@
+//! API-key checking: the `api-key` header, or `Authorization: Bearer <key>` or the raw
+//! `Authorization` value. Keys are compared after trimming, in constant time.
+
+use axum::http::HeaderMap;
+
+/// True when the request carries one of `keys` (or when no key is configured).
+pub fn api_key_ok(headers: &HeaderMap, keys: Option<&[String]>) -> bool {
+    let Some(keys) = keys else { return true };
+    let presented = presented_key(headers);
+    let Some(presented) = presented else {
+        return false;
+    };
+    keys.iter().fold(false, |found, k| {
+        found | constant_time_eq(k.as_bytes(), presented.as_bytes())
+    })
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_owned());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?.trim();
+    let lower = auth.to_ascii_lowercase();
+    if lower.starts_with("bearer ") {
+        auth.get(7..).map(|k| k.trim().to_owned())
+    } else {
+        Some(auth.to_owned())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_forms() {
+        let keys = vec![
+            "k1k1k1k1k1k1k1k1k1k1k1".to_owned(),
+            "k2k2k2k2k2k2k2k2k2k2k2".to_owned(),
+        ];
+        let mut h = HeaderMap::new();
+        assert!(api_key_ok(&h, None));
+        assert!(!api_key_ok(&h, Some(&keys)));
+        h.insert("api-key", " k2k2k2k2k2k2k2k2k2k2k2 ".parse().unwrap());
+        assert!(api_key_ok(&h, Some(&keys)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            "BEARER k1k1k1k1k1k1k1k1k1k1k1".parse().unwrap(),
+        );
+        assert!(api_key_ok(&h, Some(&keys)));
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "k1k1k1k1k1k1k1k1k1k1k1".parse().unwrap());
+        assert!(api_key_ok(&h, Some(&keys)));
+        h.insert("authorization", "wrong".parse().unwrap());
+        assert!(!api_key_ok(&h, Some(&keys)));
+    }
+}

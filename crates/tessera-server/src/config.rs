@@ -1,0 +1,673 @@
+//! Server configuration: command-line flags, the environment variables of the SuperTokens docker
+//! image, and a TOML file, in that order of precedence. Every value is validated here; a bad one
+//! stops start-up with a message that names the setting and says what is allowed.
+
+use crate::cdi::CdiVersion;
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tessera::SessionConfig;
+
+/// `tessera` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "A SuperTokens-compatible session core"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the SuperTokens core HTTP API (CDI 5.4, session and JWT recipes).
+    Serve(ServeArgs),
+}
+
+/// Flags of `tessera serve`. Each also reads the environment variable shown; flags win over
+/// the environment, which wins over the `--config` file.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// A TOML file with the same settings (snake_case keys, as in the core's config.yaml).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long, env = "SUPERTOKENS_HOST")]
+    pub host: Option<String>,
+    /// Port to listen on (default 3567; 0 picks a free port).
+    #[arg(long, env = "SUPERTOKENS_PORT")]
+    pub port: Option<String>,
+    /// PostgreSQL URL (`postgres://…`); without it a SQLite file is used.
+    #[arg(long, env = "POSTGRESQL_CONNECTION_URI")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to keep the tables in (created if missing).
+    #[arg(long, env = "POSTGRESQL_TABLE_SCHEMA")]
+    pub database_schema: Option<String>,
+    /// SQLite file (default `tessera.db`), used when no PostgreSQL URL is given.
+    #[arg(long, env = "TESSERA_SQLITE_PATH")]
+    pub sqlite_path: Option<PathBuf>,
+    /// Comma-separated API keys; when set, every API except /hello and the JWKS needs one.
+    #[arg(long, env = "API_KEYS")]
+    pub api_keys: Option<String>,
+    /// Access-token lifetime in seconds (1 … 86400000, default 3600).
+    #[arg(long, env = "ACCESS_TOKEN_VALIDITY")]
+    pub access_token_validity: Option<String>,
+    /// Session (refresh-token) lifetime in minutes (default 144000).
+    #[arg(long, env = "REFRESH_TOKEN_VALIDITY")]
+    pub refresh_token_validity: Option<String>,
+    /// How long a dynamic signing key signs, in hours (≥ 1, default 168).
+    #[arg(long, env = "ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL")]
+    pub access_token_dynamic_signing_key_update_interval: Option<String>,
+    /// How long after a promotion a sibling refresh token stays usable, in seconds
+    /// (0 … 300, default 30; 0 is the strict SuperTokens CDI 5.4 behaviour).
+    #[arg(long, env = "REFRESH_TOKEN_ROTATION_GRACE_PERIOD")]
+    pub refresh_token_rotation_grace_period: Option<String>,
+    /// Prefix of every API path (e.g. `/auth`).
+    #[arg(long, env = "BASE_PATH")]
+    pub base_path: Option<String>,
+    /// Highest CDI version accepted and assumed when a request names none.
+    #[arg(long, env = "SUPERTOKENS_MAX_CDI_VERSION")]
+    pub supertokens_max_cdi_version: Option<String>,
+    /// Lowest CDI version accepted.
+    #[arg(long, env = "SUPERTOKENS_MIN_CDI_VERSION")]
+    pub supertokens_min_cdi_version: Option<String>,
+    /// Log level: trace, debug, info, warn, error or none (default info).
+    #[arg(long, env = "LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
+    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
+    pub static_signing_key: Option<String>,
+}
+
+/// Where sessions and keys are stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, optionally in one schema.
+    Postgres {
+        /// Connection URL (may hold a password; never printed whole).
+        url: String,
+        /// Schema for the tables.
+        schema: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Storage {
+    /// A one-line description for logs, with any password masked.
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Sqlite(path) => format!("SQLite file {}", path.display()),
+            Storage::Postgres { url, schema } => {
+                let masked = mask_password(url);
+                match schema {
+                    Some(s) => format!("PostgreSQL {masked} (schema {s})"),
+                    None => format!("PostgreSQL {masked}"),
+                }
+            }
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<url>".into();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (Some(auth), host),
+        None => (None, rest),
+    };
+    // Drop the query string: it may carry a password too.
+    let host = host.split('?').next().unwrap_or_default();
+    match auth {
+        Some(auth) => {
+            let user = auth.split(':').next().unwrap_or_default();
+            if auth.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+/// Session settings an app may override (the core's per-app `coreConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    /// Engine settings.
+    pub session: SessionConfig,
+    /// API keys; `None` means no key is needed.
+    pub api_keys: Option<Vec<String>>,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            // Engine defaults, including the 30 s sibling grace: tabs that refresh at once are
+            // never reported as theft (see tessera::lineage); 0 restores strict CDI 5.4.
+            session: SessionConfig::default(),
+            api_keys: None,
+        }
+    }
+}
+
+/// The resolved, validated configuration of `tessera serve`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+    /// Store.
+    pub storage: Storage,
+    /// Settings of the public app (and the base of every other app).
+    pub app: AppSettings,
+    /// Path prefix of every API (`""` or `/something`).
+    pub base_path: String,
+    /// Highest CDI version accepted.
+    pub max_cdi: Option<CdiVersion>,
+    /// Lowest CDI version accepted.
+    pub min_cdi: Option<CdiVersion>,
+    /// `tracing` filter directive.
+    pub log_level: String,
+    /// Operator static signing key.
+    pub static_signing_key: Option<String>,
+    /// Notes for the log once logging is up (e.g. ignored config-file keys).
+    pub warnings: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 3567,
+            storage: Storage::Sqlite(PathBuf::from("tessera.db")),
+            app: AppSettings::default(),
+            base_path: String::new(),
+            max_cdi: None,
+            min_cdi: None,
+            log_level: "info".into(),
+            static_signing_key: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A configuration value was refused; the text names the setting and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(setting: &str, env: Option<&str>, allowed: &str, got: &str) -> ConfigError {
+    let name = match env {
+        Some(env) => format!("{setting} ({env})"),
+        None => setting.to_owned(),
+    };
+    ConfigError(format!("invalid {name}: {allowed}; got '{got}'"))
+}
+
+/// Settings as text, keyed by their config-file name.
+type Raw = BTreeMap<String, String>;
+
+/// Keys the TOML file may hold.
+const FILE_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "database_url",
+    "postgresql_connection_uri",
+    "database_schema",
+    "postgresql_table_schema",
+    "sqlite_path",
+    "api_keys",
+    "access_token_validity",
+    "refresh_token_validity",
+    "access_token_dynamic_signing_key_update_interval",
+    "access_token_signing_key_update_interval",
+    "refresh_token_rotation_grace_period",
+    "base_path",
+    "supertokens_max_cdi_version",
+    "supertokens_min_cdi_version",
+    "log_level",
+    "static_signing_key",
+];
+
+/// Marks an unknown config-file key in the raw map (reported as a warning, otherwise ignored).
+const UNKNOWN_PREFIX: &str = "\u{0}unknown:";
+
+/// Reads a TOML config file into text values.
+fn read_file(path: &std::path::Path) -> Result<Raw, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+    parse_toml(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+}
+
+/// Parses TOML text into text values; unknown keys are kept aside to be reported.
+pub fn parse_toml(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| format!("not valid TOML: {e}"))?;
+    let mut raw = Raw::new();
+    for (key, value) in table {
+        if !FILE_KEYS.contains(&key.as_str()) {
+            raw.insert(format!("{UNKNOWN_PREFIX}{key}"), String::new());
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => return Err(format!("setting '{key}' must be a string or a number")),
+        };
+        let key = match key.as_str() {
+            "postgresql_connection_uri" => "database_url".to_owned(),
+            "postgresql_table_schema" => "database_schema".to_owned(),
+            "access_token_signing_key_update_interval" => {
+                "access_token_dynamic_signing_key_update_interval".to_owned()
+            }
+            _ => key,
+        };
+        raw.insert(key, text);
+    }
+    Ok(raw)
+}
+
+impl ServeArgs {
+    /// Resolves flags/environment over the config file over defaults, and validates.
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let mut raw = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Raw::new(),
+        };
+        let flags: [(&str, Option<String>); 15] = [
+            (
+                "refresh_token_rotation_grace_period",
+                self.refresh_token_rotation_grace_period.clone(),
+            ),
+            ("host", self.host.clone()),
+            ("port", self.port.clone()),
+            ("database_url", self.database_url.clone()),
+            ("database_schema", self.database_schema.clone()),
+            (
+                "sqlite_path",
+                self.sqlite_path.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("api_keys", self.api_keys.clone()),
+            ("access_token_validity", self.access_token_validity.clone()),
+            (
+                "refresh_token_validity",
+                self.refresh_token_validity.clone(),
+            ),
+            (
+                "access_token_dynamic_signing_key_update_interval",
+                self.access_token_dynamic_signing_key_update_interval
+                    .clone(),
+            ),
+            ("base_path", self.base_path.clone()),
+            (
+                "supertokens_max_cdi_version",
+                self.supertokens_max_cdi_version.clone(),
+            ),
+            (
+                "supertokens_min_cdi_version",
+                self.supertokens_min_cdi_version.clone(),
+            ),
+            ("log_level", self.log_level.clone()),
+            ("static_signing_key", self.static_signing_key.clone()),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                raw.insert(key.to_owned(), value);
+            }
+        }
+        resolve_raw(&raw)
+    }
+}
+
+fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
+    let mut config = ServerConfig::default();
+    let get = |k: &str| raw.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    if let Some(host) = get("host") {
+        config.host = if host == "localhost" {
+            "127.0.0.1".into()
+        } else {
+            host.to_owned()
+        };
+    }
+    if let Some(port) = get("port") {
+        config.port = port.parse().map_err(|_| {
+            bad(
+                "port",
+                Some("SUPERTOKENS_PORT"),
+                "must be an integer from 0 to 65535",
+                port,
+            )
+        })?;
+    }
+    config.storage = match get("database_url") {
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(bad(
+                    "database_url",
+                    Some("POSTGRESQL_CONNECTION_URI"),
+                    "must be a postgres:// or postgresql:// URL",
+                    &mask_password(url),
+                ));
+            }
+            let schema = get("database_schema").map(str::to_owned);
+            if let Some(s) = &schema {
+                let ok = s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return Err(bad(
+                        "database_schema",
+                        Some("POSTGRESQL_TABLE_SCHEMA"),
+                        "must be 1 to 63 characters of a-z, A-Z, 0-9 and '_'",
+                        s,
+                    ));
+                }
+            }
+            Storage::Postgres {
+                url: url.to_owned(),
+                schema,
+            }
+        }
+        None => Storage::Sqlite(PathBuf::from(get("sqlite_path").unwrap_or("tessera.db"))),
+    };
+    let overrides: BTreeMap<String, String> = raw
+        .iter()
+        .filter(|(k, v)| APP_KEYS.contains(&k.as_str()) && !v.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    config.app = apply_app_settings(&AppSettings::default(), &overrides, true)?;
+    if let Some(base) = get("base_path") {
+        let trimmed = base.trim_end_matches('/');
+        if trimmed.is_empty() {
+            config.base_path = String::new();
+        } else if !trimmed.starts_with('/') || trimmed.contains(char::is_whitespace) {
+            return Err(bad(
+                "base_path",
+                Some("BASE_PATH"),
+                "must start with '/' and contain no spaces",
+                base,
+            ));
+        } else {
+            config.base_path = trimmed.to_ascii_lowercase();
+        }
+    }
+    let version = |key: &str, env: &str| -> Result<Option<CdiVersion>, ConfigError> {
+        match get(key) {
+            None => Ok(None),
+            Some(v) => CdiVersion::parse(v)
+                .filter(|p| p.parts().len() == 2)
+                .map(Some)
+                .ok_or_else(|| bad(key, Some(env), "must be a version X.Y such as 5.4", v)),
+        }
+    };
+    config.max_cdi = version("supertokens_max_cdi_version", "SUPERTOKENS_MAX_CDI_VERSION")?;
+    config.min_cdi = version("supertokens_min_cdi_version", "SUPERTOKENS_MIN_CDI_VERSION")?;
+    if let Some(level) = get("log_level") {
+        config.log_level = match level.to_ascii_lowercase().as_str() {
+            l @ ("trace" | "debug" | "info" | "warn" | "error") => l.to_owned(),
+            "none" | "off" => "off".to_owned(),
+            _ => {
+                return Err(bad(
+                    "log_level",
+                    Some("LOG_LEVEL"),
+                    "must be one of trace, debug, info, warn, error, none",
+                    level,
+                ))
+            }
+        };
+    }
+    config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    config.warnings = raw
+        .keys()
+        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
+        .map(|k| format!("ignoring unknown config file setting '{k}'"))
+        .collect();
+    Ok(config)
+}
+
+/// Settings an app's `coreConfig` may override.
+pub const APP_KEYS: &[&str] = &[
+    "access_token_validity",
+    "refresh_token_validity",
+    "access_token_dynamic_signing_key_update_interval",
+    "refresh_token_rotation_grace_period",
+    "api_keys",
+];
+
+fn env_of(key: &str, with_env: bool) -> Option<&'static str> {
+    if !with_env {
+        return None;
+    }
+    Some(match key {
+        "access_token_validity" => "ACCESS_TOKEN_VALIDITY",
+        "refresh_token_validity" => "REFRESH_TOKEN_VALIDITY",
+        "access_token_dynamic_signing_key_update_interval" => {
+            "ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL"
+        }
+        "api_keys" => "API_KEYS",
+        "refresh_token_rotation_grace_period" => "REFRESH_TOKEN_ROTATION_GRACE_PERIOD",
+        _ => return None,
+    })
+}
+
+/// Applies per-app overrides (text values keyed by config name) on top of `base` and
+/// validates the result. `with_env` names the environment variable in messages.
+pub fn apply_app_settings(
+    base: &AppSettings,
+    overrides: &BTreeMap<String, String>,
+    with_env: bool,
+) -> Result<AppSettings, ConfigError> {
+    let mut out = base.clone();
+    let mut refresh_minutes: Option<f64> = None;
+    for (key, value) in overrides {
+        let value = value.trim();
+        let env = env_of(key, with_env);
+        match key.as_str() {
+            "access_token_validity" => {
+                let secs: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=86_400_000).contains(s))
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            env,
+                            "must be a whole number of seconds from 1 to 86400000",
+                            value,
+                        )
+                    })?;
+                out.session.access_token_validity_ms = secs * 1000;
+            }
+            "refresh_token_validity" => {
+                let minutes: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|m: &f64| m.is_finite() && *m > 0.0 && *m <= 1e12)
+                    .ok_or_else(|| bad(key, env, "must be a positive number of minutes", value))?;
+                refresh_minutes = Some(minutes);
+                out.session.refresh_token_validity_ms = (minutes * 60_000.0).round() as u64;
+            }
+            "access_token_dynamic_signing_key_update_interval" => {
+                let hours: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|h: &f64| h.is_finite() && *h >= 0.0001 && *h <= 1e9)
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            env,
+                            "must be a number of hours, at least 0.0001",
+                            value,
+                        )
+                    })?;
+                let interval_ms = (hours * 3_600_000.0).round() as u64;
+                out.session.dynamic_key_update_interval_ms = interval_ms;
+                // A new key is published 60 s before it signs; short test intervals shrink
+                // that overlap to a quarter of the interval.
+                out.session.key_overlap_ms = 60_000.min(interval_ms / 4);
+            }
+            "refresh_token_rotation_grace_period" => {
+                let secs: u64 = value.parse().ok().filter(|s| *s <= 300).ok_or_else(|| {
+                    bad(
+                        key,
+                        env,
+                        "must be a whole number of seconds from 0 to 300",
+                        value,
+                    )
+                })?;
+                out.session.sibling_grace_ms = secs * 1000;
+            }
+            "api_keys" => {
+                let keys: Vec<String> = value
+                    .split(',')
+                    .map(|k| k.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+                    .filter(|k| !k.is_empty())
+                    .collect();
+                let ok = !keys.is_empty()
+                    && keys.iter().all(|k| {
+                        k.len() >= 20
+                            && k.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'=' || b == b'-')
+                    });
+                if !ok {
+                    // Never echo the keys themselves.
+                    let name = match env {
+                        Some(env) => format!("{key} ({env})"),
+                        None => key.clone(),
+                    };
+                    return Err(ConfigError(format!(
+                        "invalid {name}: each comma-separated key must be at least 20 characters \
+                         of a-z, A-Z, 0-9, '=' and '-'"
+                    )));
+                }
+                out.api_keys = Some(keys);
+            }
+            _ => {}
+        }
+    }
+    if out.session.refresh_token_validity_ms <= out.session.access_token_validity_ms {
+        let got = refresh_minutes
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| (out.session.refresh_token_validity_ms / 60_000).to_string());
+        return Err(bad(
+            "refresh_token_validity",
+            env_of("refresh_token_validity", with_env),
+            "must be longer than access_token_validity (refresh_token_validity is in minutes, \
+             access_token_validity in seconds)",
+            &got,
+        ));
+    }
+    out.session
+        .validate()
+        .map_err(|e| ConfigError(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> Raw {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = resolve_raw(&Raw::new()).unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, 3567);
+        assert_eq!(c.storage, Storage::Sqlite("tessera.db".into()));
+        assert_eq!(c.app.session.access_token_validity_ms, 3_600_000);
+        assert_eq!(c.app.session.refresh_token_validity_ms, 144_000 * 60_000);
+        assert_eq!(c.app.session.sibling_grace_ms, 30_000);
+    }
+
+    #[test]
+    fn units_follow_the_core() {
+        let c = resolve_raw(&raw(&[
+            ("access_token_validity", "10"),
+            ("refresh_token_validity", "1.5"),
+            ("access_token_dynamic_signing_key_update_interval", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.app.session.access_token_validity_ms, 10_000);
+        assert_eq!(c.app.session.refresh_token_validity_ms, 90_000);
+        assert_eq!(c.app.session.dynamic_key_update_interval_ms, 7_200_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = resolve_raw(&raw(&[("access_token_validity", "abc")])).unwrap_err();
+        assert!(e.0.contains("ACCESS_TOKEN_VALIDITY"), "{e}");
+        assert!(e.0.contains("1 to 86400000"), "{e}");
+        let e = resolve_raw(&raw(&[
+            ("access_token_validity", "7200"),
+            ("refresh_token_validity", "60"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("REFRESH_TOKEN_VALIDITY"), "{e}");
+        let e = resolve_raw(&raw(&[("api_keys", "short")])).unwrap_err();
+        assert!(e.0.contains("API_KEYS") && !e.0.contains("short"), "{e}");
+        let e = resolve_raw(&raw(&[("port", "70000")])).unwrap_err();
+        assert!(e.0.contains("SUPERTOKENS_PORT"), "{e}");
+        let e = resolve_raw(&raw(&[("database_url", "mysql://x")])).unwrap_err();
+        assert!(e.0.contains("POSTGRESQL_CONNECTION_URI"), "{e}");
+        let e = resolve_raw(&raw(&[(
+            "access_token_dynamic_signing_key_update_interval",
+            "0.00001",
+        )]))
+        .unwrap_err();
+        assert!(e.0.contains("at least 0.0001"), "{e}");
+        let e = resolve_raw(&raw(&[("refresh_token_rotation_grace_period", "301")])).unwrap_err();
+        assert!(e.0.contains("REFRESH_TOKEN_ROTATION_GRACE_PERIOD"), "{e}");
+        let c = resolve_raw(&raw(&[
+            ("refresh_token_rotation_grace_period", "0"),
+            ("access_token_dynamic_signing_key_update_interval", "0.0004"),
+        ]))
+        .unwrap();
+        assert_eq!(c.app.session.sibling_grace_ms, 0);
+        assert_eq!(c.app.session.key_overlap_ms, 360);
+    }
+
+    #[test]
+    fn toml_file_values() {
+        let raw = parse_toml(
+            "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
+             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n",
+        )
+        .unwrap();
+        let c = resolve_raw(&raw).unwrap();
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.app.session.access_token_validity_ms, 30_000);
+        assert_eq!(c.app.api_keys.as_deref().map(<[String]>::len), Some(1));
+        assert_eq!(c.storage.describe(), "PostgreSQL postgres://u:***@h/db");
+        assert_eq!(
+            c.warnings,
+            vec!["ignoring unknown config file setting 'unknown'"]
+        );
+    }
+}

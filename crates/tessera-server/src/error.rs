@@ -1,0 +1,113 @@
+//! HTTP answers for failures: 4xx text bodies with the core's messages, business outcomes of
+//! the session engine as HTTP 200 with a `status`, and a generic 500 that reveals nothing.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tessera::SessionError;
+
+/// `Content-Type` of JSON answers.
+pub const JSON_TYPE: &str = "application/json; charset=UTF-8";
+/// `Content-Type` of text answers.
+pub const TEXT_TYPE: &str = "text/html; charset=UTF-8";
+
+/// A request that ends in a non-200 answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with the given text.
+    BadRequest(String),
+    /// 401 `Invalid API key`.
+    InvalidApiKey,
+    /// 403 with the given text.
+    Forbidden(String),
+    /// 404 `Not found`.
+    NotFound,
+    /// 405 `Method not supported`.
+    MethodNotAllowed,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 500 with a generic text; the cause is logged, not sent.
+    Internal,
+}
+
+/// A text response with the core's content type.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    let mut r = (status, body.into()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    r
+}
+
+/// A 200 JSON response with the core's content type.
+pub fn json_ok(body: &Value) -> Response {
+    let mut r = (StatusCode::OK, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_TYPE));
+    r
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(m) => text(StatusCode::BAD_REQUEST, m),
+            ApiError::InvalidApiKey => text(StatusCode::UNAUTHORIZED, "Invalid API key"),
+            ApiError::Forbidden(m) => text(StatusCode::FORBIDDEN, m),
+            ApiError::NotFound => text(StatusCode::NOT_FOUND, "Not found"),
+            ApiError::MethodNotAllowed => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "Method not supported")
+            }
+            ApiError::PayloadTooLarge => {
+                text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            }
+            ApiError::Internal => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error"),
+        }
+    }
+}
+
+/// The answer for a session operation that did not succeed: business outcomes are 200 with a
+/// `status`, input errors 400, engine failures 500 (logged without details in the body).
+pub fn session_error(e: SessionError) -> Response {
+    match e {
+        SessionError::TryRefreshToken(reason) => json_ok(&json!({
+            "status": "TRY_REFRESH_TOKEN",
+            "message": reason.to_string(),
+        })),
+        SessionError::Unauthorised(reason) => json_ok(&json!({
+            "status": "UNAUTHORISED",
+            "message": reason.to_string(),
+        })),
+        SessionError::TokenTheft {
+            session_handle,
+            user_id,
+            recipe_user_id,
+        } => json_ok(&json!({
+            "status": "TOKEN_THEFT_DETECTED",
+            "session": {
+                "handle": session_handle,
+                "userId": user_id,
+                "recipeUserId": recipe_user_id,
+            },
+        })),
+        SessionError::InvalidInput(reason) => {
+            ApiError::BadRequest(reason.to_string()).into_response()
+        }
+        SessionError::Engine(cause) => {
+            tracing::error!(error = %cause, "session operation failed");
+            ApiError::Internal.into_response()
+        }
+    }
+}
+
+impl From<tessera::EngineError> for ApiError {
+    fn from(cause: tessera::EngineError) -> Self {
+        tracing::error!(error = %cause, "engine failure");
+        ApiError::Internal
+    }
+}
+
+impl From<tessera::StoreError> for ApiError {
+    fn from(cause: tessera::StoreError) -> Self {
+        tracing::error!(error = %cause, "storage failure");
+        ApiError::Internal
+    }
+}

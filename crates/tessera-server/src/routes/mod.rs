@@ -1,0 +1,255 @@
+//! Request dispatch: one fallback handler resolves the app/tenant prefixes, finds the API,
+//! applies the core's checks in its order (method, `cdi-version`, app, API key, public-tenant
+//! rule, body size) and calls the endpoint module.
+
+mod apps;
+mod jwt;
+mod misc;
+mod session;
+
+use crate::apps::{AppEntry, AppRegistry};
+use crate::cdi::{CdiPolicy, CdiVersion};
+use crate::error::ApiError;
+use crate::input::{JsonInput, QueryInput};
+use crate::paths::resolve;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::Arc;
+use tessera::PUBLIC;
+
+/// Largest request body accepted (1 MiB); larger gets 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The apps.
+    pub registry: AppRegistry,
+    /// `cdi-version` rules.
+    pub cdi: CdiPolicy,
+    /// Path prefix of every API (`""` or `/x`).
+    pub base_path: String,
+}
+
+/// The HTTP service of `tessera serve`.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// One API: where it is and which checks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Root,
+    Hello,
+    Versions,
+    Jwks,
+    Session,
+    Verify,
+    Refresh,
+    Regenerate,
+    Remove,
+    SessionUser,
+    SessionData,
+    JwtData,
+    Jwt,
+    JwtJwks,
+    CreateApp,
+    RemoveApp,
+    UserById,
+}
+
+impl Api {
+    fn from_path(p: &str) -> Option<Self> {
+        Some(match p {
+            "" => Api::Root,
+            "/hello" => Api::Hello,
+            "/apiversion" => Api::Versions,
+            "/.well-known/jwks.json" => Api::Jwks,
+            "/recipe/session" => Api::Session,
+            "/recipe/session/verify" => Api::Verify,
+            "/recipe/session/refresh" => Api::Refresh,
+            "/recipe/session/regenerate" => Api::Regenerate,
+            "/recipe/session/remove" => Api::Remove,
+            "/recipe/session/user" => Api::SessionUser,
+            "/recipe/session/data" => Api::SessionData,
+            "/recipe/jwt/data" => Api::JwtData,
+            "/recipe/jwt" => Api::Jwt,
+            "/recipe/jwt/jwks" => Api::JwtJwks,
+            "/recipe/multitenancy/app/v2" => Api::CreateApp,
+            "/recipe/multitenancy/app/remove" => Api::RemoveApp,
+            "/user/id" => Api::UserById,
+            _ => return None,
+        })
+    }
+
+    fn methods(self) -> &'static [Method] {
+        match self {
+            Api::Root | Api::Hello => &[Method::GET, Method::POST, Method::PUT, Method::DELETE],
+            Api::Versions | Api::Jwks | Api::SessionUser | Api::JwtJwks | Api::UserById => {
+                &[Method::GET]
+            }
+            Api::Session => &[Method::GET, Method::POST],
+            Api::Verify
+            | Api::Refresh
+            | Api::Regenerate
+            | Api::Remove
+            | Api::Jwt
+            | Api::RemoveApp => &[Method::POST],
+            Api::SessionData | Api::JwtData => &[Method::GET, Method::PUT],
+            Api::CreateApp => &[Method::PUT],
+        }
+    }
+
+    /// Needs the version in the supported set (when a header is sent).
+    fn strict_cdi(self) -> bool {
+        !matches!(self, Api::Hello | Api::Versions | Api::Jwks)
+    }
+
+    fn needs_api_key(self) -> bool {
+        !matches!(self, Api::Root | Api::Hello | Api::Jwks)
+    }
+
+    /// Public-tenant-only from CDI 5.0.
+    fn public_tenant_only(self) -> bool {
+        matches!(
+            self,
+            Api::Versions | Api::Jwt | Api::JwtJwks | Api::CreateApp | Api::RemoveApp
+        )
+    }
+}
+
+/// What a handler gets.
+pub(crate) struct Ctx {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) app: Arc<AppEntry>,
+    pub(crate) app_id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) cdi: CdiVersion,
+    pub(crate) method: Method,
+    pub(crate) query: QueryInput,
+    pub(crate) body: Bytes,
+}
+
+impl Ctx {
+    pub(crate) fn json(&self) -> Result<JsonInput, ApiError> {
+        JsonInput::parse(&self.body)
+    }
+
+    /// The 403 of public-tenant-only APIs (CDI ≥ 5.0).
+    pub(crate) fn require_public_tenant(&self) -> Result<(), ApiError> {
+        if self.tenant_id != PUBLIC && self.cdi.at_least(5, 0) {
+            return Err(ApiError::Forbidden(
+                "Only public tenantId can call this app specific API".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(
+    State(state): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(state, method, uri, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn not_found_app(app_id: &str, tenant_id: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "AppId or tenantId not found => Tenant with the following connectionURIDomain, appId and \
+         tenantId combination not found: (, {app_id}, {tenant_id})"
+    ))
+}
+
+async fn handle(
+    state: Arc<ServerState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let resolved = resolve(uri.path(), &state.base_path, |p| {
+        Api::from_path(p).is_some()
+    })
+    .ok_or(ApiError::NotFound)?;
+    let api = Api::from_path(&resolved.api).ok_or(ApiError::NotFound)?;
+    if !api.methods().contains(&method) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let declared = headers
+        .get("cdi-version")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let cdi = state
+        .cdi
+        .check(declared, api.strict_cdi())
+        .map_err(ApiError::BadRequest)?;
+    let app = state
+        .registry
+        .get(&resolved.app_id)
+        .await?
+        .ok_or_else(|| not_found_app(&resolved.app_id, &resolved.tenant_id))?;
+    if api.needs_api_key()
+        && !crate::api_key::api_key_ok(&headers, app.settings.api_keys.as_deref())
+    {
+        return Err(ApiError::InvalidApiKey);
+    }
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let body = if method == Method::GET {
+        Bytes::new()
+    } else {
+        axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?
+    };
+    let ctx = Ctx {
+        state: Arc::clone(&state),
+        app,
+        app_id: resolved.app_id,
+        tenant_id: resolved.tenant_id,
+        cdi,
+        method,
+        query: QueryInput::from_uri(&uri),
+        body,
+    };
+    if api.public_tenant_only() {
+        ctx.require_public_tenant()?;
+    }
+    match api {
+        Api::Root | Api::Hello => misc::hello(&ctx).await,
+        Api::Versions => Ok(misc::api_version(&ctx)),
+        Api::Jwks => misc::jwks(&ctx, false).await,
+        Api::JwtJwks => misc::jwks(&ctx, true).await,
+        Api::Session if ctx.method == Method::POST => session::create(&ctx).await,
+        Api::Session => session::info(&ctx).await,
+        Api::Verify => session::verify(&ctx).await,
+        Api::Refresh => session::refresh(&ctx).await,
+        Api::Regenerate => session::regenerate(&ctx).await,
+        Api::Remove => session::remove(&ctx).await,
+        Api::SessionUser => session::user(&ctx).await,
+        Api::SessionData if ctx.method == Method::PUT => session::put_data(&ctx).await,
+        Api::SessionData => session::get_data(&ctx).await,
+        Api::JwtData if ctx.method == Method::PUT => jwt::put_data(&ctx).await,
+        Api::JwtData => jwt::get_data(&ctx).await,
+        Api::Jwt => jwt::create(&ctx).await,
+        Api::CreateApp => apps::create_or_update(&ctx).await,
+        Api::RemoveApp => apps::remove(&ctx).await,
+        Api::UserById => misc::user_by_id(&ctx),
+    }
+}

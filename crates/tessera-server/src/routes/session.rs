@@ -1,0 +1,245 @@
+//! The `/recipe/session*` family: create, verify, refresh, regenerate, read, remove, list and
+//! update session data.
+
+use super::Ctx;
+use crate::error::{json_ok, session_error, ApiError};
+use axum::response::Response;
+use serde_json::{json, Value};
+use tessera::{NewSession, RefreshOptions, SessionTokens, VerifyOptions};
+
+fn tokens_body(t: &SessionTokens) -> Value {
+    let mut body = json!({
+        "status": "OK",
+        "session": t.session,
+        "accessToken": t.access_token,
+        "refreshToken": t.refresh_token,
+    });
+    if let (Some(csrf), Value::Object(map)) = (&t.anti_csrf_token, &mut body) {
+        map.insert("antiCsrfToken".into(), Value::String(csrf.clone()));
+    }
+    body
+}
+
+/// `POST /<tenant>/recipe/session`.
+pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let user_id = input.string("userId")?;
+    let enable_anti_csrf = input.bool("enableAntiCsrf")?;
+    let user_data_in_jwt = input.object("userDataInJWT")?;
+    let user_data_in_database = input.object("userDataInDatabase")?;
+    let use_dynamic = input.opt_bool("useDynamicSigningKey")?.unwrap_or(true);
+    let new = NewSession {
+        tenant_id: ctx.tenant_id.clone(),
+        user_id,
+        access_token_payload: user_data_in_jwt,
+        session_data: Value::Object(user_data_in_database),
+        enable_anti_csrf,
+        use_static_key: !use_dynamic,
+    };
+    Ok(match ctx.app.engine.create_session(new).await {
+        Ok(t) => json_ok(&tokens_body(&t)),
+        Err(e) => session_error(e),
+    })
+}
+
+/// `POST /recipe/session/verify`.
+pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let access_token = input.string("accessToken")?;
+    let anti_csrf_token = input.opt_string("antiCsrfToken")?;
+    let do_anti_csrf_check = input.bool("doAntiCsrfCheck")?;
+    let enable_anti_csrf = input.bool("enableAntiCsrf")?;
+    let check_database = input.bool("checkDatabase")?;
+    let options = VerifyOptions {
+        check_database,
+        anti_csrf_check: do_anti_csrf_check && enable_anti_csrf,
+        anti_csrf_token: anti_csrf_token.as_deref(),
+    };
+    Ok(
+        match ctx.app.engine.verify_session(&access_token, options).await {
+            Ok(v) => {
+                let mut body = json!({"status": "OK", "session": v.session});
+                if let (Some(token), Value::Object(map)) = (v.access_token, &mut body) {
+                    map.insert("accessToken".into(), json!(token));
+                }
+                json_ok(&body)
+            }
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `POST /recipe/session/refresh`.
+pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let refresh_token = input.string("refreshToken")?;
+    let anti_csrf_token = input.opt_string("antiCsrfToken")?;
+    let enable_anti_csrf = input.bool("enableAntiCsrf")?;
+    let use_dynamic = if ctx.cdi.at_least(5, 0) {
+        Some(input.bool("useDynamicSigningKey")?)
+    } else {
+        input.opt_bool("useDynamicSigningKey")?
+    };
+    let options = RefreshOptions {
+        anti_csrf_token: anti_csrf_token.as_deref(),
+        enable_anti_csrf,
+        use_static_key: use_dynamic.map(|d| !d),
+    };
+    Ok(
+        match ctx
+            .app
+            .engine
+            .refresh_session(&refresh_token, options)
+            .await
+        {
+            Ok(t) => json_ok(&tokens_body(&t)),
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `POST /recipe/session/regenerate`.
+pub(super) async fn regenerate(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let access_token = input.string("accessToken")?;
+    let payload = input.opt_object("userDataInJWT")?;
+    Ok(
+        match ctx
+            .app
+            .engine
+            .regenerate_access_token(&access_token, payload)
+            .await
+        {
+            Ok(r) => {
+                let mut body = json!({"status": "OK", "session": r.session});
+                if let (Some(token), Value::Object(map)) = (r.access_token, &mut body) {
+                    map.insert("accessToken".into(), json!(token));
+                }
+                json_ok(&body)
+            }
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `GET /recipe/session?sessionHandle=`.
+pub(super) async fn info(ctx: &Ctx) -> Result<Response, ApiError> {
+    let handle = ctx.query.required("sessionHandle")?;
+    Ok(match ctx.app.engine.get_session_info(handle).await {
+        Ok(i) => json_ok(&json!({
+            "status": "OK",
+            "sessionHandle": i.session_handle,
+            "userId": i.user_id,
+            "recipeUserId": i.recipe_user_id,
+            "userDataInDatabase": i.session_data,
+            "userDataInJWT": i.access_token_payload,
+            "expiry": i.expiry,
+            "timeCreated": i.time_created,
+            "tenantId": i.tenant_id,
+        })),
+        Err(e) => session_error(e),
+    })
+}
+
+/// `POST /[<tenant>/]recipe/session/remove`.
+pub(super) async fn remove(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let user_id = input.opt_string("userId")?;
+    let handles = input.opt_string_array("sessionHandles")?;
+    let across = input.opt_bool("revokeAcrossAllTenants")?;
+    let linked = input.opt_bool("revokeSessionsForLinkedAccounts")?;
+    let revoked = match (user_id, handles) {
+        (Some(user_id), None) => {
+            let across = across.unwrap_or(true);
+            let tenant = if across {
+                ctx.require_public_tenant()?;
+                None
+            } else {
+                Some(ctx.tenant_id.as_str())
+            };
+            ctx.app
+                .engine
+                .revoke_all_sessions_for_user(&user_id, tenant)
+                .await
+        }
+        (None, Some(handles)) => {
+            if across.is_some() {
+                return Err(ApiError::BadRequest(
+                    "Invalid JSON input - revokeAcrossAllTenants can only be set if userId is set"
+                        .into(),
+                ));
+            }
+            if linked.is_some() {
+                return Err(ApiError::BadRequest(
+                    "Invalid JSON input - revokeSessionsForLinkedAccounts can only be set if \
+                     userId is set"
+                        .into(),
+                ));
+            }
+            ctx.app.engine.revoke_sessions(&handles).await
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Invalid JSON input - use one of userId or sessionHandles array".into(),
+            ))
+        }
+    };
+    Ok(match revoked {
+        Ok(handles) => json_ok(&json!({"status": "OK", "sessionHandlesRevoked": handles})),
+        Err(e) => session_error(e),
+    })
+}
+
+/// `GET /[<tenant>/]recipe/session/user?userId=`.
+pub(super) async fn user(ctx: &Ctx) -> Result<Response, ApiError> {
+    let user_id = ctx.query.required("userId")?;
+    let across = ctx
+        .query
+        .opt("fetchAcrossAllTenants")
+        .map(|v| v.eq_ignore_ascii_case("true"))
+        .unwrap_or(true);
+    let tenant = if across {
+        ctx.require_public_tenant()?;
+        None
+    } else {
+        Some(ctx.tenant_id.as_str())
+    };
+    Ok(
+        match ctx
+            .app
+            .engine
+            .session_handles_for_user(user_id, tenant)
+            .await
+        {
+            Ok(handles) => json_ok(&json!({"status": "OK", "sessionHandles": handles})),
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `PUT /recipe/session/data`.
+pub(super) async fn put_data(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let handle = input.string("sessionHandle")?;
+    let data = input.object("userDataInDatabase")?;
+    Ok(
+        match ctx
+            .app
+            .engine
+            .update_session_data(&handle, &Value::Object(data))
+            .await
+        {
+            Ok(()) => json_ok(&json!({"status": "OK"})),
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `GET /recipe/session/data?sessionHandle=` (deprecated).
+pub(super) async fn get_data(ctx: &Ctx) -> Result<Response, ApiError> {
+    let handle = ctx.query.required("sessionHandle")?;
+    Ok(match ctx.app.engine.get_session_info(handle).await {
+        Ok(i) => json_ok(&json!({"status": "OK", "userDataInDatabase": i.session_data})),
+        Err(e) => session_error(e),
+    })
+}

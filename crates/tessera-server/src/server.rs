@@ -1,0 +1,119 @@
+//! Starting and stopping the server: open the store, load the apps, bind, serve until a
+//! shutdown signal.
+
+use crate::apps::{AppRegistry, RegistryError};
+use crate::cdi::CdiPolicy;
+use crate::config::{ServerConfig, Storage};
+use crate::routes::{router, ServerState};
+use std::future::Future;
+use std::sync::Arc;
+use tessera::{PostgresStore, SqliteStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open the store ({0}): {1}")]
+    Store(String, StoreError),
+    /// The apps could not be loaded.
+    #[error("cannot load the apps: {0}")]
+    Apps(#[from] RegistryError),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the configured store (running migrations).
+pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, StartError> {
+    let fail = |e| StartError::Store(storage.describe(), e);
+    Ok(match storage {
+        Storage::Sqlite(path) => Arc::new(SqliteStore::open(path).await.map_err(fail)?),
+        Storage::Postgres { url, schema } => Arc::new(
+            PostgresStore::connect(url, schema.as_deref())
+                .await
+                .map_err(fail)?,
+        ),
+    })
+}
+
+/// The shared state of a server on `store` with `config`'s settings.
+pub async fn build_state(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> Result<Arc<ServerState>, StartError> {
+    let registry =
+        AppRegistry::new(store, config.app.clone(), config.static_signing_key.clone()).await?;
+    Ok(Arc::new(ServerState {
+        registry,
+        cdi: CdiPolicy::new(config.max_cdi.clone(), config.min_cdi.clone()),
+        base_path: config.base_path.clone(),
+    }))
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; stopping");
+}
+
+/// `tessera serve`: open the store, load the apps, listen, print where, serve until a signal.
+pub async fn run(config: ServerConfig) -> Result<(), StartError> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let store = open_store(&config.storage).await?;
+    let state = build_state(&config, store).await?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| StartError::Bind(addr.clone(), e))?;
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    println!(
+        "tessera listening on http://{local}{} (store: {})",
+        config.base_path,
+        config.storage.describe()
+    );
+    tracing::info!(address = %local, store = %config.storage.describe(), "tessera serve started");
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("tessera serve stopped");
+    Ok(())
+}
