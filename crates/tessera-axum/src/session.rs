@@ -1,0 +1,397 @@
+//! The session object and the extractors: [`Session`] (required), `Option<Session>`
+//! (optional) and [`Sessions`] (to create sessions at sign-in).
+
+use crate::changes::ChangeSink;
+use crate::config::{AntiCsrfMode, TokenTransfer};
+use crate::error::{RejectionKind, SessionRejection};
+use crate::transfer::{self, names, CookieValue, TokenLocation};
+use crate::verify::{get_session, VerifyRequest};
+use crate::Tessera;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::request::Parts;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex, PoisonError};
+use tessera::{NewSession, SessionError, VerifiedSession};
+
+/// What the layer puts in every request's extensions.
+#[derive(Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) tessera: Tessera,
+    pub(crate) sink: ChangeSink,
+}
+
+fn context(parts: &Parts) -> Result<RequestContext, SessionRejection> {
+    parts
+        .extensions
+        .get::<RequestContext>()
+        .cloned()
+        .ok_or(SessionRejection {
+            kind: RejectionKind::LayerMissing,
+            tessera: None,
+        })
+}
+
+/// A verified session. As an extractor it requires one: without a session the request is
+/// answered 401 (`try refresh token` or `unauthorised`) before the handler runs.
+#[derive(Clone)]
+pub struct Session(Arc<State>);
+
+struct State {
+    tessera: Tessera,
+    sink: ChangeSink,
+    location: TokenLocation,
+    handle: String,
+    user_id: String,
+    recipe_user_id: String,
+    tenant_id: String,
+    access_token: Mutex<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("handle", &self.0.handle)
+            .field("user_id", &self.0.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_error(
+    tessera: &Tessera,
+    sink: &ChangeSink,
+    e: SessionError,
+    location: TokenLocation,
+) -> SessionRejection {
+    let kind = match e {
+        SessionError::Unauthorised(_) => {
+            sink.with(|c| transfer::clear(c, tessera.config(), location));
+            RejectionKind::Unauthorised
+        }
+        SessionError::TryRefreshToken(_) => RejectionKind::TryRefreshToken,
+        SessionError::TokenTheft { .. } => RejectionKind::Unauthorised,
+        SessionError::InvalidInput(e) => {
+            tracing::warn!(error = %e, "session input refused");
+            RejectionKind::Internal
+        }
+        SessionError::Engine(e) => {
+            tracing::error!(error = %e, "session core failed");
+            RejectionKind::Internal
+        }
+    };
+    SessionRejection::new(tessera, kind)
+}
+
+impl Session {
+    pub(crate) fn new(
+        tessera: Tessera,
+        sink: ChangeSink,
+        location: TokenLocation,
+        verified: VerifiedSession,
+        access_token: String,
+    ) -> Self {
+        Self(Arc::new(State {
+            tessera,
+            sink,
+            location,
+            handle: verified.session.handle,
+            user_id: verified.session.user_id,
+            recipe_user_id: verified.session.recipe_user_id,
+            tenant_id: verified.session.tenant_id,
+            access_token: Mutex::new(access_token),
+        }))
+    }
+
+    /// The user id (`sub`).
+    pub fn user_id(&self) -> &str {
+        &self.0.user_id
+    }
+
+    /// The recipe user id (`rsub`).
+    pub fn recipe_user_id(&self) -> &str {
+        &self.0.recipe_user_id
+    }
+
+    /// The session handle.
+    pub fn handle(&self) -> &str {
+        &self.0.handle
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> &str {
+        &self.0.tenant_id
+    }
+
+    /// How the request carried its tokens.
+    pub fn token_location(&self) -> TokenLocation {
+        self.0.location
+    }
+
+    /// The current access token (after any replacement in this request).
+    pub fn access_token(&self) -> String {
+        self.0
+            .access_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The whole access-token payload, protected claims included.
+    pub fn access_token_payload(&self) -> Map<String, Value> {
+        let token = self.access_token();
+        token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Merges `update` into the custom claims (a `null` value deletes the key; protected
+    /// claims are ignored) and re-issues the access token in this response.
+    pub async fn merge_into_access_token_payload(
+        &self,
+        update: Map<String, Value>,
+    ) -> Result<(), SessionRejection> {
+        let mut payload = self.access_token_payload();
+        for key in tessera::token::access::PROTECTED_CLAIMS {
+            payload.remove(*key);
+        }
+        for (key, value) in update {
+            if tessera::token::access::PROTECTED_CLAIMS.contains(&key.as_str()) {
+                continue;
+            }
+            if value.is_null() {
+                payload.remove(&key);
+            } else {
+                payload.insert(key, value);
+            }
+        }
+        let st = &self.0;
+        let regenerated = st
+            .tessera
+            .core()
+            .regenerate_access_token(&self.access_token(), Some(payload))
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
+        if let Some(token) = regenerated.access_token {
+            st.sink.with(|c| {
+                transfer::write_access_token(
+                    c,
+                    st.tessera.config(),
+                    st.location,
+                    &st.user_id,
+                    &token,
+                )
+            });
+            *st.access_token
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = token.token;
+        }
+        Ok(())
+    }
+
+    /// The server-side session data.
+    pub async fn session_data(&self) -> Result<Value, SessionRejection> {
+        let st = &self.0;
+        st.tessera
+            .core()
+            .get_session_info(&st.handle)
+            .await
+            .map(|i| i.session_data)
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
+    }
+
+    /// Replaces the server-side session data.
+    pub async fn update_session_data(&self, data: &Value) -> Result<(), SessionRejection> {
+        let st = &self.0;
+        st.tessera
+            .core()
+            .update_session_data(&st.handle, data)
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
+    }
+
+    /// Revokes this session and clears its tokens in this response.
+    pub async fn revoke(&self) -> Result<(), SessionRejection> {
+        let st = &self.0;
+        st.tessera
+            .core()
+            .revoke_session(&st.handle)
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
+        st.sink
+            .with(|c| transfer::clear(c, st.tessera.config(), st.location));
+        Ok(())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ctx = context(parts)?;
+        let found = get_session(
+            &ctx.tessera,
+            &ctx.sink,
+            &parts.method,
+            &parts.headers,
+            true,
+            VerifyRequest::default(),
+        )
+        .await?;
+        found.ok_or_else(|| SessionRejection::new(&ctx.tessera, RejectionKind::Unauthorised))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let ctx = context(parts)?;
+        get_session(
+            &ctx.tessera,
+            &ctx.sink,
+            &parts.method,
+            &parts.headers,
+            false,
+            VerifyRequest::default(),
+        )
+        .await
+    }
+}
+
+/// Creates sessions (sign-in). Tokens go out in the transfer method the browser asked for
+/// (`st-auth-mode`), with the front-token and, under VIA_TOKEN in cookie mode, `anti-csrf`.
+///
+/// ```no_run
+/// use tessera_axum::{Sessions, SessionRejection};
+/// async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
+///     sessions.create("user-1", serde_json::Map::new(), serde_json::json!({})).await?;
+///     Ok("signed in")
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    ctx: RequestContext,
+    headers: http::HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Sessions {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            ctx: context(parts)?,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Sessions {
+    /// The SDK handle.
+    pub fn tessera(&self) -> &Tessera {
+        &self.ctx.tessera
+    }
+
+    /// Creates a session for `user_id` in the public tenant.
+    pub async fn create(
+        &self,
+        user_id: &str,
+        payload: Map<String, Value>,
+        data: Value,
+    ) -> Result<Session, SessionRejection> {
+        self.create_in_tenant(tessera::PUBLIC, user_id, payload, data)
+            .await
+    }
+
+    /// Creates a session in a tenant.
+    pub async fn create_in_tenant(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        mut payload: Map<String, Value>,
+        data: Value,
+    ) -> Result<Session, SessionRejection> {
+        let tessera = &self.ctx.tessera;
+        let config = tessera.config();
+        let location = match config.transfer {
+            TokenTransfer::Cookie => TokenLocation::Cookie,
+            TokenTransfer::Header => TokenLocation::Header,
+            TokenTransfer::Any => {
+                let mode = self
+                    .headers
+                    .get(names::AUTH_MODE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_ascii_lowercase);
+                if mode.as_deref() == Some("cookie") {
+                    TokenLocation::Cookie
+                } else {
+                    TokenLocation::Header
+                }
+            }
+        };
+        for key in tessera::token::access::PROTECTED_CLAIMS {
+            payload.remove(*key);
+        }
+        payload
+            .entry("iss")
+            .or_insert_with(|| Value::String(config.issuer()));
+        let new = NewSession {
+            tenant_id: tenant_id.to_owned(),
+            user_id: user_id.to_owned(),
+            access_token_payload: payload,
+            session_data: data,
+            enable_anti_csrf: config.anti_csrf == AntiCsrfMode::ViaToken
+                && location == TokenLocation::Cookie,
+            use_static_key: !config.use_dynamic_signing_key,
+        };
+        let created = tessera
+            .core()
+            .create_session(new)
+            .await
+            .map_err(|e| engine_error(tessera, &self.ctx.sink, e, location))?;
+        let had_cookie_token = !matches!(
+            transfer::cookie(
+                &transfer::request_cookies(&self.headers),
+                names::ACCESS_COOKIE
+            ),
+            CookieValue::Absent
+        );
+        let had_header_token = transfer::bearer(&self.headers).is_some();
+        self.ctx.sink.with(|c| {
+            match location {
+                TokenLocation::Cookie if had_header_token => {
+                    transfer::clear(c, config, TokenLocation::Header)
+                }
+                TokenLocation::Header if had_cookie_token => {
+                    transfer::clear(c, config, TokenLocation::Cookie)
+                }
+                _ => {}
+            }
+            transfer::write_access_token(c, config, location, user_id, &created.access_token);
+            transfer::write_refresh_token(c, config, location, &created.refresh_token);
+            if let Some(csrf) = &created.anti_csrf_token {
+                c.set_header(names::ANTI_CSRF, Some(csrf), true);
+            }
+        });
+        let token = created.access_token.token.clone();
+        let verified = VerifiedSession {
+            access_token_expiry: created.access_token.expiry,
+            anti_csrf_token: created.anti_csrf_token,
+            session: created.session,
+            access_token: None,
+        };
+        Ok(Session::new(
+            tessera.clone(),
+            self.ctx.sink.clone(),
+            location,
+            verified,
+            token,
+        ))
+    }
+}

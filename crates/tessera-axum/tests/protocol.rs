@@ -1,0 +1,826 @@
+//! The front-end protocol, row by row (browser-protocol.md §1–§7, §12): cookies and headers
+//! written, statuses and bodies, clearing, anti-CSRF, transfer-method tables. Each test drives
+//! a real axum app with the layer over a real engine (SQLite).
+
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
+use tessera_axum::{
+    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Session, SessionRejection, Sessions,
+    Tessera, TokenTransfer,
+};
+use tower::ServiceExt;
+
+struct App {
+    router: Router,
+    clock: Arc<ManualClock>,
+    engine: SessionEngine,
+}
+
+async fn app_with(builder: ConfigBuilder, validators: Vec<Arc<dyn ClaimValidator>>) -> App {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let engine = SessionEngine::builder(store)
+        .config(SessionConfig {
+            access_token_validity_ms: 60_000,
+            ..SessionConfig::default()
+        })
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut tessera = Tessera::new(builder.build().unwrap(), Arc::new(engine.clone()));
+    for v in validators {
+        tessera = tessera.with_claim_validator(v);
+    }
+    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
+        let mut payload = Map::new();
+        payload.insert("custom".into(), json!("v"));
+        let s = sessions.create("user-1", payload, json!({"d": 1})).await?;
+        Ok(s.handle().to_owned())
+    }
+    async fn me(session: Session) -> String {
+        session.user_id().to_owned()
+    }
+    async fn maybe(session: Option<Session>) -> String {
+        session
+            .map(|s| s.user_id().to_owned())
+            .unwrap_or_else(|| "none".into())
+    }
+    async fn merge(session: Session) -> Result<String, SessionRejection> {
+        let mut update = Map::new();
+        update.insert("role".into(), json!("admin"));
+        update.insert("custom".into(), Value::Null);
+        session.merge_into_access_token_payload(update).await?;
+        Ok(Value::Object(session.access_token_payload()).to_string())
+    }
+    let router = Router::new()
+        .route("/login", post(login))
+        .route("/me", get(me).post(me))
+        .route("/maybe", get(maybe))
+        .route("/merge", post(merge))
+        .layer(tessera.layer());
+    App {
+        router,
+        clock,
+        engine,
+    }
+}
+
+async fn app(builder: ConfigBuilder) -> App {
+    app_with(builder, vec![]).await
+}
+
+fn local() -> ConfigBuilder {
+    Config::builder("http://localhost:8080", "http://localhost:8080")
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+    fn cookie_value(&self, name: &str) -> Option<String> {
+        let c = self.cookie(name)?;
+        let v = c.split(';').next()?.split_once('=')?.1.to_owned();
+        Some(v)
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+async fn send(app: &App, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = app
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+fn assert_fully_cleared(r: &Resp) {
+    let at = r.cookie("sAccessToken").expect("sAccessToken cleared");
+    assert!(
+        at.starts_with("sAccessToken=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly"),
+        "{at}"
+    );
+    let rt = r.cookie("sRefreshToken").expect("sRefreshToken cleared");
+    assert!(
+        rt.starts_with(
+            "sRefreshToken=; Path=/auth/session/refresh; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        ),
+        "{rt}"
+    );
+    assert_eq!(r.header("front-token"), Some("remove"));
+    assert_eq!(r.header("st-access-token"), Some(""));
+    assert_eq!(r.header("st-refresh-token"), Some(""));
+    let aceh = r.header("access-control-expose-headers").unwrap();
+    for h in ["front-token", "st-access-token", "st-refresh-token"] {
+        assert!(aceh.contains(h), "{aceh}");
+    }
+}
+
+fn assert_nothing_cleared(r: &Resp) {
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    assert!(r.header("front-token").is_none());
+}
+
+fn decode_front_token(ft: &str) -> Value {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(ft)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Signs in with cookies; returns (access token, refresh token).
+async fn login_cookie(app: &App) -> (String, String, Resp) {
+    let r = send(app, Method::POST, "/login", &[("st-auth-mode", "cookie")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let at = r.cookie_value("sAccessToken").unwrap();
+    let rt = tessera_axum::transfer::percent_decode(&r.cookie_value("sRefreshToken").unwrap());
+    (at, rt, r)
+}
+
+async fn login_header(app: &App) -> (String, String, Resp) {
+    let r = send(app, Method::POST, "/login", &[("st-auth-mode", "header")]).await;
+    let at = r.header("st-access-token").unwrap().to_owned();
+    let rt = r.header("st-refresh-token").unwrap().to_owned();
+    (at, rt, r)
+}
+
+#[tokio::test]
+async fn cookie_mode_sign_in_sets_the_protocol_cookies_and_front_token() {
+    let app = app(local()).await;
+    let (_at, rt, r) = login_cookie(&app).await;
+    let at_cookie = r.cookie("sAccessToken").unwrap();
+    assert!(at_cookie.contains("; Path=/; Expires="), "{at_cookie}");
+    assert!(
+        at_cookie.ends_with("; HttpOnly; SameSite=Lax"),
+        "{at_cookie}"
+    );
+    assert!(!at_cookie.contains("Secure"), "http API: not Secure");
+    let rt_cookie = r.cookie("sRefreshToken").unwrap();
+    assert!(
+        rt_cookie.contains("; Path=/auth/session/refresh; "),
+        "{rt_cookie}"
+    );
+    let raw_value = r.cookie_value("sRefreshToken").unwrap();
+    assert!(
+        !raw_value.contains(['+', '/', '=']),
+        "refresh token is percent-encoded in the cookie: {raw_value}"
+    );
+    assert!(rt.ends_with(".V2"), "percent-decoded refresh token");
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("front-token")
+    );
+    assert!(
+        r.header("st-access-token").is_none(),
+        "not exposed in cookie mode"
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let ft = decode_front_token(r.header("front-token").unwrap());
+    assert_eq!(ft["uid"], "user-1");
+    assert_eq!(ft["up"]["sub"], "user-1");
+    assert_eq!(ft["up"]["custom"], "v");
+    assert_eq!(ft["up"]["iss"], "http://localhost:8080/auth");
+    assert_eq!(ft["up"]["parentRefreshTokenHash1"], Value::Null);
+    assert_eq!(
+        ft["ate"].as_u64().unwrap(),
+        ft["up"]["exp"].as_u64().unwrap() * 1000
+    );
+}
+
+#[tokio::test]
+async fn header_mode_is_the_default_without_st_auth_mode() {
+    let app = app(local()).await;
+    for mode in [None, Some("header"), Some("bogus")] {
+        let headers: Vec<(&str, &str)> =
+            mode.map(|m| vec![("st-auth-mode", m)]).unwrap_or_default();
+        let r = send(&app, Method::POST, "/login", &headers).await;
+        assert!(r.set_cookies().is_empty(), "{mode:?}");
+        assert!(r.header("st-access-token").is_some());
+        assert!(r.header("st-refresh-token").is_some());
+        assert_eq!(
+            r.header("access-control-expose-headers"),
+            Some("front-token, st-access-token, st-refresh-token")
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_outcomes_and_no_clearing_without_token() {
+    let app = app(local()).await;
+    let (at, _rt, _) = login_cookie(&app).await;
+    let ok = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "user-1"));
+    assert!(
+        ok.set_cookies().is_empty(),
+        "valid token: no session headers"
+    );
+
+    let none = send(&app, Method::GET, "/me", &[]).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json(), json!({"message": "unauthorised"}));
+    assert_nothing_cleared(&none);
+
+    let junk = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", "sAccessToken=abc.def.ghi")],
+    )
+    .await;
+    assert_eq!(junk.json(), json!({"message": "unauthorised"}));
+    assert_nothing_cleared(&junk);
+
+    let mut tampered: Vec<&str> = at.split('.').collect();
+    let sig = tampered[2].replace('A', "B");
+    tampered[2] = &sig;
+    let bad = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={}", tampered.join(".")))],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.json(), json!({"message": "try refresh token"}));
+    assert_nothing_cleared(&bad);
+
+    app.clock.advance_ms(61_000);
+    let expired = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(expired.json(), json!({"message": "try refresh token"}));
+    assert_nothing_cleared(&expired);
+
+    let legacy = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}; sIdRefreshToken=x"))],
+    )
+    .await;
+    assert_eq!(legacy.json(), json!({"message": "try refresh token"}));
+}
+
+#[tokio::test]
+async fn optional_session_and_preflight() {
+    let app = app(local()).await;
+    let r = send(&app, Method::GET, "/maybe", &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "none"));
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/maybe",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.body, "user-1");
+    app.clock.advance_ms(61_000);
+    let r = send(
+        &app,
+        Method::GET,
+        "/maybe",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(
+        r.json(),
+        json!({"message": "try refresh token"}),
+        "expired is not 'no session'"
+    );
+}
+
+#[tokio::test]
+async fn cook_08_duplicate_access_cookies_are_try_refresh() {
+    let app = app(local()).await;
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}; sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "try refresh token"}));
+}
+
+#[tokio::test]
+async fn refresh_without_tokens_clears_everything() {
+    let app = app(local()).await;
+    let r = send(&app, Method::POST, "/auth/session/refresh", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    assert_fully_cleared(&r);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+}
+
+#[tokio::test]
+async fn refresh_in_cookie_mode_then_promotion_writes_back_a_new_access_token() {
+    let app = app(local()).await;
+    let (_at, rt, _) = login_cookie(&app).await;
+    let cookie = format!(
+        "sRefreshToken={}",
+        tessera_axum::transfer::percent_encode(&rt)
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &cookie), ("rid", "session")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({}));
+    assert!(r.header("front-token").is_some());
+    let new_at = r.cookie_value("sAccessToken").unwrap();
+    assert!(r.cookie("sRefreshToken").is_some());
+    let ft = decode_front_token(r.header("front-token").unwrap());
+    assert!(
+        ft["up"]["parentRefreshTokenHash1"].is_string(),
+        "first token after refresh"
+    );
+    // First use promotes: the response carries a replacement token and front-token.
+    let used = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={new_at}"))],
+    )
+    .await;
+    assert_eq!(used.status, StatusCode::OK);
+    assert!(
+        used.cookie("sAccessToken").is_some(),
+        "promoted token written back"
+    );
+    let ft = decode_front_token(used.header("front-token").unwrap());
+    assert_eq!(ft["up"]["parentRefreshTokenHash1"], Value::Null);
+    // The old refresh token is now rotated out: theft, full clear.
+    let theft = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &cookie), ("rid", "session")],
+    )
+    .await;
+    assert_eq!(theft.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(theft.json(), json!({"message": "token theft detected"}));
+    assert_fully_cleared(&theft);
+}
+
+#[tokio::test]
+async fn refresh_in_header_mode() {
+    let app = app(local()).await;
+    let (_at, rt, _) = login_header(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("authorization", &format!("Bearer {rt}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.set_cookies().is_empty());
+    assert!(r.header("st-access-token").is_some_and(|v| !v.is_empty()));
+    assert!(r.header("st-refresh-token").is_some_and(|v| !v.is_empty()));
+}
+
+#[tokio::test]
+async fn rt_12_access_token_at_refresh_is_unauthorised_with_clear() {
+    let app = app(local()).await;
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    assert_fully_cleared(&r);
+}
+
+// §3 tables: which method wins when both carry tokens.
+#[tokio::test]
+async fn transfer_method_tables() {
+    let app = app(local()).await;
+    let (cat, crt, _) = login_cookie(&app).await;
+    let (hat, hrt, _) = login_header(&app).await;
+    let both = format!("sAccessToken={cat}");
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[
+            ("cookie", &both),
+            ("authorization", &format!("Bearer {hat}")),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A non-JWT bearer falls through to the cookie.
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &both), ("authorization", "Bearer not-a-jwt")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Refresh with both: header wins, cookies are cleared.
+    let rt_cookie = format!(
+        "sRefreshToken={}",
+        tessera_axum::transfer::percent_encode(&crt)
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[
+            ("cookie", &rt_cookie),
+            ("authorization", &format!("Bearer {hrt}")),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("st-access-token").is_some_and(|v| !v.is_empty()));
+    assert_eq!(
+        r.cookie_value("sAccessToken").as_deref(),
+        Some(""),
+        "cookies cleared"
+    );
+
+    // Header-only config ignores cookies entirely.
+    let app = self::app(local().token_transfer(TokenTransfer::Header)).await;
+    let (cat, _, _) = login_header(&app).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={cat}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    // Cookie-only config ignores Authorization.
+    let app = self::app(local().token_transfer(TokenTransfer::Cookie)).await;
+    let (hat, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("authorization", &format!("Bearer {hat}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+}
+
+#[tokio::test]
+async fn csrf_via_custom_header() {
+    let app = app(Config::builder(
+        "https://api.example.com",
+        "https://app.other.com",
+    ))
+    .await;
+    let (at, rt, login) = login_cookie(&app).await;
+    let c = login.cookie("sAccessToken").unwrap();
+    assert!(c.ends_with("; HttpOnly; Secure; SameSite=None"), "{c}");
+    let cookie = format!("sAccessToken={at}");
+    let r = send(&app, Method::POST, "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        r.json(),
+        json!({"message": "try refresh token"}),
+        "POST without rid"
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/me",
+        &[("cookie", &cookie), ("rid", "anti-csrf")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(&app, Method::GET, "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK, "GET is not checked");
+    let (hat, _, _) = login_header(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/me",
+        &[("authorization", &format!("Bearer {hat}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "header mode needs no rid");
+    // RT-13: refresh without rid is refused and clears nothing (no sign-out CSRF).
+    let rt_cookie = format!(
+        "sRefreshToken={}",
+        tessera_axum::transfer::percent_encode(&rt)
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &rt_cookie)],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    assert_nothing_cleared(&r);
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &rt_cookie), ("rid", "session")],
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the refresh token was not consumed"
+    );
+}
+
+#[tokio::test]
+async fn csrf_via_token() {
+    let app = app(local().anti_csrf(AntiCsrfMode::ViaToken)).await;
+    let (at, rt, login) = login_cookie(&app).await;
+    let csrf = login
+        .header("anti-csrf")
+        .expect("anti-csrf header")
+        .to_owned();
+    assert_eq!(
+        login.header("access-control-expose-headers"),
+        Some("front-token, anti-csrf")
+    );
+    let cookie = format!("sAccessToken={at}");
+    let r = send(&app, Method::POST, "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(r.json(), json!({"message": "try refresh token"}));
+    let r = send(
+        &app,
+        Method::POST,
+        "/me",
+        &[("cookie", &cookie), ("anti-csrf", "wrong")],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "try refresh token"}));
+    let r = send(
+        &app,
+        Method::POST,
+        "/me",
+        &[("cookie", &cookie), ("anti-csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rt_cookie = format!(
+        "sRefreshToken={}",
+        tessera_axum::transfer::percent_encode(&rt)
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &rt_cookie), ("anti-csrf", "wrong")],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("cookie", &rt_cookie), ("anti-csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let new_csrf = r.header("anti-csrf").unwrap();
+    assert_ne!(new_csrf, csrf, "rotated at refresh");
+    let (_, _, header_login) = login_header(&app).await;
+    assert!(
+        header_login.header("anti-csrf").is_none(),
+        "no anti-CSRF token in header mode"
+    );
+}
+
+#[tokio::test]
+async fn signout_in_each_mode() {
+    let app = app(local()).await;
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/signout",
+        &[
+            ("cookie", &format!("sAccessToken={at}")),
+            ("rid", "session"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({"status": "OK"}));
+    assert_eq!(r.cookie_value("sAccessToken").as_deref(), Some(""));
+    assert_eq!(r.cookie_value("sRefreshToken").as_deref(), Some(""));
+    assert_eq!(r.header("front-token"), Some("remove"));
+    assert!(
+        r.header("st-access-token").is_none(),
+        "only the request's method is cleared"
+    );
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "stateless verify until exp (REQ-05 window)"
+    );
+
+    let (hat, _, _) = login_header(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/signout",
+        &[("authorization", &format!("Bearer {hat}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"status": "OK"}));
+    assert_eq!(r.header("st-access-token"), Some(""));
+    assert_eq!(r.header("st-refresh-token"), Some(""));
+    assert!(r.set_cookies().is_empty());
+
+    let r = send(&app, Method::POST, "/auth/signout", &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+}
+
+#[tokio::test]
+async fn revoked_session_with_database_check_is_unauthorised_and_cleared() {
+    let app = app(local().check_database(true)).await;
+    let (at, _, login) = login_cookie(&app).await;
+    let handle = login.body.clone();
+    assert!(app.engine.revoke_session(&handle).await.unwrap());
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    assert_fully_cleared(&r);
+}
+
+#[tokio::test]
+async fn invalid_claims_answer_403_with_the_errors() {
+    struct NeedsAdmin;
+    impl ClaimValidator for NeedsAdmin {
+        fn id(&self) -> &str {
+            "needs-admin"
+        }
+        fn validate(&self, payload: &Map<String, Value>) -> Result<(), Option<Value>> {
+            if payload.get("role") == Some(&json!("admin")) {
+                Ok(())
+            } else {
+                Err(Some(json!({"message": "wrong value"})))
+            }
+        }
+    }
+    let app = app_with(local(), vec![Arc::new(NeedsAdmin)]).await;
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.json(),
+        json!({"message": "invalid claim", "claimValidationErrors": [{"id": "needs-admin", "reason": {"message": "wrong value"}}]})
+    );
+    assert_nothing_cleared(&r);
+    // Sign-out does not check claims.
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/signout",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn merge_into_payload_reissues_the_token() {
+    let app = app(local()).await;
+    let (at, _, _) = login_cookie(&app).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/merge",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let payload: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(payload["role"], "admin");
+    assert!(payload.get("custom").is_none(), "null deletes");
+    assert_eq!(payload["sub"], "user-1", "protected claims kept");
+    let ft = decode_front_token(r.header("front-token").unwrap());
+    assert_eq!(ft["up"]["role"], "admin");
+    assert!(r.cookie("sAccessToken").is_some());
+}
+
+#[tokio::test]
+async fn switching_the_key_type_answers_try_refresh() {
+    let app = app(local()).await;
+    let (at, _, _) = login_cookie(&app).await;
+    // Same engine, an SDK configured for static keys: the dynamic-key token must be refreshed.
+    let config = local().use_dynamic_signing_key(false).build().unwrap();
+    let tessera = Tessera::new(config, Arc::new(app.engine.clone()));
+    let router = Router::new()
+        .route(
+            "/me",
+            get(|s: Session| async move { s.user_id().to_owned() }),
+        )
+        .layer(tessera.layer());
+    let static_app = App {
+        router,
+        clock: app.clock.clone(),
+        engine: app.engine.clone(),
+    };
+    let r = send(
+        &static_app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(r.json(), json!({"message": "try refresh token"}));
+}
+
+#[tokio::test]
+async fn extractor_without_layer_is_a_500_not_a_panic() {
+    let router: Router = Router::new().route(
+        "/me",
+        get(|s: Session| async move { s.user_id().to_owned() }),
+    );
+    let r = router
+        .oneshot(Request::builder().uri("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
