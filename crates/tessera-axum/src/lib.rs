@@ -41,6 +41,7 @@ pub mod cors;
 pub mod domains;
 pub mod error;
 pub mod layer;
+pub mod remote;
 mod routes;
 pub mod session;
 mod tessera;
@@ -54,6 +55,7 @@ pub use crate::config::{
 pub use crate::core::Core;
 pub use crate::error::{RejectionKind, SessionRejection};
 pub use crate::layer::{SessionLayer, SessionService};
+pub use crate::remote::RemoteCore;
 pub use crate::session::{Session, Sessions};
 pub use crate::tessera::{ErrorHandler, Tessera};
 pub use crate::transfer::TokenLocation;

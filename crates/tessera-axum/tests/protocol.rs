@@ -11,30 +11,76 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
 use tessera_axum::{
-    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Session, SessionRejection, Sessions,
-    Tessera, TokenTransfer,
+    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Core, RemoteCore, Session,
+    SessionRejection, Sessions, Tessera, TokenTransfer,
 };
 use tower::ServiceExt;
+
+/// Which core the SDK runs on: the engine in-process, or `tessera serve` over HTTP.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Embedded,
+    Remote,
+}
 
 struct App {
     router: Router,
     clock: Arc<ManualClock>,
-    engine: SessionEngine,
+    core: Arc<dyn Core>,
+    _server: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-async fn app_with(builder: ConfigBuilder, validators: Vec<Arc<dyn ClaimValidator>>) -> App {
+const ACCESS_TOKEN_VALIDITY_MS: u64 = 60_000;
+
+/// A core of the given mode. Expiry is always judged on the manual clock: in-process by the
+/// engine, remotely by the SDK's local JWKS verification.
+async fn core(
+    mode: Mode,
+    clock: Arc<ManualClock>,
+) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
+    match mode {
+        Mode::Embedded => {
+            let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+            let engine = SessionEngine::builder(store)
+                .config(SessionConfig {
+                    access_token_validity_ms: ACCESS_TOKEN_VALIDITY_MS,
+                    ..SessionConfig::default()
+                })
+                .clock(clock)
+                .build()
+                .await
+                .unwrap();
+            (Arc::new(engine), None)
+        }
+        Mode::Remote => {
+            let mut config = tessera_server::config::ServerConfig::default();
+            config.app.session.access_token_validity_ms = ACCESS_TOKEN_VALIDITY_MS;
+            let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+            let state = tessera_server::server::build_state(&config, store)
+                .await
+                .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(tessera_server::server::serve(listener, state, async move {
+                let _ = rx.await;
+            }));
+            let remote = RemoteCore::new(&format!("http://{addr}"), None)
+                .unwrap()
+                .with_clock(clock);
+            (Arc::new(remote), Some(tx))
+        }
+    }
+}
+
+async fn app_with(
+    mode: Mode,
+    builder: ConfigBuilder,
+    validators: Vec<Arc<dyn ClaimValidator>>,
+) -> App {
     let clock = Arc::new(ManualClock::starting_now());
-    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
-    let engine = SessionEngine::builder(store)
-        .config(SessionConfig {
-            access_token_validity_ms: 60_000,
-            ..SessionConfig::default()
-        })
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
-    let mut tessera = Tessera::new(builder.build().unwrap(), Arc::new(engine.clone()));
+    let (core, server) = core(mode, clock.clone()).await;
+    let mut tessera = Tessera::new(builder.build().unwrap(), core.clone());
     for v in validators {
         tessera = tessera.with_claim_validator(v);
     }
@@ -68,12 +114,13 @@ async fn app_with(builder: ConfigBuilder, validators: Vec<Arc<dyn ClaimValidator
     App {
         router,
         clock,
-        engine,
+        core,
+        _server: server,
     }
 }
 
-async fn app(builder: ConfigBuilder) -> App {
-    app_with(builder, vec![]).await
+async fn app(mode: Mode, builder: ConfigBuilder) -> App {
+    app_with(mode, builder, vec![]).await
 }
 
 fn local() -> ConfigBuilder {
@@ -185,9 +232,8 @@ async fn login_header(app: &App) -> (String, String, Resp) {
     (at, rt, r)
 }
 
-#[tokio::test]
-async fn cookie_mode_sign_in_sets_the_protocol_cookies_and_front_token() {
-    let app = app(local()).await;
+async fn cookie_mode_sign_in_sets_the_protocol_cookies_and_front_token(mode: Mode) {
+    let app = app(mode, local()).await;
     let (_at, rt, r) = login_cookie(&app).await;
     let at_cookie = r.cookie("sAccessToken").unwrap();
     assert!(at_cookie.contains("; Path=/; Expires="), "{at_cookie}");
@@ -228,9 +274,8 @@ async fn cookie_mode_sign_in_sets_the_protocol_cookies_and_front_token() {
     );
 }
 
-#[tokio::test]
-async fn header_mode_is_the_default_without_st_auth_mode() {
-    let app = app(local()).await;
+async fn header_mode_is_the_default_without_st_auth_mode(mode: Mode) {
+    let app = app(mode, local()).await;
     for mode in [None, Some("header"), Some("bogus")] {
         let headers: Vec<(&str, &str)> =
             mode.map(|m| vec![("st-auth-mode", m)]).unwrap_or_default();
@@ -245,9 +290,8 @@ async fn header_mode_is_the_default_without_st_auth_mode() {
     }
 }
 
-#[tokio::test]
-async fn verify_outcomes_and_no_clearing_without_token() {
-    let app = app(local()).await;
+async fn verify_outcomes_and_no_clearing_without_token(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _rt, _) = login_cookie(&app).await;
     let ok = send(
         &app,
@@ -312,9 +356,8 @@ async fn verify_outcomes_and_no_clearing_without_token() {
     assert_eq!(legacy.json(), json!({"message": "try refresh token"}));
 }
 
-#[tokio::test]
-async fn optional_session_and_preflight() {
-    let app = app(local()).await;
+async fn optional_session_and_preflight(mode: Mode) {
+    let app = app(mode, local()).await;
     let r = send(&app, Method::GET, "/maybe", &[]).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "none"));
     let (at, _, _) = login_cookie(&app).await;
@@ -341,9 +384,8 @@ async fn optional_session_and_preflight() {
     );
 }
 
-#[tokio::test]
-async fn cook_08_duplicate_access_cookies_are_try_refresh() {
-    let app = app(local()).await;
+async fn cook_08_duplicate_access_cookies_are_try_refresh(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -355,9 +397,8 @@ async fn cook_08_duplicate_access_cookies_are_try_refresh() {
     assert_eq!(r.json(), json!({"message": "try refresh token"}));
 }
 
-#[tokio::test]
-async fn refresh_without_tokens_clears_everything() {
-    let app = app(local()).await;
+async fn refresh_without_tokens_clears_everything(mode: Mode) {
+    let app = app(mode, local()).await;
     let r = send(&app, Method::POST, "/auth/session/refresh", &[]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
@@ -368,9 +409,8 @@ async fn refresh_without_tokens_clears_everything() {
     );
 }
 
-#[tokio::test]
-async fn refresh_in_cookie_mode_then_promotion_writes_back_a_new_access_token() {
-    let app = app(local()).await;
+async fn refresh_in_cookie_mode_then_promotion_writes_back_a_new_access_token(mode: Mode) {
+    let app = app(mode, local()).await;
     let (_at, rt, _) = login_cookie(&app).await;
     let cookie = format!(
         "sRefreshToken={}",
@@ -421,9 +461,8 @@ async fn refresh_in_cookie_mode_then_promotion_writes_back_a_new_access_token() 
     assert_fully_cleared(&theft);
 }
 
-#[tokio::test]
-async fn refresh_in_header_mode() {
-    let app = app(local()).await;
+async fn refresh_in_header_mode(mode: Mode) {
+    let app = app(mode, local()).await;
     let (_at, rt, _) = login_header(&app).await;
     let r = send(
         &app,
@@ -438,9 +477,8 @@ async fn refresh_in_header_mode() {
     assert!(r.header("st-refresh-token").is_some_and(|v| !v.is_empty()));
 }
 
-#[tokio::test]
-async fn rt_12_access_token_at_refresh_is_unauthorised_with_clear() {
-    let app = app(local()).await;
+async fn rt_12_access_token_at_refresh_is_unauthorised_with_clear(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -454,9 +492,8 @@ async fn rt_12_access_token_at_refresh_is_unauthorised_with_clear() {
 }
 
 // §3 tables: which method wins when both carry tokens.
-#[tokio::test]
-async fn transfer_method_tables() {
-    let app = app(local()).await;
+async fn transfer_method_tables(mode: Mode) {
+    let app = app(mode, local()).await;
     let (cat, crt, _) = login_cookie(&app).await;
     let (hat, hrt, _) = login_header(&app).await;
     let both = format!("sAccessToken={cat}");
@@ -504,7 +541,7 @@ async fn transfer_method_tables() {
     );
 
     // Header-only config ignores cookies entirely.
-    let app = self::app(local().token_transfer(TokenTransfer::Header)).await;
+    let app = self::app(mode, local().token_transfer(TokenTransfer::Header)).await;
     let (cat, _, _) = login_header(&app).await;
     let r = send(
         &app,
@@ -515,7 +552,7 @@ async fn transfer_method_tables() {
     .await;
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
     // Cookie-only config ignores Authorization.
-    let app = self::app(local().token_transfer(TokenTransfer::Cookie)).await;
+    let app = self::app(mode, local().token_transfer(TokenTransfer::Cookie)).await;
     let (hat, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -527,12 +564,11 @@ async fn transfer_method_tables() {
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
 }
 
-#[tokio::test]
-async fn csrf_via_custom_header() {
-    let app = app(Config::builder(
-        "https://api.example.com",
-        "https://app.other.com",
-    ))
+async fn csrf_via_custom_header(mode: Mode) {
+    let app = app(
+        mode,
+        Config::builder("https://api.example.com", "https://app.other.com"),
+    )
     .await;
     let (at, rt, login) = login_cookie(&app).await;
     let c = login.cookie("sAccessToken").unwrap();
@@ -591,9 +627,8 @@ async fn csrf_via_custom_header() {
     );
 }
 
-#[tokio::test]
-async fn csrf_via_token() {
-    let app = app(local().anti_csrf(AntiCsrfMode::ViaToken)).await;
+async fn csrf_via_token(mode: Mode) {
+    let app = app(mode, local().anti_csrf(AntiCsrfMode::ViaToken)).await;
     let (at, rt, login) = login_cookie(&app).await;
     let csrf = login
         .header("anti-csrf")
@@ -651,9 +686,8 @@ async fn csrf_via_token() {
     );
 }
 
-#[tokio::test]
-async fn signout_in_each_mode() {
-    let app = app(local()).await;
+async fn signout_in_each_mode(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -705,12 +739,11 @@ async fn signout_in_each_mode() {
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
 }
 
-#[tokio::test]
-async fn revoked_session_with_database_check_is_unauthorised_and_cleared() {
-    let app = app(local().check_database(true)).await;
+async fn revoked_session_with_database_check_is_unauthorised_and_cleared(mode: Mode) {
+    let app = app(mode, local().check_database(true)).await;
     let (at, _, login) = login_cookie(&app).await;
     let handle = login.body.clone();
-    assert!(app.engine.revoke_session(&handle).await.unwrap());
+    assert!(app.core.revoke_session(&handle).await.unwrap());
     let r = send(
         &app,
         Method::GET,
@@ -722,8 +755,7 @@ async fn revoked_session_with_database_check_is_unauthorised_and_cleared() {
     assert_fully_cleared(&r);
 }
 
-#[tokio::test]
-async fn invalid_claims_answer_403_with_the_errors() {
+async fn invalid_claims_answer_403_with_the_errors(mode: Mode) {
     struct NeedsAdmin;
     impl ClaimValidator for NeedsAdmin {
         fn id(&self) -> &str {
@@ -737,7 +769,7 @@ async fn invalid_claims_answer_403_with_the_errors() {
             }
         }
     }
-    let app = app_with(local(), vec![Arc::new(NeedsAdmin)]).await;
+    let app = app_with(mode, local(), vec![Arc::new(NeedsAdmin)]).await;
     let (at, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -763,9 +795,8 @@ async fn invalid_claims_answer_403_with_the_errors() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn merge_into_payload_reissues_the_token() {
-    let app = app(local()).await;
+async fn merge_into_payload_reissues_the_token(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     let r = send(
         &app,
@@ -784,13 +815,12 @@ async fn merge_into_payload_reissues_the_token() {
     assert!(r.cookie("sAccessToken").is_some());
 }
 
-#[tokio::test]
-async fn switching_the_key_type_answers_try_refresh() {
-    let app = app(local()).await;
+async fn switching_the_key_type_answers_try_refresh(mode: Mode) {
+    let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     // Same engine, an SDK configured for static keys: the dynamic-key token must be refreshed.
     let config = local().use_dynamic_signing_key(false).build().unwrap();
-    let tessera = Tessera::new(config, Arc::new(app.engine.clone()));
+    let tessera = Tessera::new(config, app.core.clone());
     let router = Router::new()
         .route(
             "/me",
@@ -800,7 +830,8 @@ async fn switching_the_key_type_answers_try_refresh() {
     let static_app = App {
         router,
         clock: app.clock.clone(),
-        engine: app.engine.clone(),
+        core: app.core.clone(),
+        _server: None,
     };
     let r = send(
         &static_app,
@@ -824,3 +855,41 @@ async fn extractor_without_layer_is_a_500_not_a_panic() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+/// Runs each scenario twice: on the engine in-process and on `tessera serve` over HTTP.
+macro_rules! on_both_cores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    super::$name(super::Mode::Embedded).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn remote() {
+                    super::$name(super::Mode::Remote).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_cores!(
+    cookie_mode_sign_in_sets_the_protocol_cookies_and_front_token,
+    header_mode_is_the_default_without_st_auth_mode,
+    verify_outcomes_and_no_clearing_without_token,
+    optional_session_and_preflight,
+    cook_08_duplicate_access_cookies_are_try_refresh,
+    refresh_without_tokens_clears_everything,
+    refresh_in_cookie_mode_then_promotion_writes_back_a_new_access_token,
+    refresh_in_header_mode,
+    rt_12_access_token_at_refresh_is_unauthorised_with_clear,
+    transfer_method_tables,
+    csrf_via_custom_header,
+    csrf_via_token,
+    signout_in_each_mode,
+    revoked_session_with_database_check_is_unauthorised_and_cleared,
+    invalid_claims_answer_403_with_the_errors,
+    merge_into_payload_reissues_the_token,
+    switching_the_key_type_answers_try_refresh,
+);

@@ -141,6 +141,9 @@ pub enum EngineError {
     /// The configuration is not usable; the text says what to change.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A remote core could not be reached or answered outside the protocol.
+    #[error("remote core: {0}")]
+    Remote(String),
 }
 
 /// A store operation failed. The message is for logs; it never contains token material.
