@@ -143,8 +143,10 @@ fn mask_password(url: &str) -> String {
     }
 }
 
-/// Session settings an app may override (the core's per-app `coreConfig`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Session settings an app may override (the core's per-app `coreConfig`). The defaults are
+/// the engine's, including the 30 s sibling grace: tabs that refresh at once are never
+/// reported as theft (see `tessera::lineage`); a grace of 0 restores strict CDI 5.4.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppSettings {
     /// Engine settings.
     pub session: SessionConfig,
@@ -152,16 +154,6 @@ pub struct AppSettings {
     pub api_keys: Option<Vec<String>>,
 }
 
-impl Default for AppSettings {
-    fn default() -> Self {
-        Self {
-            // Engine defaults, including the 30 s sibling grace: tabs that refresh at once are
-            // never reported as theft (see tessera::lineage); 0 restores strict CDI 5.4.
-            session: SessionConfig::default(),
-            api_keys: None,
-        }
-    }
-}
 
 /// The resolved, validated configuration of `tessera serve`.
 #[derive(Debug, Clone)]
