@@ -35,6 +35,9 @@ pub struct SessionConfig {
     /// When set, minted access tokens carry `iss` (unless the payload names one) and
     /// verification requires it to match.
     pub issuer: Option<String>,
+    /// How many verified access tokens to remember so a repeat skips the RSA check
+    /// (default 10 000; 0 disables the cache). See [`crate::token::cache`].
+    pub verified_token_cache: usize,
 }
 
 impl Default for SessionConfig {
@@ -46,6 +49,7 @@ impl Default for SessionConfig {
             key_overlap_ms: MINUTE,
             sibling_grace_ms: 30 * SECOND,
             issuer: None,
+            verified_token_cache: 10_000,
         }
     }
 }

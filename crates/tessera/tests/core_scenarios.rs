@@ -1070,7 +1070,60 @@ async fn background_cleanup_task_runs(backend: Backend) {
     assert_eq!(store.count_sessions("public").await.unwrap(), 0);
 }
 
+// The verified-token cache never outlives the key: after a key is withdrawn (deleted by an
+// operator, then reloaded), a token verified before is rejected, not served from the cache.
+async fn verified_token_cache_is_emptied_when_a_key_is_withdrawn(backend: Backend) {
+    let (engine, clock, store) = setup(backend).await;
+    let withdraw_and_verify = |token: String| {
+        let (engine, store) = (engine.clone(), store.clone());
+        async move {
+            store
+                .delete_dynamic_keys_before("public", u64::MAX)
+                .await
+                .unwrap();
+            engine.reload_keys().await.unwrap();
+            engine
+                .verify_session(&token, VerifyOptions::default())
+                .await
+        }
+    };
+    // Same millisecond: the replacement key gets the same kid but other material.
+    let s = engine.create_session(new_session("u")).await.unwrap();
+    for _ in 0..2 {
+        engine
+            .verify_session(&s.access_token.token, VerifyOptions::default())
+            .await
+            .unwrap();
+    }
+    let r = withdraw_and_verify(s.access_token.token.clone()).await;
+    assert!(
+        matches!(
+            r,
+            Err(SessionError::TryRefreshToken(
+                TryRefreshReason::InvalidToken
+            ))
+        ),
+        "{r:?}"
+    );
+    // Later: the kid is gone altogether.
+    let s = engine.create_session(new_session("u")).await.unwrap();
+    engine
+        .verify_session(&s.access_token.token, VerifyOptions::default())
+        .await
+        .unwrap();
+    clock.advance_ms(1);
+    let r = withdraw_and_verify(s.access_token.token.clone()).await;
+    assert!(
+        matches!(
+            r,
+            Err(SessionError::TryRefreshToken(TryRefreshReason::KeyNotFound))
+        ),
+        "{r:?}"
+    );
+}
+
 on_both_stores!(
+    verified_token_cache_is_emptied_when_a_key_is_withdrawn,
     background_cleanup_task_runs,
     create_and_get_session,
     expired_and_anti_csrf_failures,

@@ -129,16 +129,25 @@ impl SessionEngine {
 
         let old = inner.keys.load();
         let mut parsed: HashMap<String, Arc<SigningKey>> = HashMap::new();
+        let mut replaced = false;
         let mut parse = |k: &StoredKey, kind: KeyKind, until: u64| -> Result<_, EngineError> {
-            let key = match old.key(&k.kid) {
+            // Keys are parsed once and kept; a kid whose stored material changed (deleted and
+            // re-created by an operator or another instance) is parsed again.
+            let reusable = old
+                .key(&k.kid)
+                .filter(|existing| existing.to_stored().is_ok_and(|v| v == k.value));
+            let key = match reusable {
                 Some(existing) => Arc::clone(existing),
-                None => Arc::new(SigningKey::from_stored(
-                    &k.value,
-                    k.kid.clone(),
-                    kind,
-                    k.created_at,
-                    until,
-                )?),
+                None => {
+                    replaced |= old.key(&k.kid).is_some();
+                    Arc::new(SigningKey::from_stored(
+                        &k.value,
+                        k.kid.clone(),
+                        kind,
+                        k.created_at,
+                        until,
+                    )?)
+                }
             };
             parsed.insert(k.kid.clone(), Arc::clone(&key));
             Ok(key)
@@ -155,6 +164,11 @@ impl SessionEngine {
             // The operator's key signs; other static keys only verify.
             static_keys.retain(|k| k.kid() != configured.kid());
             static_keys.push(Arc::clone(configured));
+        }
+        let withdrawn = replaced || old.kids().any(|kid| !parsed.contains_key(kid));
+        if withdrawn {
+            // A token verified under a withdrawn key must not keep passing from the cache.
+            inner.verified.clear();
         }
         inner.keys.store(Arc::new(KeyRing::new(
             dynamic_keys,

@@ -60,6 +60,7 @@ struct Inner {
     last_unknown_kid_reload_ms: AtomicU64,
     configured_static: Option<Arc<SigningKey>>,
     refresh_key: RefreshTokenKey,
+    verified: crate::token::cache::VerifiedTokenCache,
 }
 
 /// Builds a [`SessionEngine`].
@@ -117,6 +118,8 @@ impl EngineBuilder {
             )
             .await?;
         let refresh_key = RefreshTokenKey::from_stored(&stored)?;
+        let verified =
+            crate::token::cache::VerifiedTokenCache::new(self.config.verified_token_cache);
         let engine = SessionEngine {
             inner: Arc::new(Inner {
                 app_id: self.app_id,
@@ -128,6 +131,7 @@ impl EngineBuilder {
                 last_unknown_kid_reload_ms: AtomicU64::new(0),
                 configured_static,
                 refresh_key,
+                verified,
             }),
         };
         engine.install_configured_static_key().await?;

@@ -32,7 +32,11 @@ impl SessionEngine {
         &self,
         token: &str,
     ) -> Result<AccessTokenClaims, SessionError> {
-        let attempt = verify_access_token(token, &**self.inner.keys.load(), &self.verify_policy());
+        let policy = self.verify_policy();
+        if let Some(claims) = self.inner.verified.get(token, policy.now_ms) {
+            return Ok((*claims).clone());
+        }
+        let attempt = verify_access_token(token, &**self.inner.keys.load(), &policy);
         let claims = match attempt {
             Err(TryRefreshReason::KeyNotFound) if self.reload_for_unknown_kid().await? => {
                 verify_access_token(token, &**self.inner.keys.load(), &self.verify_policy())
@@ -47,6 +51,9 @@ impl SessionEngine {
                 ));
             }
         }
+        self.inner
+            .verified
+            .insert(token, std::sync::Arc::new(claims.clone()));
         Ok(claims)
     }
 

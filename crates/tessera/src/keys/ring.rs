@@ -100,6 +100,11 @@ impl KeyRing {
         self.by_kid.get(kid)
     }
 
+    /// The ids of every key held.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(String::as_str)
+    }
+
     /// True when a key with this id is held.
     pub fn contains(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)

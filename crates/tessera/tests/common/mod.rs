@@ -79,6 +79,7 @@ pub fn test_config() -> SessionConfig {
         key_overlap_ms: 60_000,
         sibling_grace_ms: 30_000,
         issuer: None,
+        verified_token_cache: 10_000,
     }
 }
 

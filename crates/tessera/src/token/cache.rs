@@ -1,0 +1,114 @@
+//! A small bounded cache of access tokens that already passed verification, so a token seen
+//! again skips the RSA check (the hot path's dominant cost). Entries are keyed by SHA-256 of
+//! the whole token, never by the token itself; an entry is used only until the token's `exp`;
+//! the cache is emptied whenever a signing key is withdrawn; when full it is emptied rather
+//! than grown.
+
+use super::access::AccessTokenClaims;
+use aws_lc_rs::digest;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Verified claims by token digest.
+#[derive(Debug)]
+pub struct VerifiedTokenCache {
+    capacity: usize,
+    entries: RwLock<HashMap<[u8; 32], Arc<AccessTokenClaims>>>,
+}
+
+fn key(token: &str) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl VerifiedTokenCache {
+    /// A cache holding at most `capacity` tokens (0 disables it).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The claims of `token` if it was verified before and has not expired at `now_ms`.
+    pub fn get(&self, token: &str, now_ms: u64) -> Option<Arc<AccessTokenClaims>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let claims = entries.get(&key(token))?;
+        (claims.exp.saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
+    }
+
+    /// Remembers a token that just passed full verification.
+    pub fn insert(&self, token: &str, claims: Arc<AccessTokenClaims>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key(token), claims);
+    }
+
+    /// Forgets everything (a key was withdrawn).
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Number of cached tokens.
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Arc<AccessTokenClaims> {
+        Arc::new(AccessTokenClaims {
+            sub: "u".into(),
+            exp,
+            iat: 0,
+            session_handle: "h".into(),
+            refresh_token_hash1: "r".into(),
+            parent_refresh_token_hash1: None,
+            anti_csrf_token: None,
+            tenant_id: "public".into(),
+            rsub: "u".into(),
+            user_claims: Default::default(),
+        })
+    }
+
+    #[test]
+    fn hits_until_expiry_and_stays_bounded() {
+        let cache = VerifiedTokenCache::new(2);
+        cache.insert("a", claims(10));
+        assert!(cache.get("a", 10_000).is_some());
+        assert!(cache.get("a", 10_001).is_none(), "expired with the token");
+        assert!(cache.get("b", 0).is_none());
+        cache.insert("b", claims(10));
+        cache.insert("c", claims(10));
+        assert!(cache.len() <= 2, "never grows past capacity");
+        cache.clear();
+        assert!(cache.is_empty());
+        let off = VerifiedTokenCache::new(0);
+        off.insert("a", claims(10));
+        assert!(off.get("a", 0).is_none());
+    }
+}
