@@ -39,6 +39,7 @@ pub struct RemoteCore {
     keys: ArcSwap<VerifyingKeySet>,
     fetched_at_ms: AtomicU64,
     refetch: tokio::sync::Mutex<()>,
+    verified: tessera::token::cache::VerifiedTokenCache,
 }
 
 impl std::fmt::Debug for RemoteCore {
@@ -69,6 +70,7 @@ impl RemoteCore {
             keys: ArcSwap::from_pointee(VerifyingKeySet::default()),
             fetched_at_ms: AtomicU64::new(0),
             refetch: tokio::sync::Mutex::new(()),
+            verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
         })
     }
 
@@ -137,18 +139,28 @@ impl RemoteCore {
             .map_err(remote)?;
         let text = response.text().await.map_err(remote)?;
         let keys = VerifyingKeySet::from_jwks_json(&text)?;
+        let withdrawn = self.keys.load().kids().any(|kid| !keys.contains(kid));
+        if withdrawn {
+            self.verified.clear();
+        }
         self.keys.store(Arc::new(keys));
         self.fetched_at_ms.store(now.max(1), Ordering::Relaxed);
         Ok(())
     }
 
     fn verify_locally(&self, token: &str) -> Result<tessera::AccessTokenClaims, TryRefreshReason> {
+        let now_ms = self.clock.now_ms();
+        if let Some(claims) = self.verified.get(token, now_ms) {
+            return Ok((*claims).clone());
+        }
         let policy = VerifyPolicy {
-            now_ms: self.clock.now_ms(),
+            now_ms,
             max_lifetime_s: u64::MAX / 1000,
             ignore_time: false,
         };
-        verify_access_token(token, &**self.keys.load(), &policy)
+        let claims = verify_access_token(token, &**self.keys.load(), &policy)?;
+        self.verified.insert(token, Arc::new(claims.clone()));
+        Ok(claims)
     }
 }
 
@@ -207,7 +219,11 @@ fn tokens(v: &Value) -> Result<SessionTokens, SessionError> {
 
 /// Maps the core's non-OK statuses.
 fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
+    let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
     match status_of(v) {
+        "UNAUTHORISED" if message == UnauthorisedReason::AntiCsrfMismatch.to_string() => {
+            SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)
+        }
         "UNAUTHORISED" => SessionError::Unauthorised(unauthorised),
         "TRY_REFRESH_TOKEN" => SessionError::TryRefreshToken(TryRefreshReason::InvalidToken),
         "TOKEN_THEFT_DETECTED" => SessionError::TokenTheft {

@@ -9,7 +9,7 @@ use crate::Tessera;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::SystemTime;
-use tessera::{RefreshOptions, SessionError};
+use tessera::{RefreshOptions, SessionError, UnauthorisedReason};
 
 /// The refresh token of a request and where it came from. Header first (if allowed).
 enum FoundRefresh {
@@ -163,6 +163,10 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             // An outage must not sign everyone out: no clearing on 5xx (RT-15).
             tracing::error!(error = %e, "refresh failed");
             SessionRejection::new(tessera, RejectionKind::Internal).into_response()
+        }
+        // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
+        Err(SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)) => {
+            unauthorised(false)
         }
         Err(_) => unauthorised(true),
     }

@@ -87,31 +87,25 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     (!token.is_empty()).then(|| token.to_owned())
 }
 
-/// True when `token` has the shape of an access token (three base64url segments, a header with
-/// a `kid`). Anything else in `Authorization` is ignored, not rejected (another scheme's token).
-pub(crate) fn looks_like_access_token(token: &str) -> bool {
+/// The `kid` of `token` when it has the shape of an access token (three base64url segments, a
+/// header naming a `kid`); `None` otherwise. A bearer value without that shape is another
+/// scheme's token and is ignored, not rejected.
+pub(crate) fn access_token_kid(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        kid: String,
+    }
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return None;
     };
     if p.is_empty() || s.is_empty() {
-        return false;
+        return None;
     }
-    URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("kid").is_some_and(|k| k.is_string()))
-}
-
-/// The `kid` of an access token's header.
-pub(crate) fn kid_of(token: &str) -> Option<String> {
-    let header = token.split('.').next()?;
-    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("kid")?.as_str().map(str::to_owned)
+    let bytes = URL_SAFE_NO_PAD.decode(h).ok()?;
+    serde_json::from_slice::<Header>(&bytes).ok().map(|h| h.kid)
 }
 
 /// Percent-encodes a cookie value like JavaScript's `encodeURIComponent`.
@@ -133,6 +127,9 @@ pub fn percent_encode(value: &str) -> String {
 
 /// Decodes `%XX` escapes of a cookie value; malformed escapes are kept as they are.
 pub fn percent_decode(value: &str) -> String {
+    if !value.contains('%') {
+        return value.to_owned();
+    }
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -22,27 +22,46 @@ pub struct VerifyRequest {
     pub skip_claims: bool,
 }
 
-/// The access token of a request and where it came from.
+/// An access token found in a request.
+pub(crate) struct FoundToken {
+    pub(crate) token: String,
+    pub(crate) kid: String,
+    pub(crate) location: TokenLocation,
+}
+
+/// The access token of a request: `Authorization: Bearer` first, then the cookie.
 pub(crate) fn find_access_token(
     tessera: &Tessera,
     headers: &HeaderMap,
-) -> Result<Option<(String, TokenLocation)>, RejectionKind> {
+    cookies: &[(String, String)],
+) -> Result<Option<FoundToken>, RejectionKind> {
     let transfer = tessera.config().transfer;
     if transfer != TokenTransfer::Cookie {
-        if let Some(token) =
-            transfer::bearer(headers).filter(|t| transfer::looks_like_access_token(t))
-        {
-            return Ok(Some((token, TokenLocation::Header)));
+        if let Some(token) = transfer::bearer(headers) {
+            if let Some(kid) = transfer::access_token_kid(&token) {
+                let location = TokenLocation::Header;
+                return Ok(Some(FoundToken {
+                    token,
+                    kid,
+                    location,
+                }));
+            }
         }
     }
     if transfer != TokenTransfer::Header {
-        let cookies = transfer::request_cookies(headers);
-        match transfer::cookie(&cookies, names::ACCESS_COOKIE) {
-            CookieValue::One(token) if transfer::looks_like_access_token(&token) => {
-                return Ok(Some((token, TokenLocation::Cookie)));
+        match transfer::cookie(cookies, names::ACCESS_COOKIE) {
+            CookieValue::One(token) => {
+                if let Some(kid) = transfer::access_token_kid(&token) {
+                    let location = TokenLocation::Cookie;
+                    return Ok(Some(FoundToken {
+                        token,
+                        kid,
+                        location,
+                    }));
+                }
             }
             CookieValue::Duplicate => return Err(RejectionKind::TryRefreshToken),
-            _ => {}
+            CookieValue::Absent => {}
         }
     }
     Ok(None)
@@ -74,14 +93,17 @@ pub(crate) async fn get_session(
     ) {
         return reject(RejectionKind::TryRefreshToken);
     }
-    let (token, location) = match find_access_token(tessera, headers) {
+    let FoundToken {
+        token,
+        kid,
+        location,
+    } = match find_access_token(tessera, headers, &cookies) {
         Ok(Some(found)) => found,
         Ok(None) if required => return reject(RejectionKind::Unauthorised),
         Ok(None) => return Ok(None),
         Err(kind) => return reject(kind),
     };
-    let dynamic = transfer::kid_of(&token).is_some_and(|k| k.starts_with("d-"));
-    if dynamic != config.use_dynamic_signing_key {
+    if kid.starts_with("d-") != config.use_dynamic_signing_key {
         return reject(RejectionKind::TryRefreshToken);
     }
     let do_check = location == TokenLocation::Cookie

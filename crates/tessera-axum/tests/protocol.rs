@@ -669,6 +669,7 @@ async fn csrf_via_token(mode: Mode) {
     )
     .await;
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
+    assert_nothing_cleared(&r);
     let r = send(
         &app,
         Method::POST,

@@ -90,6 +90,16 @@ impl VerifyingKeySet {
         self.by_kid.len()
     }
 
+    /// The key ids in the set.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(String::as_str)
+    }
+
+    /// True when the set holds `kid`.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
     /// True when no key was taken.
     pub fn is_empty(&self) -> bool {
         self.by_kid.is_empty()

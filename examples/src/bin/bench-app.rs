@@ -1,0 +1,82 @@
+//! `bench-app`: the smallest app to measure what the session layer costs per request.
+//!
+//! `--mode bare` serves `GET /hello` from plain axum; `--mode session` serves the same handler
+//! behind `tessera-axum` with a required `Session` (cookie transfer), and `POST /login` to get
+//! a session cookie. `--no-cache` turns off the verified-token cache, so every request pays
+//! for the RS256 check. Used by `scripts/bench-sdk.sh`.
+
+use axum::routing::{get, post};
+use axum::Router;
+use clap::{Parser, ValueEnum};
+use std::sync::Arc;
+use tessera_axum::{Config, Session, SessionRejection, Sessions, Tessera};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    Bare,
+    Session,
+}
+
+/// Flags.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8090)]
+    port: u16,
+    /// What to serve.
+    #[arg(long, value_enum, default_value_t = Mode::Session)]
+    mode: Mode,
+    /// Disable the verified-token cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn hello_session(_session: Session) -> &'static str {
+    "hello"
+}
+
+async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
+    sessions
+        .create("bench-user", Default::default(), serde_json::json!({}))
+        .await?;
+    Ok("ok")
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let app = match args.mode {
+        Mode::Bare => Router::new().route("/hello", get(hello)),
+        Mode::Session => {
+            let dir = tempfile::tempdir()?;
+            let store = Arc::new(tessera::SqliteStore::open(dir.path().join("bench.db")).await?);
+            std::mem::forget(dir); // lives as long as the process
+            let engine = tessera::SessionEngine::builder(store)
+                .config(tessera::SessionConfig {
+                    verified_token_cache: if args.no_cache { 0 } else { 10_000 },
+                    ..Default::default()
+                })
+                .build()
+                .await?;
+            let origin = format!("http://localhost:{}", args.port);
+            let config = Config::builder(&origin, &origin).build()?;
+            let tessera = Tessera::new(config, Arc::new(engine));
+            Router::new()
+                .route("/hello", get(hello_session))
+                .route("/login", post(login))
+                .layer(tessera.layer())
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    println!("listening on http://127.0.0.1:{}", args.port);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
