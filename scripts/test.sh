@@ -36,7 +36,7 @@ if ! psql "$TESSERA_TEST_POSTGRES_URL" -Atc 'select 1' >/dev/null 2>&1; then
 fi
 psql "$TESSERA_TEST_POSTGRES_URL" -Atc 'select version()'
 # Drop the schemas earlier test runs left behind.
-psql "$TESSERA_TEST_POSTGRES_URL" -Atc "select 'drop schema \"' || nspname || '\" cascade;' from pg_namespace where nspname like 'tessera_test_%'" \
+psql "$TESSERA_TEST_POSTGRES_URL" -Atc "select 'drop schema \"' || nspname || '\" cascade;' from pg_namespace where nspname like 'tessera_test_%' or nspname like 'tessera_srv_%'" \
   | psql "$TESSERA_TEST_POSTGRES_URL" -q >/dev/null 2>&1 || true
 
 log "cargo fmt --check"
@@ -57,5 +57,10 @@ cargo build -p tessera-server
   TESSERA_BIN="$PWD/../../../target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POSTGRES_URL" npm test
 )
 
-log "benchmarks, one iteration each"
-cargo test --workspace --benches --release
+log "headless Chromium with the stock supertokens-website against tessera-axum"
+./scripts/install-browser-deps.sh
+cargo build -p tessera-examples --bin browser-app
+(cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" npm test)
+
+log "benchmarks, one iteration each (figures: scripts/bench-*.sh)"
+cargo test --workspace --benches

@@ -59,7 +59,7 @@ pub struct ServeArgs {
     /// Session (refresh-token) lifetime in minutes (default 144000).
     #[arg(long, env = "REFRESH_TOKEN_VALIDITY")]
     pub refresh_token_validity: Option<String>,
-    /// How long a dynamic signing key signs, in hours (≥ 1, default 168).
+    /// How long a dynamic signing key signs, in hours (default 168; tests use fractions).
     #[arg(long, env = "ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL")]
     pub access_token_dynamic_signing_key_update_interval: Option<String>,
     /// How long after a promotion a sibling refresh token stays usable, in seconds
@@ -153,7 +153,6 @@ pub struct AppSettings {
     /// API keys; `None` means no key is needed.
     pub api_keys: Option<Vec<String>>,
 }
-
 
 /// The resolved, validated configuration of `tessera serve`.
 #[derive(Debug, Clone)]
