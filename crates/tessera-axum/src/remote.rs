@@ -6,7 +6,6 @@
 use crate::core::Core;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -286,12 +285,10 @@ impl Core for RemoteCore {
         }
         .map_err(SessionError::TryRefreshToken)?;
         if options.anti_csrf_check {
-            let ok = match (&claims.anti_csrf_token, options.anti_csrf_token) {
-                (Some(expected), Some(given)) => {
-                    verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok()
-                }
-                _ => false,
-            };
+            let ok = tessera::token::access::anti_csrf_matches(
+                claims.anti_csrf_token.as_deref(),
+                options.anti_csrf_token,
+            );
             if !ok {
                 return Err(SessionError::TryRefreshToken(
                     TryRefreshReason::AntiCsrfFailed,
@@ -299,18 +296,7 @@ impl Core for RemoteCore {
             }
         }
         if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
-            return Ok(VerifiedSession {
-                access_token_expiry: claims.exp.saturating_mul(1000),
-                anti_csrf_token: claims.anti_csrf_token,
-                session: SessionSummary {
-                    handle: claims.session_handle,
-                    user_id: claims.sub,
-                    recipe_user_id: claims.rsub,
-                    user_data_in_jwt: claims.user_claims,
-                    tenant_id: claims.tenant_id,
-                },
-                access_token: None,
-            });
+            return Ok(VerifiedSession::from_claims(claims, None));
         }
         let mut body = json!({
             "accessToken": access_token,

@@ -123,6 +123,24 @@ pub struct VerifiedSession {
     pub access_token_expiry: u64,
 }
 
+impl VerifiedSession {
+    /// The session as a verified access token describes it.
+    pub fn from_claims(claims: crate::AccessTokenClaims, access_token: Option<TokenInfo>) -> Self {
+        Self {
+            access_token_expiry: claims.exp.saturating_mul(1000),
+            anti_csrf_token: claims.anti_csrf_token,
+            session: SessionSummary {
+                handle: claims.session_handle,
+                user_id: claims.sub,
+                recipe_user_id: claims.rsub,
+                user_data_in_jwt: claims.user_claims,
+                tenant_id: claims.tenant_id,
+            },
+            access_token,
+        }
+    }
+}
+
 /// Options of [`crate::SessionEngine::refresh_session`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RefreshOptions<'a> {

@@ -9,9 +9,8 @@ use crate::lineage::{Lineage, RefreshDecision};
 use crate::random;
 use crate::session::{RefreshOptions, SessionSummary, SessionTokens, TokenInfo};
 use crate::store::LineageUpdate;
-use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::access::{anti_csrf_matches, contains_protected_claim, AccessTokenClaims};
 use crate::token::refresh::{decode_refresh_token, mint_refresh_token, RefreshTokenFields};
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 impl SessionEngine {
     /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -28,15 +27,12 @@ impl SessionEngine {
         let Some(payload) = decode_refresh_token(&self.inner.refresh_key, refresh_token) else {
             return unauthorised(UnauthorisedReason::InvalidRefreshToken);
         };
-        if options.enable_anti_csrf {
-            if let Some(expected) = &payload.anti_csrf_token {
-                let matches = options.anti_csrf_token.is_some_and(|given| {
-                    verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok()
-                });
-                if !matches {
-                    return unauthorised(UnauthorisedReason::AntiCsrfMismatch);
-                }
-            }
+        // Checked only when enabled and the token carries one (the core's rule).
+        if options.enable_anti_csrf
+            && payload.anti_csrf_token.is_some()
+            && !anti_csrf_matches(payload.anti_csrf_token.as_deref(), options.anti_csrf_token)
+        {
+            return unauthorised(UnauthorisedReason::AntiCsrfMismatch);
         }
         let hash1 = sha256_hex(refresh_token);
         let presented = sha256_hex(&hash1);
@@ -108,17 +104,8 @@ impl SessionEngine {
                 }
             };
             match update {
-                Some(update) => {
-                    let applied = self
-                        .inner
-                        .store
-                        .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
-                        .await?;
-                    if !applied {
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                }
+                Some(update) if !self.apply_lineage(&row, &update).await? => continue,
+                Some(_) => {}
                 None if use_static_key != row.use_static_key => {
                     self.inner
                         .store

@@ -5,11 +5,10 @@ use super::SessionEngine;
 use crate::encoding::sha256_hex;
 use crate::error::{SessionError, TryRefreshReason, UnauthorisedReason};
 use crate::lineage::{Lineage, VerifyDecision};
-use crate::session::{SessionSummary, VerifiedSession, VerifyOptions};
+use crate::session::{VerifiedSession, VerifyOptions};
 use crate::store::{LineageUpdate, SessionRow};
-use crate::token::access::AccessTokenClaims;
+use crate::token::access::{anti_csrf_matches, AccessTokenClaims};
 use crate::token::verify::{verify_access_token, VerifyPolicy};
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 use serde_json::{Map, Value};
 
 /// Compare-and-set attempts before giving up on a hot row. Every round of contention lets at
@@ -71,12 +70,7 @@ impl SessionEngine {
     ) -> Result<VerifiedSession, SessionError> {
         let claims = self.verify_access_token(access_token).await?;
         if options.anti_csrf_check {
-            let ok = match (&claims.anti_csrf_token, options.anti_csrf_token) {
-                (Some(expected), Some(given)) => {
-                    verify_slices_are_equal(expected.as_bytes(), given.as_bytes()).is_ok()
-                }
-                _ => false,
-            };
+            let ok = anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token);
             if !ok {
                 return Err(SessionError::TryRefreshToken(
                     TryRefreshReason::AntiCsrfFailed,
@@ -84,7 +78,7 @@ impl SessionEngine {
             }
         }
         if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
-            return Ok(verified_from_token(claims, None));
+            return Ok(VerifiedSession::from_claims(claims, None));
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
             let row = self.load_row(&claims).await?;
@@ -99,7 +93,7 @@ impl SessionEngine {
             let stored_payload = parse_payload(&row.jwt_user_payload);
             let payload_changed = options.check_database && stored_payload != claims.user_claims;
             if claims.parent_refresh_token_hash1.is_none() && !payload_changed {
-                return Ok(verified_from_token(claims, None));
+                return Ok(VerifiedSession::from_claims(claims, None));
             }
             let own = sha256_hex(&claims.refresh_token_hash1);
             let parent = claims.parent_refresh_token_hash1.as_deref().map(sha256_hex);
@@ -135,19 +129,12 @@ impl SessionEngine {
                 VerifyDecision::Current | VerifyDecision::Older => None,
             };
             if let Some(update) = update {
-                let applied = self
-                    .inner
-                    .store
-                    .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, &update)
-                    .await?;
-                if !applied {
-                    // Another request moved the lineage: decide again on fresh state.
-                    tokio::task::yield_now().await;
+                if !self.apply_lineage(&row, &update).await? {
                     continue;
                 }
             }
             if decision == VerifyDecision::Older && !payload_changed {
-                return Ok(verified_from_token(claims, None));
+                return Ok(VerifiedSession::from_claims(claims, None));
             }
             let (iat, exp) = self.token_times();
             let new_claims = AccessTokenClaims {
@@ -160,9 +147,27 @@ impl SessionEngine {
             let token = self
                 .mint_access_token(&new_claims, row.use_static_key)
                 .await?;
-            return Ok(verified_from_token(new_claims, Some(token)));
+            return Ok(VerifiedSession::from_claims(new_claims, Some(token)));
         }
         Err(contention())
+    }
+
+    /// Writes a lineage update decided on `row`; false (after yielding) when another request
+    /// moved the lineage first, so the caller decides again on fresh state.
+    pub(super) async fn apply_lineage(
+        &self,
+        row: &SessionRow,
+        update: &LineageUpdate<'_>,
+    ) -> Result<bool, SessionError> {
+        let applied = self
+            .inner
+            .store
+            .update_lineage(&row.app_id, &row.tenant_id, &row.session_handle, update)
+            .await?;
+        if !applied {
+            tokio::task::yield_now().await;
+        }
+        Ok(applied)
     }
 
     pub(super) async fn load_row(
@@ -193,23 +198,5 @@ pub(super) fn parse_payload(text: &str) -> Map<String, Value> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
-    }
-}
-
-fn verified_from_token(
-    claims: AccessTokenClaims,
-    access_token: Option<crate::session::TokenInfo>,
-) -> VerifiedSession {
-    VerifiedSession {
-        access_token_expiry: claims.exp.saturating_mul(1000),
-        anti_csrf_token: claims.anti_csrf_token,
-        session: SessionSummary {
-            handle: claims.session_handle,
-            user_id: claims.sub,
-            recipe_user_id: claims.rsub,
-            user_data_in_jwt: claims.user_claims,
-            tenant_id: claims.tenant_id,
-        },
-        access_token,
     }
 }

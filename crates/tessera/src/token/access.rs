@@ -27,6 +27,25 @@ pub const PROTECTED_CLAIMS: &[&str] = &[
     "rsub",
 ];
 
+/// The anti-CSRF check: the token's claim and the request's value are both present and equal
+/// (compared in constant time).
+///
+/// ```
+/// use tessera::token::access::anti_csrf_matches;
+/// assert!(anti_csrf_matches(Some("a"), Some("a")));
+/// assert!(!anti_csrf_matches(Some("a"), None));
+/// assert!(!anti_csrf_matches(None, None));
+/// ```
+pub fn anti_csrf_matches(claim: Option<&str>, given: Option<&str>) -> bool {
+    match (claim, given) {
+        (Some(expected), Some(given)) => {
+            aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes())
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// True when `payload` names a protected claim.
 pub fn contains_protected_claim(payload: &Map<String, Value>) -> bool {
     PROTECTED_CLAIMS.iter().any(|c| payload.contains_key(*c))
