@@ -57,6 +57,13 @@ cargo build -p tessera-server
   TESSERA_BIN="$PWD/../../../target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POSTGRES_URL" npm test
 )
 
+log "supertokens-python against tessera serve (SQLite and PostgreSQL)"
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+TESSERA_BIN="$PWD/target/debug/tessera" tests/compat/python/run.sh -q
+TESSERA_BIN="$PWD/target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POSTGRES_URL" tests/compat/python/run.sh -q
+
 log "headless Chromium with the stock supertokens-website against tessera-axum"
 ./scripts/install-browser-deps.sh
 cargo build -p tessera-examples --bin browser-app
