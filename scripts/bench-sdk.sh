@@ -1,54 +1,93 @@
 #!/usr/bin/env bash
-# Measures what the session layer costs per request, in one run on 127.0.0.1:
-#   bare axum  GET /hello                      (baseline)
-#   session    GET /hello + valid cookie, verified-token cache on
-#   session    same, cache off (every request pays the RS256 check)
-# Server pinned to core 0, wrk to core 1. Each wrk run is bounded (DURATION, default 8 s).
+# What the session layer costs per request, measured in one run on 127.0.0.1 (server pinned to
+# core 0, wrk to core 1, each wrk run bounded by DURATION):
+#   bare axum  GET /hello                                     (baseline)
+#   session    GET /hello behind tessera-axum, valid cookie, verified-token cache on / off
+#   peer       express + supertokens-node verifySession against tessera serve, and the same
+#              express app without verifySession (its own baseline)
+# Each figure is the best of ROUNDS interleaved runs, so drift on a noisy machine hits all alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${DURATION:-8s}"
+DURATION="${DURATION:-6s}"
+ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-8090}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p tessera-examples --bin bench-app
-BIN=target/release/bench-app
-pid=""
-cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=""; }
+cargo build --release -q -p tessera-examples --bin bench-app -p tessera-server --bin tessera
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 trap cleanup EXIT
 
-start() {
-  taskset -c 0 "$BIN" --port "$PORT" "$@" >/dev/null &
-  pid=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/hello" -H 'x: y' && break; sleep 0.05; done
-}
+wait_up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
 
-run_wrk() { # prints requests/s; fails on errors or non-2xx
+run_wrk() { # URL [wrk args…] → requests/s; fails on socket errors or non-2xx
+  local url=$1; shift
   local out
-  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "http://127.0.0.1:$PORT/hello")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$url")
   if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$out" >&2; echo "errors during the run" >&2; exit 1; fi
   awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 
-start --mode bare
-bare=$(run_wrk)
-cleanup
-
-measure_session() {
-  start --mode session "$@"
-  local cookie
-  cookie=$(curl -s -D - -o /dev/null -X POST -H 'st-auth-mode: cookie' "http://127.0.0.1:$PORT/login" \
-    | awk -F'[;:] *' 'tolower($1)=="set-cookie" && $2 ~ /^sAccessToken=/ {print $2}')
-  [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
-  run_wrk -H "Cookie: $cookie"
-  cleanup
+login_cookie() { # URL → "sAccessToken=…"
+  curl -s -D - -o /dev/null -X POST -H 'st-auth-mode: cookie' "$1" \
+    | awk -F'[;:] *' 'tolower($1)=="set-cookie" && $2 ~ /^sAccessToken=/ {print $2}'
 }
-cached=$(measure_session)
-uncached=$(measure_session --no-cache)
 
-python3 - "$bare" "$cached" "$uncached" <<'PY'
+axum() { # [bench-app flags…] → req/s for GET /hello (with a session cookie unless bare)
+  taskset -c 0 target/release/bench-app --port "$PORT" "$@" >/dev/null &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$PORT/hello"
+  local rps
+  if [[ " $* " == *" bare "* ]]; then
+    rps=$(run_wrk "http://127.0.0.1:$PORT/hello")
+  else
+    local cookie; cookie=$(login_cookie "http://127.0.0.1:$PORT/login")
+    [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
+    rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H "Cookie: $cookie")
+  fi
+  cleanup
+  echo "$rps"
+}
+
+best() { python3 -c 'import sys; print(max(map(float, sys.argv[1:])))' "$@"; }
+
+bare=(); cached=(); uncached=()
+for _ in $(seq 1 "$ROUNDS"); do
+  bare+=("$(axum --mode bare)")
+  cached+=("$(axum --mode session)")
+  uncached+=("$(axum --mode session --no-cache)")
+done
+
+peer_line="peer: skipped (run npm ci in tests/compat/node)"
+if [ -d tests/compat/node/node_modules/supertokens-node ]; then
+  dir=$(mktemp -d)
+  taskset -c 0 target/release/tessera serve --port 3599 --sqlite-path "$dir/core.db" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:3599/hello"
+  (cd tests/compat/node && PORT=8095 CORE_URL=http://127.0.0.1:3599 exec taskset -c 0 node bench-express.mjs >/dev/null) &
+  pids+=($!)
+  wait_up "http://127.0.0.1:8095/hello"
+  cookie=$(login_cookie "http://127.0.0.1:8095/login")
+  [ -n "$cookie" ] || { echo "no session cookie from express" >&2; exit 1; }
+  ebare=(); esession=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    ebare+=("$(run_wrk "http://127.0.0.1:8095/hello")")
+    esession+=("$(run_wrk "http://127.0.0.1:8095/session" -H "Cookie: $cookie")")
+  done
+  cleanup
+  peer_line=$(python3 - "$(best "${ebare[@]}")" "$(best "${esession[@]}")" <<'PY'
+import sys
+b, s = map(float, sys.argv[1:])
+print(f"express bare {b:,.0f} req/s; express + verifySession {s:,.0f} req/s, ratio {s/b:.3f}")
+PY
+)
+fi
+
+python3 - "$(best "${bare[@]}")" "$(best "${cached[@]}")" "$(best "${uncached[@]}")" <<'PY'
 import sys
 bare, cached, uncached = map(float, sys.argv[1:])
 print(f"bare axum            {bare:>10,.0f} req/s")
 print(f"session, cache on    {cached:>10,.0f} req/s  ratio {cached/bare:.3f} (target >= 0.8)")
 print(f"session, cache off   {uncached:>10,.0f} req/s  ratio {uncached/bare:.3f}")
 PY
+echo "$peer_line"

@@ -1,0 +1,34 @@
+// The peer figure for scripts/bench-sdk.sh: an express app with supertokens-node 24's
+// verifySession in front of `tessera serve` (CORE_URL). Routes: GET /hello (bare express),
+// GET /session (the same handler behind verifySession), POST /login (creates a session in
+// cookie mode). Prints "listening on http://127.0.0.1:<port>" when ready.
+
+import express from "express";
+import supertokens from "supertokens-node";
+import Session from "supertokens-node/recipe/session/index.js";
+import { middleware, errorHandler } from "supertokens-node/framework/express/index.js";
+import { verifySession } from "supertokens-node/recipe/session/framework/express/index.js";
+
+const port = Number(process.env.PORT ?? 8095);
+const core = process.env.CORE_URL ?? "http://127.0.0.1:3567";
+supertokens.init({
+  framework: "express",
+  supertokens: { connectionURI: core },
+  appInfo: {
+    appName: "bench",
+    apiDomain: `http://localhost:${port}`,
+    websiteDomain: `http://localhost:${port}`,
+  },
+  recipeList: [Session.init({ antiCsrf: "NONE", getTokenTransferMethod: () => "cookie" })],
+});
+
+const app = express();
+app.use(middleware());
+app.get("/hello", (_req, res) => res.send("hello"));
+app.get("/session", verifySession(), (_req, res) => res.send("hello"));
+app.post("/login", async (req, res) => {
+  await Session.createNewSession(req, res, "public", supertokens.convertToRecipeUserId("bench-user"));
+  res.send("ok");
+});
+app.use(errorHandler());
+app.listen(port, "127.0.0.1", () => console.log(`listening on http://127.0.0.1:${port}`));
