@@ -33,29 +33,40 @@ login_cookie() { # URL → "sAccessToken=…"
     | awk -F'[;:] *' 'tolower($1)=="set-cookie" && $2 ~ /^sAccessToken=/ {print $2}'
 }
 
-axum() { # [bench-app flags…] → req/s for GET /hello (with a session cookie unless bare)
+# Every run sends the same request bytes: GET /hello with a real session cookie (the bare app
+# ignores it), so the ratio isolates the layer's work from the cost of a bigger request.
+start_app() { # [bench-app flags…]
   taskset -c 0 target/release/bench-app --port "$PORT" "$@" >/dev/null &
   pids+=($!)
   wait_up "http://127.0.0.1:$PORT/hello"
-  local rps
-  if [[ " $* " == *" bare "* ]]; then
-    rps=$(run_wrk "http://127.0.0.1:$PORT/hello")
-  else
-    local cookie; cookie=$(login_cookie "http://127.0.0.1:$PORT/login")
-    [ -n "$cookie" ] || { echo "no session cookie" >&2; exit 1; }
-    rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H "Cookie: $cookie")
-  fi
+}
+
+session_cookie() { # from the running session app
+  local c; c=$(login_cookie "http://127.0.0.1:$PORT/login")
+  [ -n "$c" ] || { echo "no session cookie" >&2; exit 1; }
+  echo "$c"
+}
+
+axum() { # [bench-app flags…] → req/s for GET /hello with a session cookie
+  start_app "$@"
+  local cookie="$BARE_COOKIE"
+  [[ " $* " == *" bare "* ]] || cookie=$(session_cookie)
+  local rps; rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H "Cookie: $cookie")
   cleanup
   echo "$rps"
 }
+
+start_app --mode session
+BARE_COOKIE=$(session_cookie)
+cleanup
 
 best() { python3 -c 'import sys; print(max(map(float, sys.argv[1:])))' "$@"; }
 
 bare=(); cached=(); uncached=()
 for _ in $(seq 1 "$ROUNDS"); do
-  bare+=("$(axum --mode bare)")
   cached+=("$(axum --mode session)")
   uncached+=("$(axum --mode session --no-cache)")
+  bare+=("$(axum --mode bare)")
 done
 
 peer_line="peer: skipped (run npm ci in tests/compat/node)"

@@ -20,6 +20,16 @@ pub trait Core: Send + Sync + 'static {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Result<VerifiedSession, SessionError>;
+    /// Answers `verify_session` without I/O when possible (see
+    /// [`SessionEngine::verify_session_local`]); `None` sends the caller to the async path.
+    fn verify_session_local(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<VerifiedSession, SessionError>> {
+        let _ = (access_token, options);
+        None
+    }
     /// Rotates a refresh token.
     async fn refresh_session(
         &self,
@@ -69,6 +79,13 @@ impl Core for SessionEngine {
         options: VerifyOptions<'_>,
     ) -> Result<VerifiedSession, SessionError> {
         SessionEngine::verify_session(self, access_token, options).await
+    }
+    fn verify_session_local(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<VerifiedSession, SessionError>> {
+        SessionEngine::verify_session_local(self, access_token, options)
     }
     async fn refresh_session(
         &self,

@@ -326,6 +326,39 @@ impl Core for RemoteCore {
         })
     }
 
+    fn verify_session_local(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<VerifiedSession, SessionError>> {
+        let fetched = self.fetched_at_ms.load(Ordering::Relaxed);
+        if options.check_database
+            || fetched == 0
+            || self.clock.now_ms() > fetched.saturating_add(JWKS_MAX_AGE_MS)
+        {
+            return None;
+        }
+        let claims = match self.verify_locally(access_token) {
+            Err(TryRefreshReason::KeyNotFound) => return None,
+            Err(reason) => return Some(Err(SessionError::TryRefreshToken(reason))),
+            Ok(claims) => claims,
+        };
+        if claims.parent_refresh_token_hash1.is_some() {
+            return None;
+        }
+        if options.anti_csrf_check
+            && !tessera::token::access::anti_csrf_matches(
+                claims.anti_csrf_token.as_deref(),
+                options.anti_csrf_token,
+            )
+        {
+            return Some(Err(SessionError::TryRefreshToken(
+                TryRefreshReason::AntiCsrfFailed,
+            )));
+        }
+        Some(Ok(VerifiedSession::from_claims(claims, None)))
+    }
+
     async fn refresh_session(
         &self,
         refresh_token: &str,

@@ -124,7 +124,11 @@ pub(crate) async fn get_session(
         anti_csrf_check: via_token,
         anti_csrf_token: anti_csrf_header,
     };
-    let verified = match tessera.core().verify_session(&token, options).await {
+    let outcome = match tessera.core().verify_session_local(&token, options) {
+        Some(outcome) => outcome,
+        None => tessera.core().verify_session(&token, options).await,
+    };
+    let verified = match outcome {
         Ok(v) => v,
         Err(SessionError::Unauthorised(_)) => {
             sink.with(|c| transfer::clear_all(c, config));

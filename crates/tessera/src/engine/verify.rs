@@ -25,35 +25,73 @@ impl SessionEngine {
         }
     }
 
+    /// The cache, then the full check against the keys held, then the issuer; remembers a
+    /// token that passes. No I/O.
+    fn check_token(
+        &self,
+        token: &str,
+    ) -> Result<std::sync::Arc<AccessTokenClaims>, TryRefreshReason> {
+        let policy = self.verify_policy();
+        if let Some(claims) = self.inner.verified.get(token, policy.now_ms) {
+            return Ok(claims);
+        }
+        let claims = verify_access_token(token, &**self.inner.keys.load(), &policy)?;
+        if let Some(iss) = &self.inner.config.issuer {
+            if claims.user_claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+                return Err(TryRefreshReason::InvalidToken);
+            }
+        }
+        let claims = std::sync::Arc::new(claims);
+        self.inner
+            .verified
+            .insert(token, std::sync::Arc::clone(&claims));
+        Ok(claims)
+    }
+
     /// Verifies an access token's signature, header, claims and expiry against the keys held,
     /// with no database access. Reloads keys (rate-limited) when the `kid` is unknown.
     pub async fn verify_access_token(
         &self,
         token: &str,
     ) -> Result<AccessTokenClaims, SessionError> {
-        let policy = self.verify_policy();
-        if let Some(claims) = self.inner.verified.get(token, policy.now_ms) {
-            return Ok((*claims).clone());
-        }
-        let attempt = verify_access_token(token, &**self.inner.keys.load(), &policy);
-        let claims = match attempt {
+        let claims = match self.check_token(token) {
             Err(TryRefreshReason::KeyNotFound) if self.reload_for_unknown_kid().await? => {
-                verify_access_token(token, &**self.inner.keys.load(), &self.verify_policy())
+                self.check_token(token)
             }
             other => other,
         }
         .map_err(SessionError::TryRefreshToken)?;
-        if let Some(iss) = &self.inner.config.issuer {
-            if claims.user_claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
-                return Err(SessionError::TryRefreshToken(
-                    TryRefreshReason::InvalidToken,
-                ));
-            }
+        Ok((*claims).clone())
+    }
+
+    /// Answers [`Self::verify_session`] without any I/O when that is possible: the token
+    /// verifies with the keys held, passes the anti-CSRF check, carries no parent hash and no
+    /// database check is asked. `None` means "needs the async path" (unknown `kid`, database).
+    /// The hot path of an SDK on every request.
+    pub fn verify_session_local(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<VerifiedSession, SessionError>> {
+        if options.check_database {
+            return None;
         }
-        self.inner
-            .verified
-            .insert(token, std::sync::Arc::new(claims.clone()));
-        Ok(claims)
+        let claims = match self.check_token(access_token) {
+            Err(TryRefreshReason::KeyNotFound) => return None,
+            Err(reason) => return Some(Err(SessionError::TryRefreshToken(reason))),
+            Ok(claims) => claims,
+        };
+        if claims.parent_refresh_token_hash1.is_some() {
+            return None;
+        }
+        if options.anti_csrf_check
+            && !anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token)
+        {
+            return Some(Err(SessionError::TryRefreshToken(
+                TryRefreshReason::AntiCsrfFailed,
+            )));
+        }
+        Some(Ok(VerifiedSession::from_claims((*claims).clone(), None)))
     }
 
     /// Verifies a session (the core's `getSession`, CDI ≤ 5.4 semantics):

@@ -1,26 +1,25 @@
 //! A small bounded cache of access tokens that already passed verification, so a token seen
-//! again skips the RSA check (the hot path's dominant cost). Entries are keyed by SHA-256 of
-//! the whole token, never by the token itself; an entry is used only until the token's `exp`;
-//! the cache is emptied whenever a signing key is withdrawn; when full it is emptied rather
-//! than grown.
+//! again skips the RSA check (the hot path's dominant cost). Entries are found by a keyed hash
+//! (SipHash with a per-process random key, so nobody can aim collisions) and then the whole
+//! token is compared in constant time, so only byte-identical tokens hit; an entry is used
+//! only until the token's `exp`; the cache is emptied whenever a signing key is withdrawn;
+//! when full it is emptied rather than grown.
 
 use super::access::AccessTokenClaims;
-use aws_lc_rs::digest;
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock};
 
-/// Verified claims by token digest.
+type Entry = (Box<[u8]>, Arc<AccessTokenClaims>);
+
+/// Verified claims by token.
 #[derive(Debug)]
 pub struct VerifiedTokenCache {
     capacity: usize,
-    entries: RwLock<HashMap<[u8; 32], Arc<AccessTokenClaims>>>,
-}
-
-fn key(token: &str) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    hasher: RandomState,
+    entries: RwLock<HashMap<u64, Entry>>,
 }
 
 impl VerifiedTokenCache {
@@ -28,6 +27,7 @@ impl VerifiedTokenCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            hasher: RandomState::new(),
             entries: RwLock::new(HashMap::new()),
         }
     }
@@ -38,8 +38,9 @@ impl VerifiedTokenCache {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let claims = entries.get(&key(token))?;
-        (claims.exp.saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
+        let (cached, claims) = entries.get(&self.hasher.hash_one(token))?;
+        let same = verify_slices_are_equal(cached, token.as_bytes()).is_ok();
+        (same && claims.exp.saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
     }
 
     /// Remembers a token that just passed full verification.
@@ -51,7 +52,8 @@ impl VerifiedTokenCache {
         if entries.len() >= self.capacity {
             entries.clear();
         }
-        entries.insert(key(token), claims);
+        let key = self.hasher.hash_one(token);
+        entries.insert(key, (token.as_bytes().into(), claims));
     }
 
     /// Forgets everything (a key was withdrawn).
