@@ -44,6 +44,7 @@ async fn core(
             let engine = SessionEngine::builder(store)
                 .config(SessionConfig {
                     access_token_validity_ms: ACCESS_TOKEN_VALIDITY_MS,
+                    sibling_grace_ms: 0, // strict: a replay right after promotion is theft
                     ..SessionConfig::default()
                 })
                 .clock(clock)
@@ -55,6 +56,7 @@ async fn core(
         Mode::Remote => {
             let mut config = tessera_server::config::ServerConfig::default();
             config.app.session.access_token_validity_ms = ACCESS_TOKEN_VALIDITY_MS;
+            config.app.session.sibling_grace_ms = 0;
             let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
             let state = tessera_server::server::build_state(&config, store)
                 .await

@@ -18,11 +18,16 @@
 //!   `grace` after `rotated_at`: presenting one (refresh or access-token verify) makes it the
 //!   current token, without moving `prev` or `rotated_at`, so the window cannot be stretched.
 //!   Whichever sibling a browser's cookie jar ends up holding therefore keeps working.
-//! * **A token whose successor was promoted is theft, at once.** Presenting `prev` itself, or
-//!   any older token, or a sibling after the grace window, is [`RefreshDecision::Theft`]; the
-//!   engine then revokes the session. A lost refresh response never leads here: refreshing
-//!   with the current token writes nothing, and a promoted child is current, so a retry of
-//!   either hits [`RefreshDecision::Current`].
+//! * **The previous token inside the window is a late concurrent refresh, not theft.** A tab
+//!   that sent the old token before another tab's child was promoted arrives with `prev`; for
+//!   `grace` after `rotated_at` it gets a new child, which becomes current
+//!   ([`RefreshDecision::ReissueFromPrevious`]); the promoted sibling then counts as a sibling.
+//!   (The headless-Chromium two-tab test without the cross-tab lock produced exactly this.)
+//! * **A token whose successor was promoted is theft once the window has passed.** Presenting
+//!   `prev` or a sibling after the window, or any older token at any time, is
+//!   [`RefreshDecision::Theft`]; the engine then revokes the session. A lost refresh response
+//!   never leads here: refreshing with the current token writes nothing, and a promoted child
+//!   is current, so a retry of either hits [`RefreshDecision::Current`].
 //! * Promotions are compare-and-set updates keyed on the `current` value read, so two
 //!   concurrent uses of the same child promote once; the loser re-reads and sees
 //!   [`RefreshDecision::Current`].
@@ -52,6 +57,9 @@ pub enum RefreshDecision {
     /// A sibling of the current token inside the grace window: make it current (keeping
     /// `prev` and `rotated_at`), then mint its child.
     AdoptSibling,
+    /// The previous token inside the grace window: mint a new child of it and make that child
+    /// current (keeping `prev` and `rotated_at`).
+    ReissueFromPrevious,
     /// Anything else: a rotated-out token. The session is revoked.
     Theft,
 }
@@ -75,11 +83,17 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Lineage<'_> {
+    /// Inside the window after the last promotion; a grace of 0 has no window at all.
+    fn in_grace(&self, now_ms: u64, grace_ms: u64) -> bool {
+        grace_ms > 0
+            && self
+                .rotated_at_ms
+                .is_some_and(|at| now_ms <= at.saturating_add(grace_ms))
+    }
+
     fn sibling_in_grace(&self, parent_hash2: Option<&str>, now_ms: u64, grace_ms: u64) -> bool {
-        match (parent_hash2, self.prev, self.rotated_at_ms) {
-            (Some(parent), Some(prev), Some(at)) => {
-                same(parent, prev) && now_ms <= at.saturating_add(grace_ms)
-            }
+        match (parent_hash2, self.prev) {
+            (Some(parent), Some(prev)) => same(parent, prev) && self.in_grace(now_ms, grace_ms),
             _ => false,
         }
     }
@@ -99,6 +113,8 @@ impl Lineage<'_> {
             RefreshDecision::PromoteChild
         } else if self.sibling_in_grace(parent, now_ms, grace_ms) {
             RefreshDecision::AdoptSibling
+        } else if self.prev.is_some_and(|p| same(presented, p)) && self.in_grace(now_ms, grace_ms) {
+            RefreshDecision::ReissueFromPrevious
         } else {
             RefreshDecision::Theft
         }
@@ -164,11 +180,21 @@ mod tests {
     }
 
     #[test]
-    fn parent_after_promotion_is_theft_even_inside_grace() {
-        assert_eq!(promoted().decide_refresh("P", None, 1_001, G), R::Theft);
+    fn parent_after_promotion_is_reissued_inside_grace_and_theft_after() {
         assert_eq!(
-            promoted().decide_refresh("P", Some("GP"), 1_001, G),
-            R::Theft
+            promoted().decide_refresh("P", None, 1_000 + G, G),
+            R::ReissueFromPrevious
+        );
+        assert_eq!(promoted().decide_refresh("P", None, 1_001 + G, G), R::Theft);
+        assert_eq!(
+            promoted().decide_refresh("P", None, 1_001, 0),
+            R::Theft,
+            "grace 0"
+        );
+        assert_eq!(
+            promoted().decide_refresh("GP", None, 1_001, G),
+            R::Theft,
+            "older"
         );
     }
 
@@ -180,7 +206,11 @@ mod tests {
             R::AdoptSibling
         );
         assert_eq!(l.decide_refresh("C2", Some("P"), 1_001 + G, G), R::Theft);
-        assert_eq!(l.decide_refresh("C2", Some("P"), 1_000, 0), R::AdoptSibling);
+        assert_eq!(
+            l.decide_refresh("C2", Some("P"), 1_000, 0),
+            R::Theft,
+            "no window"
+        );
         assert_eq!(
             l.decide_refresh("C2", Some("P"), 1_001, 0),
             R::Theft,

@@ -158,7 +158,7 @@ async fn rt_05_siblings_used_concurrently_are_not_theft(backend: Backend) {
 
 // 50 parallel verifications of the same first-generation access token promote once.
 async fn parallel_promotions_of_one_token(backend: Backend) {
-    let (engine, _clock, store) = setup(backend).await;
+    let (engine, clock, store) = setup(backend).await;
     let s = engine
         .create_session(NewSession::for_user("u"))
         .await
@@ -194,7 +194,8 @@ async fn parallel_promotions_of_one_token(backend: Backend) {
         row.prev_refresh_token_hash2,
         Some(sha256_hex(&sha256_hex(&s.refresh_token.token)))
     );
-    // The parent is now rotated out.
+    // The parent is now rotated out (theft once the grace window has passed).
+    clock.advance_ms(engine.config().sibling_grace_ms + 1);
     let r = engine
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await;

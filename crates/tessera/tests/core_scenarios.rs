@@ -273,7 +273,7 @@ async fn protected_claims_refused_before_write(backend: Backend) {
 // by verify. Theft at once (grace does not cover the parent), and the session is revoked.
 async fn prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted(backend: Backend) {
     for grace in [0, 30_000] {
-        let (engine, _clock, store) = setup_with(
+        let (engine, clock, store) = setup_with(
             backend,
             SessionConfig {
                 sibling_grace_ms: grace,
@@ -298,6 +298,8 @@ async fn prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted(backend: Ba
             claims_of(&promoted_at.token)["parentRefreshTokenHash1"],
             Value::Null
         );
+        // Inside the grace window the old token is a late concurrent refresh; after it, theft.
+        clock.advance_ms(grace + 1);
         let r = engine
             .refresh_session(&s.refresh_token.token, RefreshOptions::default())
             .await;
@@ -336,7 +338,7 @@ async fn prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted(backend: Ba
 // used to refresh.
 async fn prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed(backend: Backend) {
     for grace in [0, 30_000] {
-        let (engine, _clock, store) = setup_with(
+        let (engine, clock, store) = setup_with(
             backend,
             SessionConfig {
                 sibling_grace_ms: grace,
@@ -353,6 +355,7 @@ async fn prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed(backend:
             .refresh_session(&r1.refresh_token.token, RefreshOptions::default())
             .await
             .unwrap();
+        clock.advance_ms(grace + 1); // after the grace window
         let r = engine
             .refresh_session(&s.refresh_token.token, RefreshOptions::default())
             .await;
@@ -1122,7 +1125,48 @@ async fn verified_token_cache_is_emptied_when_a_key_is_withdrawn(backend: Backen
     );
 }
 
+// Two tabs without the cross-tab lock: tab B sends the old token after tab A's child was
+// promoted. Inside the window B gets a fresh child (no theft) and both lineages keep working
+// until the window closes; then only the current one survives.
+async fn late_refresh_with_the_previous_token_inside_grace(backend: Backend) {
+    let (engine, clock, store) = setup(backend).await;
+    let s = engine.create_session(new_session("u")).await.unwrap();
+    let a = engine
+        .refresh_session(&s.refresh_token.token, RefreshOptions::default())
+        .await
+        .unwrap();
+    engine
+        .verify_session(&a.access_token.token, VerifyOptions::default())
+        .await
+        .unwrap();
+    clock.advance_ms(5_000);
+    let b = engine
+        .refresh_session(&s.refresh_token.token, RefreshOptions::default())
+        .await
+        .expect("late tab inside grace is not theft");
+    let row = store
+        .get_session("public", "public", &s.session.handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.refresh_token_hash2,
+        sha256_hex(&sha256_hex(&b.refresh_token.token)),
+        "the reissued child is current"
+    );
+    engine
+        .refresh_session(&b.refresh_token.token, RefreshOptions::default())
+        .await
+        .expect("B's lineage refreshes");
+    clock.advance_ms(30_000);
+    let r = engine
+        .refresh_session(&s.refresh_token.token, RefreshOptions::default())
+        .await;
+    assert!(matches!(r, Err(SessionError::TokenTheft { .. })), "{r:?}");
+}
+
 on_both_stores!(
+    late_refresh_with_the_previous_token_inside_grace,
     verified_token_cache_is_emptied_when_a_key_is_withdrawn,
     background_cleanup_task_runs,
     create_and_get_session,

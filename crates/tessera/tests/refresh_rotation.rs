@@ -75,16 +75,17 @@ async fn rt_01_normal_rotation_records_prev_and_time(backend: Backend) {
     }
 }
 
-// RT-02: RT1→RT2, RT2→RT3, then RT1: theft, the session is revoked, RT3 is then unauthorised
-// and AT3 is rejected where the database is checked.
+// RT-02: RT1→RT2, RT2→RT3, then RT1 outside the grace window: theft, the session is revoked,
+// RT3 is then unauthorised and AT3 is rejected where the database is checked.
 async fn rt_02_reuse_two_generations_old_is_theft_and_revokes(backend: Backend) {
-    let (engine, _clock, store) = setup(backend).await;
+    let (engine, clock, store) = setup(backend).await;
     let s = engine
         .create_session(NewSession::for_user("u"))
         .await
         .unwrap();
     let r2 = refresh(&engine, &s.refresh_token.token).await.unwrap();
     let r3 = refresh(&engine, &r2.refresh_token.token).await.unwrap();
+    clock.advance_ms(test_config().sibling_grace_ms + 1);
     let r = refresh(&engine, &s.refresh_token.token).await;
     assert!(
         matches!(r, Err(SessionError::TokenTheft { ref session_handle, .. }) if *session_handle == s.session.handle)
@@ -120,13 +121,14 @@ async fn rt_03_parent_after_child_used_is_theft(backend: Backend) {
             sibling_grace_ms: grace,
             ..test_config()
         };
-        let (engine, _clock, store) = setup_with(backend, config).await;
+        let (engine, clock, store) = setup_with(backend, config).await;
         let s = engine
             .create_session(NewSession::for_user("u"))
             .await
             .unwrap();
         let c = refresh(&engine, &s.refresh_token.token).await.unwrap();
         use_child(&engine, &c).await;
+        clock.advance_ms(grace + 1); // "after the grace window"
         let r = refresh(&engine, &s.refresh_token.token).await;
         assert!(
             matches!(r, Err(SessionError::TokenTheft { .. })),
@@ -139,13 +141,14 @@ async fn rt_03_parent_after_child_used_is_theft(backend: Backend) {
 // RT-04: the attacker refreshes first with a copied RT1 and uses the result; the victim's
 // RT1 is then theft, and the attacker's lineage dies with the session.
 async fn rt_04_attacker_first_then_victim_revokes_both(backend: Backend) {
-    let (engine, _clock, _store) = setup(backend).await;
+    let (engine, clock, _store) = setup(backend).await;
     let s = engine
         .create_session(NewSession::for_user("victim"))
         .await
         .unwrap();
     let attacker = refresh(&engine, &s.refresh_token.token).await.unwrap();
     use_child(&engine, &attacker).await;
+    clock.advance_ms(test_config().sibling_grace_ms + 1); // the victim comes back later
     let r = refresh(&engine, &s.refresh_token.token).await;
     assert!(matches!(r, Err(SessionError::TokenTheft { .. })));
     let r = refresh(&engine, &attacker.refresh_token.token).await;

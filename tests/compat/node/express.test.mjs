@@ -107,7 +107,11 @@ async function waitForExpiry(jar) {
 
 before(async () => {
   core = await startCore();
-  appId = await createApp(core.url, { access_token_validity: ACCESS_TOKEN_VALIDITY_S });
+  // 1 s grace window: a replay inside it is a late concurrent refresh, after it theft.
+  appId = await createApp(core.url, {
+    access_token_validity: ACCESS_TOKEN_VALIDITY_S,
+    refresh_token_rotation_grace_period: 1,
+  });
   server = http.createServer();
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   base = `http://127.0.0.1:${server.address().port}`;
@@ -258,6 +262,7 @@ test("theft over HTTP: replaying the old refresh cookie after the new one was us
   assert.equal(refreshed.status, 200);
   assert.equal((await call(jar, "GET", "/protected")).status, 200, "uses (promotes) the new refresh token");
 
+  await sleep(1_100); // past the grace window
   const replay = await call(stolen, "POST", "/auth/session/refresh");
   assert.equal(replay.status, 401);
   assert.deepEqual(replay.json, { message: "token theft detected" });

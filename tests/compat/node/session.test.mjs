@@ -16,6 +16,7 @@ import {
   decodeJwt,
   sha256hex,
   rejectsWith,
+  sleep,
 } from "./helper.mjs";
 
 const ISS = "http://localhost:3001/auth";
@@ -25,7 +26,9 @@ let calls;
 
 before(async () => {
   core = await startCore();
-  appId = await createApp(core.url, { access_token_validity: 60 });
+  // A 1 s grace window keeps the tests fast: inside it a late tab's old refresh token is a
+  // concurrent refresh, not theft; after it, reuse is theft.
+  appId = await createApp(core.url, { access_token_validity: 60, refresh_token_rotation_grace_period: 1 });
   calls = recordCoreCalls(core.url);
   initSdk({ coreUrl: core.url, appId, recipeList: [Session.init({ antiCsrf: "NONE" })] });
 });
@@ -186,6 +189,7 @@ test("theft: refresh RT0→RT1, use RT1's access token (promotes), then RT0 agai
   const t1 = r1.getAllSessionTokensDangerously();
   const v1 = await Session.getSessionWithoutRequestResponse(t1.accessToken);
   assert.equal(v1.getAllSessionTokensDangerously().accessAndFrontTokenUpdated, true);
+  await sleep(1_100); // past the grace window
   calls.take();
   const e = await rejectsWith(
     Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true),
@@ -209,6 +213,7 @@ test("theft: a grandparent refresh token (RT0 after RT1 and RT2 were used) is TO
   const t1 = (await Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true)).getAllSessionTokensDangerously();
   const t2 = (await Session.refreshSessionWithoutRequestResponse(t1.refreshToken, true)).getAllSessionTokensDangerously();
   assert.ok(t2.refreshToken);
+  await sleep(1_100); // RT0 is the previous token: theft once the window has passed
   const e = await rejectsWith(
     Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true),
     Session.Error.TOKEN_THEFT_DETECTED,
@@ -216,7 +221,7 @@ test("theft: a grandparent refresh token (RT0 after RT1 and RT2 were used) is TO
   assert.equal(e.payload.sessionHandle, s.getHandle());
 });
 
-test("tabs: refreshing twice with the current token is no theft; the other child stays usable in the grace period", async () => {
+test("tabs: refreshing twice with the current token is no theft; the other child stays usable in the grace period, the parent is theft after it", async () => {
   const { s, tokens: t0 } = await create();
   const a = (await Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true)).getAllSessionTokensDangerously();
   const b = (await Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true)).getAllSessionTokensDangerously();
@@ -228,7 +233,8 @@ test("tabs: refreshing twice with the current token is no theft; the other child
   await Session.getSessionWithoutRequestResponse(a.accessToken);
   const fromB = await Session.refreshSessionWithoutRequestResponse(b.refreshToken, true);
   assert.equal(fromB.getHandle(), s.getHandle());
-  // … but their parent, whose successor was promoted, is theft at once.
+  // … and once the window has passed, their parent (whose successor was promoted) is theft.
+  await sleep(1_100);
   await rejectsWith(Session.refreshSessionWithoutRequestResponse(t0.refreshToken, true), Session.Error.TOKEN_THEFT_DETECTED);
 });
 

@@ -91,7 +91,10 @@ def app_id(core_url: str) -> Iterator[str]:
     headers = {"cdi-version": "5.4"}
     r = httpx.put(
         f"{core_url}/recipe/multitenancy/app/v2",
-        json={"appId": app, "coreConfig": {"access_token_validity": 60}},
+        json={
+            "appId": app,
+            "coreConfig": {"access_token_validity": 60, "refresh_token_rotation_grace_period": 1},
+        },
         headers=headers,
     )
     assert r.status_code == 200, r.text

@@ -85,9 +85,12 @@ impl Drop for TestServer {
     }
 }
 
-/// Default test settings.
+/// Default test settings, with the strict CDI 5.4 rule (no grace window): a refresh token
+/// replayed right after its successor was promoted is theft.
 pub fn config() -> ServerConfig {
-    ServerConfig::default()
+    let mut config = ServerConfig::default();
+    config.app.session.sibling_grace_ms = 0;
+    config
 }
 
 pub async fn start(backend: Backend) -> TestServer {

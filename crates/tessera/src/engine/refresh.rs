@@ -64,6 +64,25 @@ impl SessionEngine {
                 now,
                 self.inner.config.sibling_grace_ms,
             );
+            let user_claims = parse_payload(&row.jwt_user_payload);
+            if contains_protected_claim(&user_claims) {
+                return unauthorised(UnauthorisedReason::ProtectedClaimInPayload);
+            }
+            let anti_csrf = if options.enable_anti_csrf {
+                Some(random::uuid_v4()?)
+            } else {
+                None
+            };
+            let child = mint_refresh_token(
+                &self.inner.refresh_key,
+                RefreshTokenFields {
+                    session_handle: &row.session_handle,
+                    user_id: &row.user_id,
+                    tenant_id: &row.tenant_id,
+                    parent_hash1: Some(&hash1),
+                    anti_csrf_token: anti_csrf.as_deref(),
+                },
+            )?;
             let update = match decision {
                 RefreshDecision::Current => None,
                 RefreshDecision::PromoteChild => Some(LineageUpdate {
@@ -72,6 +91,14 @@ impl SessionEngine {
                     prev: Some(&row.refresh_token_hash2),
                     rotated_at: Some(now),
                     expires_at: now.saturating_add(self.inner.config.refresh_token_validity_ms),
+                    use_static_key,
+                }),
+                RefreshDecision::ReissueFromPrevious => Some(LineageUpdate {
+                    expected_current: &row.refresh_token_hash2,
+                    current: &child.hash2,
+                    prev: row.prev_refresh_token_hash2.as_deref(),
+                    rotated_at: row.refresh_token_rotated_at,
+                    expires_at: row.expires_at,
                     use_static_key,
                 }),
                 RefreshDecision::AdoptSibling => Some(LineageUpdate {
@@ -120,25 +147,6 @@ impl SessionEngine {
                 None => {}
             }
 
-            let user_claims = parse_payload(&row.jwt_user_payload);
-            if contains_protected_claim(&user_claims) {
-                return unauthorised(UnauthorisedReason::ProtectedClaimInPayload);
-            }
-            let anti_csrf = if options.enable_anti_csrf {
-                Some(random::uuid_v4()?)
-            } else {
-                None
-            };
-            let child = mint_refresh_token(
-                &self.inner.refresh_key,
-                RefreshTokenFields {
-                    session_handle: &row.session_handle,
-                    user_id: &row.user_id,
-                    tenant_id: &row.tenant_id,
-                    parent_hash1: Some(&hash1),
-                    anti_csrf_token: anti_csrf.as_deref(),
-                },
-            )?;
             let (iat, exp) = self.token_times();
             let claims = AccessTokenClaims {
                 sub: row.user_id.clone(),
