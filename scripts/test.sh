@@ -66,7 +66,7 @@ TESSERA_BIN="$PWD/target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POST
 
 log "headless Chromium with the stock supertokens-website against tessera-axum"
 ./scripts/install-browser-deps.sh
-cargo build -p tessera-examples --bin browser-app
+cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-app --bin website-test-app
 (cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" npm test)
 
 log "benchmarks, one iteration each (figures: scripts/bench-*.sh)"

@@ -67,6 +67,22 @@ impl SessionRejection {
         }
     }
 
+    /// The invalid-claims rejection (403 `{"message":"invalid claim","claimValidationErrors":…}`
+    /// by default) for claim checks a handler runs itself, e.g. validators that apply to one
+    /// route only. The status and any error handler come from `tessera`.
+    ///
+    /// ```
+    /// use tessera_axum::{ClaimError, RejectionKind, SessionRejection, Tessera};
+    /// # fn demo(tessera: &Tessera) {
+    /// let errors = vec![ClaimError { id: "is-admin".into(), reason: None }];
+    /// let rejection = SessionRejection::invalid_claims(tessera, errors);
+    /// assert!(matches!(rejection.kind(), RejectionKind::InvalidClaims(_)));
+    /// # }
+    /// ```
+    pub fn invalid_claims(tessera: &Tessera, errors: Vec<ClaimError>) -> Self {
+        Self::new(tessera, RejectionKind::InvalidClaims(errors))
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &RejectionKind {
         &self.kind
