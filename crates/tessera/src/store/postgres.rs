@@ -31,9 +31,18 @@ impl PostgresStore {
                 .connect_with(options.clone())
                 .await?;
             let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
-                .execute(&bootstrap)
+            // `CREATE SCHEMA IF NOT EXISTS` is not safe against a concurrent create: two
+            // instances starting at once on a new schema would see a unique violation. Take
+            // a transaction-scoped advisory lock so the second waits and then finds it.
+            let mut tx = bootstrap.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tessera-schema:' || $1))")
+                .bind(schema)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             bootstrap.close().await;
             options = options.options([("search_path", schema)]);
         }
