@@ -1,7 +1,10 @@
 //! API-key checking: the `api-key` header, or `Authorization: Bearer <key>` or the raw
-//! `Authorization` value. Keys are compared after trimming, in constant time.
+//! `Authorization` value. Keys are compared after trimming, in constant time: the SHA-256 of the
+//! presented key against the SHA-256 of every configured key (so neither a key's content nor its
+//! length shows in the timing), every key checked whatever the outcome (ROB-05).
 
 use axum::http::HeaderMap;
+use tessera::encoding::{constant_time_eq, sha256_hex};
 
 /// True when the request carries one of `keys` (or when no key is configured).
 pub fn api_key_ok(headers: &HeaderMap, keys: Option<&[String]>) -> bool {
@@ -10,8 +13,9 @@ pub fn api_key_ok(headers: &HeaderMap, keys: Option<&[String]>) -> bool {
     let Some(presented) = presented else {
         return false;
     };
+    let presented = sha256_hex(&presented);
     keys.iter().fold(false, |found, k| {
-        found | constant_time_eq(k.as_bytes(), presented.as_bytes())
+        found | constant_time_eq(sha256_hex(k).as_bytes(), presented.as_bytes())
     })
 }
 
@@ -26,13 +30,6 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
     } else {
         Some(auth.to_owned())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

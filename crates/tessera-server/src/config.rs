@@ -30,7 +30,7 @@ pub enum Command {
 
 /// Flags of `tessera serve`. Each also reads the environment variable shown; flags win over
 /// the environment, which wins over the `--config` file.
-#[derive(Debug, Default, Clone, Args)]
+#[derive(Default, Clone, Args)]
 pub struct ServeArgs {
     /// A TOML file with the same settings (snake_case keys, as in the core's config.yaml).
     #[arg(long, env = "TESSERA_CONFIG")]
@@ -81,6 +81,26 @@ pub struct ServeArgs {
     /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
     #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
     pub static_signing_key: Option<String>,
+}
+
+/// Never prints the API keys, the static signing key or a database password (ROB-05).
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "..");
+        f.debug_struct("ServeArgs")
+            .field("config", &self.config)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(mask_password),
+            )
+            .field("database_schema", &self.database_schema)
+            .field("sqlite_path", &self.sqlite_path)
+            .field("api_keys", &set(&self.api_keys))
+            .field("static_signing_key", &set(&self.static_signing_key))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where sessions and keys are stored.
@@ -146,7 +166,7 @@ fn mask_password(url: &str) -> String {
 /// Session settings an app may override (the core's per-app `coreConfig`). The defaults are
 /// the engine's, including the 30 s sibling grace: tabs that refresh at once are never
 /// reported as theft (see `tessera::lineage`); a grace of 0 restores strict CDI 5.4.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct AppSettings {
     /// Engine settings.
     pub session: SessionConfig,
@@ -154,8 +174,19 @@ pub struct AppSettings {
     pub api_keys: Option<Vec<String>>,
 }
 
-/// The resolved, validated configuration of `tessera serve`.
-#[derive(Debug, Clone)]
+/// Prints how many API keys there are, never the keys (ROB-05).
+impl std::fmt::Debug for AppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSettings")
+            .field("session", &self.session)
+            .field("api_keys", &self.api_keys.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// The resolved, validated configuration of `tessera serve`. `Debug` never prints the static
+/// signing key or the API keys.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Listen address.
     pub host: String,
@@ -177,6 +208,26 @@ pub struct ServerConfig {
     pub static_signing_key: Option<String>,
     /// Notes for the log once logging is up (e.g. ignored config-file keys).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("storage", &self.storage)
+            .field("app", &self.app)
+            .field("base_path", &self.base_path)
+            .field("max_cdi", &self.max_cdi)
+            .field("min_cdi", &self.min_cdi)
+            .field("log_level", &self.log_level)
+            .field(
+                "static_signing_key",
+                &self.static_signing_key.as_ref().map(|_| ".."),
+            )
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -333,7 +384,7 @@ impl ServeArgs {
     }
 }
 
-fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
+pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
     let mut config = ServerConfig::default();
     let get = |k: &str| raw.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     if let Some(host) = get("host") {
@@ -642,6 +693,33 @@ mod tests {
         .unwrap();
         assert_eq!(c.app.session.sibling_grace_ms, 0);
         assert_eq!(c.app.session.key_overlap_ms, 360);
+    }
+
+    #[test]
+    fn rob05_debug_never_prints_api_keys_or_the_static_key() {
+        let key = "k3y-k3y-k3y-k3y-k3y-k3y-k3y";
+        let pem = "-----BEGIN PRIVATE KEY-----MIIEsecretsecret";
+        let mut c = resolve_raw(&raw(&[("api_keys", key), ("static_signing_key", pem)])).unwrap();
+        assert_eq!(c.app.api_keys.as_deref(), Some(&[key.to_owned()][..]));
+        c.storage = Storage::Postgres {
+            url: "postgres://u:pa55word@h/db".into(),
+            schema: None,
+        };
+        let args = ServeArgs {
+            api_keys: Some(key.into()),
+            static_signing_key: Some(pem.into()),
+            database_url: Some("postgres://u:pa55word@h/db".into()),
+            ..ServeArgs::default()
+        };
+        for text in [
+            format!("{c:?}"),
+            format!("{:?}", c.app),
+            format!("{args:?}"),
+        ] {
+            for secret in [key, "MIIEsecret", "pa55word"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
     }
 
     #[test]

@@ -23,3 +23,18 @@ pub mod input;
 pub mod paths;
 pub mod routes;
 pub mod server;
+
+/// Entry points for the `fuzz/` crate (cargo fuzz, ROB-01). Request bodies are fuzzed through
+/// the real [`routes::router`]; this module only reaches the crate-private config resolution.
+/// Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::config::{parse_toml, resolve_raw, ConfigError, ServerConfig};
+
+    /// Resolves config-file text as `tessera serve --config <file>` does, with no flags and no
+    /// environment variables on top.
+    pub fn resolve_config_toml(text: &str) -> Result<ServerConfig, ConfigError> {
+        let raw = parse_toml(text).map_err(ConfigError)?;
+        resolve_raw(&raw)
+    }
+}

@@ -72,7 +72,8 @@ both_stores!(app_creation_and_isolation, |backend: Backend| async move {
     // The app has its own keys.
     let public = s.get("/.well-known/jwks.json").await;
     let own = s.get("/appid-test-app/.well-known/jwks.json").await;
-    assert_eq!(own.json["keys"].as_array().unwrap().len(), 2);
+    // One dynamic, one static, one anonymous (`a-`) key.
+    assert_eq!(own.json["keys"].as_array().unwrap().len(), 3);
     assert_ne!(public.json["keys"], own.json["keys"]);
 
     // Unknown app → 400.

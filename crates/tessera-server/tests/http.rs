@@ -39,10 +39,18 @@ both_stores!(jwks_and_jwt, |backend: Backend| async move {
         r.text
     );
     let keys = r.json["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "{}", r.text);
+    assert_eq!(keys.len(), 3, "{}", r.text);
     assert!(keys[0]["kid"].as_str().unwrap().starts_with("d-"));
     assert!(keys[1]["kid"].as_str().unwrap().starts_with("s-"));
-    for k in keys {
+    // The anonymous-token key (B5): Ed25519, its own kid namespace.
+    let anon = &keys[2];
+    assert!(anon["kid"].as_str().unwrap().starts_with("a-"));
+    assert_eq!(anon["kty"], "OKP");
+    assert_eq!(anon["crv"], "Ed25519");
+    assert_eq!(anon["alg"], "EdDSA");
+    assert_eq!(anon["use"], "sig");
+    assert_eq!(anon["x"].as_str().unwrap().len(), 43);
+    for k in &keys[..2] {
         assert_eq!(k["kty"], "RSA");
         assert_eq!(k["alg"], "RS256");
         assert_eq!(k["use"], "sig");

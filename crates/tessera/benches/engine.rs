@@ -5,6 +5,8 @@
 //! - `sqlite/create` and `sqlite/refresh`: whole operations on a SQLite file (WAL), one
 //!   core (current-thread runtime).
 //!
+//! - `anonymous/*`: minting and verifying anonymous tokens against the raw Ed25519 calls.
+//!
 //! `scripts/bench-engine.sh` runs them and prints the ratios.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -114,5 +116,60 @@ fn sqlite_operations(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, token_paths, sqlite_operations);
+/// Anonymous tokens: minting (a fresh anonymousId, Ed25519 signature) against the raw Ed25519
+/// signature over the same bytes; verifying without and with the verified-token cache against
+/// the raw Ed25519 check.
+fn anonymous_paths(c: &mut Criterion) {
+    use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous};
+    use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+    let now_ms = tessera::Clock::now_ms(&tessera::SystemClock);
+    let key = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).expect("key");
+    let stored = key.to_stored().expect("stored");
+    let signer = AnonymousSigningKey::parse(&stored).expect("key");
+    let minting =
+        AnonymousSessions::new(AnonymousConfig::default(), Some(key), vec![]).expect("set");
+    let uncached = AnonymousSessions::new(
+        AnonymousConfig {
+            verified_token_cache: 0,
+            ..AnonymousConfig::default()
+        },
+        Some(AnonymousSigningKey::parse(&stored).expect("key")),
+        vec![],
+    )
+    .expect("set");
+    let token = minting
+        .mint(MintAnonymous::default(), now_ms)
+        .expect("mint")
+        .token;
+    let (signed, sig_b64) = token.rsplit_once('.').expect("three parts");
+    let signature = tessera::encoding::b64url_decode(sig_b64.as_bytes()).expect("sig");
+
+    let mut g = c.benchmark_group("anonymous");
+    g.bench_function("raw_ed25519_sign", |b| {
+        b.iter(|| signer.sign(black_box(signed.as_bytes())).expect("sign"))
+    });
+    g.bench_function("mint", |b| {
+        b.iter(|| {
+            minting
+                .mint(MintAnonymous::default(), now_ms)
+                .expect("mint")
+        })
+    });
+    g.bench_function("raw_ed25519_verify", |b| {
+        b.iter(|| {
+            assert!(signer
+                .verifying()
+                .verify(black_box(signed.as_bytes()), black_box(&signature)))
+        })
+    });
+    g.bench_function("verify_uncached", |b| {
+        b.iter(|| uncached.verify(black_box(&token), now_ms).expect("valid"))
+    });
+    g.bench_function("verify_cached", |b| {
+        b.iter(|| minting.verify(black_box(&token), now_ms).expect("valid"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, token_paths, anonymous_paths, sqlite_operations);
 criterion_main!(benches);

@@ -44,6 +44,19 @@ pub fn sha256_hex(text: &str) -> String {
     hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref())
 }
 
+/// Constant-time equality of two byte strings (aws-lc's `verify_slices_are_equal`): the time
+/// depends on the lengths only, never on where the first difference is. Every comparison of a
+/// secret goes through this (ROB-05); hash both sides first when the length is secret too.
+///
+/// ```
+/// assert!(tessera::encoding::constant_time_eq(b"abc", b"abc"));
+/// assert!(!tessera::encoding::constant_time_eq(b"abc", b"abd"));
+/// assert!(!tessera::encoding::constant_time_eq(b"abc", b"ab"));
+/// ```
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

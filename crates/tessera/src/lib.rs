@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anonymous;
 pub mod clock;
 pub mod config;
 pub mod encoding;
@@ -52,3 +53,27 @@ pub use session::{
 pub use store::{PostgresStore, SessionRow, SqliteStore, Store};
 pub use token::access::AccessTokenClaims;
 pub use token::verify::{verify_access_token, VerifyPolicy, MAX_ACCESS_TOKEN_LEN};
+
+/// Entry points for the `fuzz/` crate (cargo fuzz, ROB-01): thin wrappers over crate-private
+/// parsers, so the fuzzers run exactly the code verification runs. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::token::access::{header_json, AccessTokenHeader};
+
+    /// Deserialises an access-token JOSE header as step 3 of verification does and returns
+    /// `[alg, typ, kid, version]` when the JSON is accepted (the value checks come after).
+    pub fn parse_access_token_header(json: &[u8]) -> Option<[String; 4]> {
+        let h: AccessTokenHeader<'_> = serde_json::from_slice(json).ok()?;
+        Some([
+            h.alg.into_owned(),
+            h.typ.into_owned(),
+            h.kid.into_owned(),
+            h.version.into_owned(),
+        ])
+    }
+
+    /// The header JSON this engine mints for `kid`.
+    pub fn access_token_header_json(kid: &str) -> String {
+        header_json(kid)
+    }
+}

@@ -64,6 +64,9 @@ pub struct NewSession {
     pub enable_anti_csrf: bool,
     /// Sign with the static key instead of the rotating dynamic keys.
     pub use_static_key: bool,
+    /// The visitor's permanent anonymousId, carried into the access token as a protected
+    /// claim (A6, A8, A15). The app cannot set or change it through the payload.
+    pub anonymous_id: Option<String>,
 }
 
 impl NewSession {
@@ -81,12 +84,14 @@ impl NewSession {
             session_data: Value::Object(Map::new()),
             enable_anti_csrf: false,
             use_static_key: false,
+            anonymous_id: None,
         }
     }
 }
 
-/// A created or refreshed session: the tokens to hand to the client.
-#[derive(Debug, Clone, PartialEq)]
+/// A created or refreshed session: the tokens to hand to the client. `Debug` shows the
+/// tokens only as [`TokenInfo`] does and never the anti-CSRF token.
+#[derive(Clone, PartialEq)]
 pub struct SessionTokens {
     /// The session.
     pub session: SessionSummary,
@@ -96,6 +101,20 @@ pub struct SessionTokens {
     pub refresh_token: TokenInfo,
     /// The anti-CSRF token, when enabled.
     pub anti_csrf_token: Option<String>,
+}
+
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("session", &self.session)
+            .field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field(
+                "anti_csrf_token",
+                &self.anti_csrf_token.as_ref().map(|_| ".."),
+            )
+            .finish()
+    }
 }
 
 /// Options of [`crate::SessionEngine::verify_session`].
@@ -110,8 +129,8 @@ pub struct VerifyOptions<'a> {
     pub anti_csrf_token: Option<&'a str>,
 }
 
-/// A verified session.
-#[derive(Debug, Clone, PartialEq)]
+/// A verified session. `Debug` never prints the anti-CSRF token.
+#[derive(Clone, PartialEq)]
 pub struct VerifiedSession {
     /// The session.
     pub session: SessionSummary,
@@ -121,6 +140,20 @@ pub struct VerifiedSession {
     pub anti_csrf_token: Option<String>,
     /// Expiry of the access token the client now holds, epoch ms.
     pub access_token_expiry: u64,
+}
+
+impl std::fmt::Debug for VerifiedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedSession")
+            .field("session", &self.session)
+            .field("access_token", &self.access_token)
+            .field(
+                "anti_csrf_token",
+                &self.anti_csrf_token.as_ref().map(|_| ".."),
+            )
+            .field("access_token_expiry", &self.access_token_expiry)
+            .finish()
+    }
 }
 
 impl VerifiedSession {

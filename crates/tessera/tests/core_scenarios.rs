@@ -743,9 +743,10 @@ async fn static_and_dynamic_keys(backend: Backend) {
     let jwks = engine.jwks();
     assert_eq!(
         jwks.keys.len(),
-        2,
-        "a fresh install publishes one d- and one s- key"
+        3,
+        "a fresh install publishes one d- and one s- key, and the anonymous a- key"
     );
+    assert!(jwks.keys[2].kid.starts_with("a-"));
     assert!(jwks.keys[0].kid.starts_with("d-"));
     assert!(jwks.keys.iter().any(|k| k.kid == kid));
 
@@ -927,6 +928,7 @@ async fn tenants(backend: Backend) {
     let (engine, _clock, _store) = setup(backend).await;
     let t = engine
         .create_session(NewSession {
+            anonymous_id: None,
             tenant_id: "acme".into(),
             ..new_session("u")
         })
@@ -966,6 +968,7 @@ async fn tenants(backend: Backend) {
     assert!(engine.revoke_session(&p.session.handle).await.unwrap());
     let r = engine
         .create_session(NewSession {
+            anonymous_id: None,
             tenant_id: "Bad Tenant".into(),
             ..new_session("u")
         })

@@ -62,6 +62,7 @@ enum Api {
     CreateApp,
     RemoveApp,
     UserById,
+    Anonymous,
 }
 
 impl Api {
@@ -84,6 +85,7 @@ impl Api {
             "/recipe/multitenancy/app/v2" => Api::CreateApp,
             "/recipe/multitenancy/app/remove" => Api::RemoveApp,
             "/user/id" => Api::UserById,
+            "/recipe/session/anonymous" => Api::Anonymous,
             _ => return None,
         })
     }
@@ -100,6 +102,7 @@ impl Api {
             | Api::Regenerate
             | Api::Remove
             | Api::Jwt
+            | Api::Anonymous
             | Api::RemoveApp => &[Method::POST],
             Api::SessionData | Api::JwtData => &[Method::GET, Method::PUT],
             Api::CreateApp => &[Method::PUT],
@@ -251,5 +254,6 @@ async fn handle(
         Api::CreateApp => apps::create_or_update(&ctx).await,
         Api::RemoveApp => apps::remove(&ctx).await,
         Api::UserById => misc::user_by_id(&ctx),
+        Api::Anonymous => session::mint_anonymous(&ctx),
     }
 }

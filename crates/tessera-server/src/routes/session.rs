@@ -5,6 +5,7 @@ use super::Ctx;
 use crate::error::{json_ok, session_error, ApiError};
 use axum::response::Response;
 use serde_json::{json, Value};
+use tessera::anonymous::{MintAnonymous, MintError};
 use tessera::{NewSession, RefreshOptions, SessionTokens, VerifyOptions};
 
 fn tokens_body(t: &SessionTokens) -> Value {
@@ -28,7 +29,10 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     let user_data_in_jwt = input.object("userDataInJWT")?;
     let user_data_in_database = input.object("userDataInDatabase")?;
     let use_dynamic = input.opt_bool("useDynamicSigningKey")?.unwrap_or(true);
+    // Tessera extension: the visitor's anonymousId, carried into the access token (A15).
+    let anonymous_id = input.opt_string("anonymousId")?;
     let new = NewSession {
+        anonymous_id,
         tenant_id: ctx.tenant_id.clone(),
         user_id,
         access_token_payload: user_data_in_jwt,
@@ -40,6 +44,42 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
         Ok(t) => json_ok(&tokens_body(&t)),
         Err(e) => session_error(e),
     })
+}
+
+/// `POST /<tenant>/recipe/session/anonymous` (Tessera extension, B5): mints an anonymous token
+/// with the core's anonymous key. No database access. Body: `anonymousId` (keep this visitor
+/// id), `payload` (≤ 1 KiB), `enableAntiCsrf`, `antiCsrfToken` (keep this one), all optional.
+pub(super) fn mint_anonymous(ctx: &Ctx) -> Result<Response, ApiError> {
+    let input = ctx.json()?;
+    let request = MintAnonymous {
+        anonymous_id: input.opt_string("anonymousId")?,
+        tenant_id: Some(ctx.tenant_id.clone()),
+        payload: input.opt_object("payload")?.unwrap_or_default(),
+        anti_csrf_token: input.opt_string("antiCsrfToken")?,
+        enable_anti_csrf: input.opt_bool("enableAntiCsrf")?.unwrap_or(false),
+    };
+    match ctx.app.engine.mint_anonymous(request) {
+        Ok(minted) => {
+            let mut body = json!({
+                "status": "OK",
+                "anonymousId": minted.claims.anonymous_id,
+                "anonymousToken": {
+                    "token": minted.token,
+                    "expiry": minted.claims.exp.saturating_mul(1000),
+                    "createdTime": minted.claims.iat.saturating_mul(1000),
+                },
+            });
+            if let (Some(csrf), Value::Object(map)) = (&minted.claims.anti_csrf_token, &mut body) {
+                map.insert("antiCsrfToken".into(), Value::String(csrf.clone()));
+            }
+            Ok(json_ok(&body))
+        }
+        Err(MintError::InvalidPayload(message)) => Err(ApiError::BadRequest(message)),
+        Err(e) => {
+            tracing::error!(error = %e, "anonymous mint failed");
+            Err(ApiError::Internal)
+        }
+    }
 }
 
 /// `POST /recipe/session/verify`.

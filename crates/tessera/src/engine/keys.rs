@@ -234,9 +234,12 @@ impl SessionEngine {
         self.inner.keys.load_full()
     }
 
-    /// The published key set: dynamic keys still verifying, newest first, then static keys.
+    /// The published key set: dynamic keys still verifying, newest first, then static keys,
+    /// then the anonymous-token keys (`kid` `a-…`, current first).
     pub fn jwks(&self) -> Jwks {
-        self.inner.keys.load().jwks(self.now())
+        let mut jwks = self.inner.keys.load().jwks(self.now());
+        jwks.keys.extend(self.inner.anonymous.jwks());
+        jwks
     }
 
     /// `Cache-Control: max-age` for the JWKS, in seconds: the time until the next key is due.

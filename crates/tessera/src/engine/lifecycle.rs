@@ -7,6 +7,7 @@ use crate::random;
 use crate::session::{NewSession, SessionSummary, SessionTokens, TokenInfo, PUBLIC};
 use crate::store::SessionRow;
 use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::anonymous::{plausible_anonymous_id, ANONYMOUS_ID_CLAIM};
 use crate::token::mint::encode_access_token;
 use crate::token::refresh::{mint_refresh_token, RefreshTokenFields};
 use serde_json::{Map, Value};
@@ -62,8 +63,17 @@ impl SessionEngine {
     /// Creates a session: one row, an access token, a refresh token and, if asked, an
     /// anti-CSRF token. A payload naming a protected claim is refused before any write.
     pub async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
-        if contains_protected_claim(&new.access_token_payload) {
+        if contains_protected_claim(&new.access_token_payload)
+            || new.access_token_payload.contains_key(ANONYMOUS_ID_CLAIM)
+        {
             return Err(SessionError::InvalidInput(InputError::ProtectedClaim));
+        }
+        if let Some(id) = &new.anonymous_id {
+            if !plausible_anonymous_id(id) {
+                return Err(SessionError::InvalidInput(InputError::Invalid(
+                    "anonymousId must be 22–64 URL-safe characters".into(),
+                )));
+            }
         }
         validate_id("userId", &new.user_id)?;
         validate_tenant(&new.tenant_id)?;
@@ -87,7 +97,10 @@ impl SessionEngine {
                 anti_csrf_token: anti_csrf.as_deref(),
             },
         )?;
-        let payload = self.with_issuer(new.access_token_payload);
+        let mut payload = self.with_issuer(new.access_token_payload);
+        if let Some(id) = new.anonymous_id {
+            payload.insert(ANONYMOUS_ID_CLAIM.into(), Value::String(id));
+        }
         let (iat, exp) = self.token_times();
         let claims = AccessTokenClaims {
             sub: new.user_id.clone(),

@@ -6,7 +6,8 @@ use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
 use crate::session::{tenant_of_handle, Regenerated, SessionInfo, SessionSummary};
-use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::access::{carry_anonymous_id, contains_protected_claim, AccessTokenClaims};
+use crate::token::anonymous::ANONYMOUS_ID_CLAIM;
 use crate::token::verify::{verify_access_token, VerifyPolicy};
 use serde_json::{Map, Value};
 
@@ -33,6 +34,11 @@ impl SessionEngine {
         .map_err(|_| SessionError::Unauthorised(UnauthorisedReason::InvalidAccessToken))?;
         if new_payload.as_ref().is_some_and(contains_protected_claim) {
             return Err(SessionError::InvalidInput(InputError::ProtectedClaim));
+        }
+        let mut new_payload = new_payload;
+        if let Some(payload) = new_payload.as_mut() {
+            carry_anonymous_id(payload, claims.user_claims.get(ANONYMOUS_ID_CLAIM))
+                .map_err(SessionError::InvalidInput)?;
         }
         let now = self.now();
         let row = self
@@ -159,6 +165,15 @@ impl SessionEngine {
                 UnauthorisedReason::SessionDoesNotExist,
             ));
         }
+        let mut payload = payload.clone();
+        let current = self
+            .inner
+            .store
+            .get_session(&self.inner.app_id, tenant_of_handle(handle), handle)
+            .await?
+            .and_then(|row| parse_payload(&row.jwt_user_payload).remove(ANONYMOUS_ID_CLAIM));
+        carry_anonymous_id(&mut payload, current.as_ref()).map_err(SessionError::InvalidInput)?;
+        let payload = &payload;
         let updated = self
             .inner
             .store

@@ -9,13 +9,19 @@ mod manage;
 mod refresh;
 mod verify;
 
+use crate::anonymous::{
+    AnonymousConfig, AnonymousSessions, MintAnonymous, MintError, MintedAnonymous,
+    VerifiedAnonymous,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SessionConfig;
 use crate::error::EngineError;
+use crate::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
 use crate::keys::ring::KeyRing;
 use crate::keys::rsa_key::SigningKey;
 use crate::session::PUBLIC;
 use crate::store::Store;
+use crate::token::anonymous::AnonymousRejection;
 use crate::token::refresh::RefreshTokenKey;
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicU64;
@@ -61,6 +67,7 @@ struct Inner {
     configured_static: Option<Arc<SigningKey>>,
     refresh_key: RefreshTokenKey,
     verified: crate::token::cache::VerifiedTokenCache,
+    anonymous: Arc<AnonymousSessions>,
 }
 
 /// Builds a [`SessionEngine`].
@@ -70,6 +77,16 @@ pub struct EngineBuilder {
     config: SessionConfig,
     clock: Arc<dyn Clock>,
     static_key: Option<String>,
+    anonymous: AnonymousSetup,
+}
+
+/// How the anonymous-token key is chosen.
+#[derive(Default)]
+struct AnonymousSetup {
+    config: AnonymousConfig,
+    algorithm: AnonymousAlgorithm,
+    key: Option<String>,
+    previous: Vec<String>,
 }
 
 impl EngineBuilder {
@@ -99,6 +116,34 @@ impl EngineBuilder {
         self
     }
 
+    /// The anonymous-token signing key (A9): an unencrypted PKCS#8 PEM (Ed25519 or RSA) or the
+    /// storage form `ed25519|<b64 PKCS#8>`. Without one, a key is generated once per app and
+    /// kept in the store, so every instance and restart agrees on it.
+    pub fn anonymous_signing_key(mut self, key: impl Into<String>) -> Self {
+        self.anonymous.key = Some(key.into());
+        self
+    }
+
+    /// Previous anonymous keys, same forms: they verify but no longer sign, so tokens they
+    /// signed keep working during an overlap and are re-signed with the current key (ANON-11).
+    /// Dropping a key from this list rejects its tokens at once.
+    pub fn previous_anonymous_keys(mut self, keys: Vec<String>) -> Self {
+        self.anonymous.previous = keys;
+        self
+    }
+
+    /// The algorithm of a generated anonymous key (default EdDSA).
+    pub fn anonymous_algorithm(mut self, algorithm: AnonymousAlgorithm) -> Self {
+        self.anonymous.algorithm = algorithm;
+        self
+    }
+
+    /// Anonymous-session settings.
+    pub fn anonymous_config(mut self, config: AnonymousConfig) -> Self {
+        self.anonymous.config = config;
+        self
+    }
+
     /// Loads (creating where missing) the signing keys and the refresh-token master key.
     pub async fn build(self) -> Result<SessionEngine, EngineError> {
         self.config.validate()?;
@@ -120,6 +165,7 @@ impl EngineBuilder {
         let refresh_key = RefreshTokenKey::from_stored(&stored)?;
         let verified =
             crate::token::cache::VerifiedTokenCache::new(self.config.verified_token_cache);
+        let anonymous = self.anonymous_keys(now).await?;
         let engine = SessionEngine {
             inner: Arc::new(Inner {
                 app_id: self.app_id,
@@ -132,11 +178,48 @@ impl EngineBuilder {
                 configured_static,
                 refresh_key,
                 verified,
+                anonymous: Arc::new(anonymous),
             }),
         };
         engine.install_configured_static_key().await?;
         engine.reload_keys().await?;
+        engine.refuse_shared_anonymous_key()?;
         Ok(engine)
+    }
+
+    async fn anonymous_keys(&self, now: u64) -> Result<AnonymousSessions, EngineError> {
+        let setup = &self.anonymous;
+        let config_error =
+            |e: EngineError| EngineError::Config(format!("anonymous signing key rejected: {e}"));
+        let signing = match &setup.key {
+            Some(text) => AnonymousSigningKey::parse(text).map_err(config_error)?,
+            None => {
+                let candidate = AnonymousSigningKey::generate(setup.algorithm)?;
+                let stored = self
+                    .store
+                    .get_or_insert_key_value(
+                        &self.app_id,
+                        "anonymous_signing_key",
+                        &candidate.to_stored()?,
+                        now,
+                    )
+                    .await?;
+                AnonymousSigningKey::parse(&stored)?
+            }
+        };
+        let mut previous = Vec::with_capacity(setup.previous.len());
+        for text in &setup.previous {
+            let key = AnonymousSigningKey::parse(text).map_err(config_error)?;
+            if key.kid() != signing.kid() {
+                previous.push(
+                    key.verifying()
+                        .jwk()
+                        .to_anonymous()
+                        .ok_or(EngineError::Crypto("anonymous key has no JWK"))??,
+                );
+            }
+        }
+        AnonymousSessions::new(setup.config.clone(), Some(signing), previous)
     }
 }
 
@@ -149,6 +232,7 @@ impl SessionEngine {
             config: SessionConfig::default(),
             clock: Arc::new(SystemClock),
             static_key: None,
+            anonymous: AnonymousSetup::default(),
         }
     }
 
@@ -165,6 +249,69 @@ impl SessionEngine {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Anonymous sessions: minting and verifying anonymous tokens, with no store access.
+    pub fn anonymous(&self) -> &Arc<AnonymousSessions> {
+        &self.inner.anonymous
+    }
+
+    /// Mints an anonymous token now (engine clock). No store access (A1).
+    pub fn mint_anonymous(&self, request: MintAnonymous) -> Result<MintedAnonymous, MintError> {
+        self.inner.anonymous.mint(request, self.now())
+    }
+
+    /// Verifies an anonymous token now (engine clock). No store access (A1).
+    pub fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
+        self.inner.anonymous.verify(token, self.now())
+    }
+
+    /// The anonymousId of a genuine anonymous token, even an expired one (A20).
+    pub fn readable_anonymous_id(&self, token: &str) -> Option<String> {
+        self.inner
+            .anonymous
+            .readable_anonymous_id(token, self.now())
+    }
+
+    /// The `anonymousId` claim of an access token whose signature verifies with the keys held
+    /// (time not checked): where the visitor id comes from when a signed-in session ends in
+    /// "unauthorised" (A20, A21). `None` for anything not genuinely ours.
+    pub fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
+        let policy = crate::token::verify::VerifyPolicy {
+            now_ms: self.now(),
+            max_lifetime_s: u64::MAX / 1000,
+            ignore_time: true,
+        };
+        let claims =
+            crate::token::verify::verify_access_token(token, &**self.inner.keys.load(), &policy)
+                .ok()?;
+        claims
+            .user_claims
+            .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
+            .and_then(|v| v.as_str())
+            .filter(|id| crate::token::anonymous::plausible_anonymous_id(id))
+            .map(str::to_owned)
+    }
+
+    /// Refuses an anonymous key whose material equals an access-token key (ANON-02).
+    fn refuse_shared_anonymous_key(&self) -> Result<(), EngineError> {
+        let ring = self.inner.keys.load();
+        let anonymous = self.inner.anonymous.fingerprints();
+        for kid in ring.kids() {
+            if let Some(key) = ring.key(kid) {
+                let fp = crate::encoding::sha256_hex(&crate::encoding::b64_encode(
+                    key.verifying().modulus(),
+                ));
+                if anonymous.contains(&fp) {
+                    return Err(EngineError::Config(
+                        "the anonymous signing key equals an access-token signing key; give \
+                         anonymous tokens a key of their own"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn now(&self) -> u64 {

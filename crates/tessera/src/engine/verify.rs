@@ -73,6 +73,17 @@ impl SessionEngine {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Option<Result<VerifiedSession, SessionError>> {
+        self.verify_session_local_shared(access_token, options)
+            .map(|r| r.map(|claims| VerifiedSession::from_claims((*claims).clone(), None)))
+    }
+
+    /// [`Self::verify_session_local`] returning the verified claims as the verified-token
+    /// cache shares them, without copying.
+    pub fn verify_session_local_shared(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<std::sync::Arc<AccessTokenClaims>, SessionError>> {
         if options.check_database {
             return None;
         }
@@ -91,7 +102,7 @@ impl SessionEngine {
                 TryRefreshReason::AntiCsrfFailed,
             )));
         }
-        Some(Ok(VerifiedSession::from_claims((*claims).clone(), None)))
+        Some(Ok(claims))
     }
 
     /// Verifies a session (the core's `getSession`, CDI ≤ 5.4 semantics):

@@ -1,6 +1,7 @@
 //! JSON Web Key Sets: what we publish at `/.well-known/jwks.json`, and a verifying key set built
 //! from a published one (for gateways and remote-core SDKs).
 
+use super::anonymous_key::{AnonymousVerifyingKey, ANONYMOUS_KID_PREFIX};
 use super::ring::KeyLookup;
 use super::rsa_key::VerifyingKey;
 use crate::encoding::{b64url_decode, b64url_encode};
@@ -8,18 +9,29 @@ use crate::error::EngineError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// One public RSA key (RFC 7517), public members only.
+/// One public key (RFC 7517), public members only: an RSA key (`kty: RSA`, `n`, `e`) for
+/// access tokens or RS256 anonymous tokens, or an Ed25519 key (`kty: OKP`, `crv`, `x`, RFC 8037)
+/// for EdDSA anonymous tokens. Anonymous keys have `kid`s starting with `a-`; a gateway must
+/// check the token type (`typ: anon+jwt`) as well as the signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// Always `RSA`.
+    /// `RSA` or `OKP`.
     pub kty: String,
     /// Key id.
     pub kid: String,
-    /// Modulus, base64url of the unsigned big-endian integer.
-    pub n: String,
-    /// Public exponent, base64url.
-    pub e: String,
-    /// Always `RS256`.
+    /// RSA modulus, base64url of the unsigned big-endian integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA public exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// OKP curve (`Ed25519`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// OKP public key, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// `RS256` or `EdDSA`.
     pub alg: String,
     /// Always `sig`.
     #[serde(rename = "use")]
@@ -32,11 +44,33 @@ impl Jwk {
         Self {
             kty: "RSA".into(),
             kid: key.kid().to_owned(),
-            n: b64url_encode(key.modulus()),
-            e: b64url_encode(key.exponent()),
+            n: Some(b64url_encode(key.modulus())),
+            e: Some(b64url_encode(key.exponent())),
+            crv: None,
+            x: None,
             alg: "RS256".into(),
             use_: "sig".into(),
         }
+    }
+}
+
+impl Jwk {
+    /// The anonymous verifying key this JWK describes, if it is one (`kid` `a-…`).
+    pub fn to_anonymous(&self) -> Option<Result<AnonymousVerifyingKey, EngineError>> {
+        if !self.kid.starts_with(ANONYMOUS_KID_PREFIX) || self.use_ != "sig" {
+            return None;
+        }
+        let decode = |v: &Option<String>| v.as_ref().and_then(|v| b64url_decode(v.as_bytes()));
+        Some(match (self.kty.as_str(), self.alg.as_str()) {
+            ("OKP", "EdDSA") if self.crv.as_deref() == Some("Ed25519") => decode(&self.x)
+                .ok_or(EngineError::Corrupt("JWK x"))
+                .and_then(|x| AnonymousVerifyingKey::ed25519(&self.kid, &x)),
+            ("RSA", "RS256") => match (decode(&self.n), decode(&self.e)) {
+                (Some(n), Some(e)) => AnonymousVerifyingKey::rs256(&self.kid, &n, &e),
+                _ => Err(EngineError::Corrupt("JWK n/e")),
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -60,8 +94,8 @@ pub struct VerifyingKeySet {
 }
 
 impl VerifyingKeySet {
-    /// Parses a JWKS. Only `kty:"RSA"`, `alg:"RS256"` keys are taken; a duplicate `kid` or a
-    /// weak key refuses the whole set.
+    /// Parses a JWKS. Only `kty:"RSA"`, `alg:"RS256"` access-token keys are taken (anonymous
+    /// keys, `kid` `a-…`, never are); a duplicate `kid` or a weak key refuses the whole set.
     pub fn from_jwks_json(text: &str) -> Result<Self, EngineError> {
         let jwks: Jwks =
             serde_json::from_str(text).map_err(|_| EngineError::Corrupt("JWKS is not valid"))?;
@@ -72,11 +106,18 @@ impl VerifyingKeySet {
     pub fn from_jwks(jwks: &Jwks) -> Result<Self, EngineError> {
         let mut by_kid = HashMap::new();
         for jwk in &jwks.keys {
-            if jwk.kty != "RSA" || jwk.alg != "RS256" || jwk.use_ != "sig" {
+            if jwk.kty != "RSA"
+                || jwk.alg != "RS256"
+                || jwk.use_ != "sig"
+                || jwk.kid.starts_with(ANONYMOUS_KID_PREFIX)
+            {
                 continue;
             }
-            let n = b64url_decode(jwk.n.as_bytes()).ok_or(EngineError::Corrupt("JWK n"))?;
-            let e = b64url_decode(jwk.e.as_bytes()).ok_or(EngineError::Corrupt("JWK e"))?;
+            let (Some(n), Some(e)) = (&jwk.n, &jwk.e) else {
+                return Err(EngineError::Corrupt("JWK without n or e"));
+            };
+            let n = b64url_decode(n.as_bytes()).ok_or(EngineError::Corrupt("JWK n"))?;
+            let e = b64url_decode(e.as_bytes()).ok_or(EngineError::Corrupt("JWK e"))?;
             let key = VerifyingKey::from_components(&jwk.kid, &n, &e, u64::MAX)?;
             if by_kid.insert(jwk.kid.clone(), key).is_some() {
                 return Err(EngineError::Corrupt("JWKS has a duplicate kid"));

@@ -46,6 +46,25 @@ pub fn anti_csrf_matches(claim: Option<&str>, given: Option<&str>) -> bool {
     }
 }
 
+/// Keeps the session's `anonymousId` (A8) across a payload replacement: a new payload may
+/// repeat the current value (SDKs send the whole payload back) but never change or add one;
+/// the current value is always carried over.
+pub fn carry_anonymous_id(
+    new_payload: &mut Map<String, Value>,
+    current: Option<&Value>,
+) -> Result<(), crate::error::InputError> {
+    use crate::token::anonymous::ANONYMOUS_ID_CLAIM;
+    match (new_payload.get(ANONYMOUS_ID_CLAIM), current) {
+        (Some(given), Some(current)) if given == current => {}
+        (Some(_), _) => return Err(crate::error::InputError::ProtectedClaim),
+        (None, Some(current)) => {
+            new_payload.insert(ANONYMOUS_ID_CLAIM.into(), current.clone());
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
 /// True when `payload` names a protected claim.
 pub fn contains_protected_claim(payload: &Map<String, Value>) -> bool {
     PROTECTED_CLAIMS.iter().any(|c| payload.contains_key(*c))
@@ -92,7 +111,7 @@ struct ClaimsVisitor;
 
 /// A member name, borrowed from the input when it has no escapes (the hot path allocates
 /// nothing for the names of protected claims).
-struct MemberName<'de>(std::borrow::Cow<'de, str>);
+pub(crate) struct MemberName<'de>(pub(crate) std::borrow::Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for MemberName<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -182,18 +201,51 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
 }
 
 /// The JOSE header of an access token. Exactly the members we issue; anything else
-/// (`jku`, `jwk`, `x5u`, `crit`, `zip`, …) is a rejection (JWT-10..13).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// (`jku`, `jwk`, `x5u`, `crit`, `zip`, …) is a rejection (JWT-10..13). It must be a JSON
+/// object (RFC 7515 §4): serde's derived impl alone would also take a JSON array of the four
+/// values (`["RS256","JWT","d-1","5"]`), found by the `at_header_claims` fuzzer (ROB-01).
+#[derive(Debug)]
 pub(crate) struct AccessTokenHeader<'a> {
-    #[serde(borrow)]
     pub alg: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
     pub typ: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
     pub kid: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
     pub version: std::borrow::Cow<'a, str>,
+}
+
+/// The members of [`AccessTokenHeader`]; only ever read from a JSON object.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderMembers<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    typ: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    version: std::borrow::Cow<'a, str>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AccessTokenHeader<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ObjectOnly<'a> {
+            type Value = AccessTokenHeader<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let m = HeaderMembers::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AccessTokenHeader {
+                    alg: m.alg,
+                    typ: m.typ,
+                    kid: m.kid,
+                    version: m.version,
+                })
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
+    }
 }
 
 /// Serialises the header for `kid`.
@@ -290,6 +342,21 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn rob01_header_must_be_a_json_object() {
+        fn parse(t: &str) -> Result<String, serde_json::Error> {
+            serde_json::from_str::<AccessTokenHeader<'_>>(t).map(|h| h.kid.into_owned())
+        }
+        let ok = parse(r#"{"alg":"RS256","typ":"JWT","kid":"d-1","version":"5"}"#);
+        assert_eq!(ok.unwrap(), "d-1");
+        // Found by the at_header_claims fuzzer: the derived impl took the array form.
+        assert!(parse(r#"["RS256","JWT","d-1","5"]"#).is_err());
+        assert!(
+            parse(r#"{"alg":"RS256","alg":"RS256","typ":"JWT","kid":"d","version":"5"}"#).is_err()
+        );
+        assert!(parse(r#"{"alg":"RS256","typ":"JWT","kid":"d","version":"5","jku":"x"}"#).is_err());
     }
 
     #[test]

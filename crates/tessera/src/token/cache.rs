@@ -12,17 +12,29 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock};
 
-type Entry = (Box<[u8]>, Arc<AccessTokenClaims>);
+type Entry<T> = (Box<[u8]>, Arc<T>);
 
-/// Verified claims by token.
-#[derive(Debug)]
-pub struct VerifiedTokenCache {
-    capacity: usize,
-    hasher: RandomState,
-    entries: RwLock<HashMap<u64, Entry>>,
+/// Verified claims that know when they expire.
+pub trait Expiring {
+    /// Expiry, epoch seconds.
+    fn exp_s(&self) -> u64;
 }
 
-impl VerifiedTokenCache {
+impl Expiring for AccessTokenClaims {
+    fn exp_s(&self) -> u64 {
+        self.exp
+    }
+}
+
+/// Verified claims by token (access tokens by default; anonymous tokens use their own cache).
+#[derive(Debug)]
+pub struct VerifiedTokenCache<T = AccessTokenClaims> {
+    capacity: usize,
+    hasher: RandomState,
+    entries: RwLock<HashMap<u64, Entry<T>>>,
+}
+
+impl<T: Expiring> VerifiedTokenCache<T> {
     /// A cache holding at most `capacity` tokens (0 disables it).
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -33,18 +45,18 @@ impl VerifiedTokenCache {
     }
 
     /// The claims of `token` if it was verified before and has not expired at `now_ms`.
-    pub fn get(&self, token: &str, now_ms: u64) -> Option<Arc<AccessTokenClaims>> {
+    pub fn get(&self, token: &str, now_ms: u64) -> Option<Arc<T>> {
         if self.capacity == 0 {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let (cached, claims) = entries.get(&self.hasher.hash_one(token))?;
         let same = verify_slices_are_equal(cached, token.as_bytes()).is_ok();
-        (same && claims.exp.saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
+        (same && claims.exp_s().saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
     }
 
     /// Remembers a token that just passed full verification.
-    pub fn insert(&self, token: &str, claims: Arc<AccessTokenClaims>) {
+    pub fn insert(&self, token: &str, claims: Arc<T>) {
         if self.capacity == 0 {
             return;
         }

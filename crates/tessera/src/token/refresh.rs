@@ -62,19 +62,46 @@ impl RefreshTokenKey {
         &self.0
     }
 
-    fn aead_key(&self, iv: &[u8; NONCE_LEN]) -> Result<LessSafeKey, EngineError> {
-        let mut key = [0u8; 32];
+    /// The per-token AES-256 key: PBKDF2-HMAC-SHA512, 100 iterations, salt = IV.
+    fn derive_aes_key(&self, iv: &[u8; NONCE_LEN], key: &mut [u8; 32]) -> Result<(), EngineError> {
         pbkdf2::derive(
             pbkdf2::PBKDF2_HMAC_SHA512,
             NonZeroU32::new(100).ok_or(EngineError::Crypto("pbkdf2 iterations"))?,
             iv,
             self.0.as_bytes(),
-            &mut key,
+            key,
         );
-        let unbound = UnboundKey::new(&AES_256_GCM, &key)
-            .map_err(|_| EngineError::Crypto("AES key setup failed"))?;
-        Ok(LessSafeKey::new(unbound))
+        Ok(())
     }
+
+    fn aead_key(&self, iv: &[u8; NONCE_LEN]) -> Result<LessSafeKey, EngineError> {
+        let mut key = [0u8; 32];
+        self.derive_aes_key(iv, &mut key)?;
+        aes_256_gcm_key(&key)
+    }
+}
+
+fn aes_256_gcm_key(key: &[u8]) -> Result<LessSafeKey, EngineError> {
+    let unbound = UnboundKey::new(&AES_256_GCM, key)
+        .map_err(|_| EngineError::Crypto("AES key setup failed"))?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+/// The AES-256-GCM open that [`decode_refresh_token`] performs once it has derived the key:
+/// `in_out` is `ciphertext ‖ 16-byte tag`; on success the plaintext is returned (a prefix of
+/// `in_out`). Exposed only so the Wycheproof vectors (PRJ-02) run through exactly this call;
+/// not part of the API.
+#[doc(hidden)]
+pub fn aes_256_gcm_open<'a>(
+    key: &[u8],
+    iv: [u8; NONCE_LEN],
+    aad: &[u8],
+    in_out: &'a mut [u8],
+) -> Option<&'a mut [u8]> {
+    aes_256_gcm_key(key)
+        .ok()?
+        .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), in_out)
+        .ok()
 }
 
 /// What a refresh token carries, in the core's plaintext order; absent values are omitted.
@@ -202,14 +229,9 @@ pub fn decode_refresh_token(key: &RefreshTokenKey, token: &str) -> Option<Refres
         return None;
     }
     let iv: [u8; NONCE_LEN] = blob[..NONCE_LEN].try_into().ok()?;
-    let aead = key.aead_key(&iv).ok()?;
-    let plaintext = aead
-        .open_in_place(
-            Nonce::assume_unique_for_key(iv),
-            Aad::empty(),
-            &mut blob[NONCE_LEN..],
-        )
-        .ok()?;
+    let mut aes_key = [0u8; 32];
+    key.derive_aes_key(&iv, &mut aes_key).ok()?;
+    let plaintext = aes_256_gcm_open(&aes_key, iv, &[], &mut blob[NONCE_LEN..])?;
     let payload: RefreshTokenPayload = serde_json::from_slice(plaintext).ok()?;
     verify_slices_are_equal(payload.nonce.as_bytes(), nonce.as_bytes()).ok()?;
     if payload.session_handle.is_empty() || payload.user_id.is_empty() {
