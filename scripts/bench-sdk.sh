@@ -12,6 +12,7 @@ DURATION="${DURATION:-6s}"
 ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-8090}"
+TARGET="${CARGO_TARGET_DIR:-target}" # cargo's own target dir, so the binaries below are the ones just built
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p tessera-examples --bin bench-app -p tessera-server --bin tessera
 pids=()
@@ -36,7 +37,7 @@ login_cookie() { # URL → "sAccessToken=…"
 # Every run sends the same request bytes: GET /hello with a real session cookie (the bare app
 # ignores it), so the ratio isolates the layer's work from the cost of a bigger request.
 start_app() { # [bench-app flags…]
-  taskset -c 0 target/release/bench-app --port "$PORT" "$@" >/dev/null &
+  taskset -c 0 "$TARGET"/release/bench-app --port "$PORT" "$@" >/dev/null &
   pids+=($!)
   wait_up "http://127.0.0.1:$PORT/hello"
 }
@@ -72,7 +73,7 @@ done
 peer_line="peer: skipped (run npm ci in tests/compat/node)"
 if [ -d tests/compat/node/node_modules/supertokens-node ]; then
   dir=$(mktemp -d)
-  taskset -c 0 target/release/tessera serve --port 3599 --sqlite-path "$dir/core.db" >/dev/null 2>&1 &
+  taskset -c 0 "$TARGET"/release/tessera serve --port 3599 --sqlite-path "$dir/core.db" >/dev/null 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:3599/hello"
   (cd tests/compat/node && PORT=8095 CORE_URL=http://127.0.0.1:3599 exec taskset -c 0 node bench-express.mjs >/dev/null) &

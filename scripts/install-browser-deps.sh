@@ -18,6 +18,16 @@ if [ ! -x /usr/bin/chromium ]; then
   [ -x /usr/bin/chromium ] || { echo "install-browser-deps: /usr/bin/chromium still missing" >&2; exit 1; }
 fi
 
+# The sqlite3 CLI: shop.test.mjs counts session rows in the shop's SQLite file with it (A1).
+if ! command -v sqlite3 >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log="$(mktemp)"
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends sqlite3; } >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "install-browser-deps: apt-get install sqlite3 failed" >&2; exit 1
+  fi
+  rm -f "$log"
+fi
+
 command -v npm >/dev/null || { echo "install-browser-deps: npm is required (Node 20+)" >&2; exit 1; }
 npm_quiet=(--no-audit --no-fund --loglevel=error)
 if [ -f package-lock.json ]; then

@@ -66,8 +66,8 @@ TESSERA_BIN="$PWD/target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POST
 
 log "headless Chromium with the stock supertokens-website against tessera-axum"
 ./scripts/install-browser-deps.sh
-cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-app --bin website-test-app
-(cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" npm test)
+cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-app --bin website-test-app --bin shop
+(cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" SHOP_BIN="$PWD/../../target/debug/shop" npm test)
 
 log "benchmarks, one iteration each (figures: scripts/bench-*.sh)"
 cargo test --workspace --benches

@@ -94,4 +94,12 @@ impl ChangeSink {
     pub(crate) fn take(&self) -> ResponseChanges {
         self.with(std::mem::take)
     }
+
+    /// Takes the pending changes and writes them into `headers` (nothing when none).
+    pub(crate) fn apply_to(&self, headers: &mut HeaderMap) {
+        let changes = self.take();
+        if !changes.is_empty() {
+            changes.apply(headers);
+        }
+    }
 }

@@ -74,6 +74,20 @@ pub struct Config {
     pub(crate) use_dynamic_signing_key: bool,
     pub(crate) check_database: bool,
     pub(crate) expose_access_token_in_cookie_mode: bool,
+    pub(crate) anonymous: AnonymousOptions,
+}
+
+/// Anonymous-session settings (see [`crate::anonymous`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AnonymousOptions {
+    /// A4: on by default.
+    pub(crate) enabled: bool,
+    /// B2: paths (prefixes) where no anonymous token is minted.
+    pub(crate) exclude_prefixes: Vec<String>,
+    /// B1: sign-out starts a new anonymousId.
+    pub(crate) rotate_id_on_sign_out: bool,
+    /// The anonymous cookie's name (`__Host-` prefixed when the cookie can carry it).
+    pub(crate) cookie_name: &'static str,
 }
 
 impl fmt::Debug for Config {
@@ -117,7 +131,36 @@ impl Config {
             use_dynamic_signing_key: true,
             check_database: false,
             expose_access_token_in_cookie_mode: false,
+            anonymous_enabled: true,
+            anonymous_exclude: Vec::new(),
+            rotate_anonymous_id_on_sign_out: false,
         }
+    }
+
+    /// True when every visitor without a session gets an anonymous one (A4).
+    pub fn anonymous_sessions(&self) -> bool {
+        self.anonymous.enabled
+    }
+
+    /// The name of the anonymous-token cookie: `__Host-sAnonymousToken` when cookies are
+    /// `Secure` and host-only, `sAnonymousToken` otherwise (plain-http development).
+    pub fn anonymous_cookie_name(&self) -> &'static str {
+        self.anonymous.cookie_name
+    }
+
+    /// True when anonymous tokens are minted on requests to `path` (B2).
+    pub fn anonymous_mints_on(&self, path: &str) -> bool {
+        self.anonymous.enabled
+            && !self
+                .anonymous
+                .exclude_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
+    }
+
+    /// B1: whether sign-out starts a new anonymousId.
+    pub fn rotates_anonymous_id_on_sign_out(&self) -> bool {
+        self.anonymous.rotate_id_on_sign_out
     }
 
     /// The anti-CSRF mode in force.
@@ -184,6 +227,9 @@ pub struct ConfigBuilder {
     use_dynamic_signing_key: bool,
     check_database: bool,
     expose_access_token_in_cookie_mode: bool,
+    anonymous_enabled: bool,
+    anonymous_exclude: Vec<String>,
+    rotate_anonymous_id_on_sign_out: bool,
 }
 
 impl ConfigBuilder {
@@ -261,6 +307,28 @@ impl ConfigBuilder {
         self
     }
 
+    /// Anonymous sessions on (default) or off (A4). Turning them off makes the SDK clear any
+    /// anonymous token it receives, draining existing anonymous sessions (A18).
+    pub fn anonymous_sessions(mut self, enabled: bool) -> Self {
+        self.anonymous_enabled = enabled;
+        self
+    }
+
+    /// Mints no anonymous token on paths starting with `prefix` (health checks, static assets:
+    /// their responses then carry no `Set-Cookie` and stay cacheable) (B2). Requests there
+    /// still see an anonymous session a visitor already has.
+    pub fn anonymous_exclude_path_prefix(mut self, prefix: &str) -> Self {
+        self.anonymous_exclude.push(prefix.to_owned());
+        self
+    }
+
+    /// Sign-out starts a new anonymousId instead of keeping the visitor's (B1; for shared
+    /// devices). Off by default.
+    pub fn rotate_anonymous_id_on_sign_out(mut self, rotate: bool) -> Self {
+        self.rotate_anonymous_id_on_sign_out = rotate;
+        self
+    }
+
     /// Validates and resolves the automatic choices.
     pub fn build(self) -> Result<Config, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
@@ -317,6 +385,16 @@ impl ConfigBuilder {
             .as_deref()
             .map(normalise_cookie_domain)
             .transpose()?;
+        let anonymous = AnonymousOptions {
+            enabled: self.anonymous_enabled,
+            exclude_prefixes: self.anonymous_exclude.clone(),
+            rotate_id_on_sign_out: self.rotate_anonymous_id_on_sign_out,
+            cookie_name: if secure && cookie_domain.is_none() {
+                "__Host-sAnonymousToken"
+            } else {
+                "sAnonymousToken"
+            },
+        };
         let access_token_path = match normalise_path(&self.access_token_path) {
             p if p.is_empty() => "/".to_owned(),
             p => p,
@@ -339,6 +417,7 @@ impl ConfigBuilder {
             use_dynamic_signing_key: self.use_dynamic_signing_key,
             check_database: self.check_database,
             expose_access_token_in_cookie_mode: self.expose_access_token_in_cookie_mode,
+            anonymous,
         })
     }
 }

@@ -3,10 +3,22 @@
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use std::sync::Arc;
+use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
+use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    NewSession, RefreshOptions, Regenerated, SessionEngine, SessionError, SessionInfo,
-    SessionTokens, VerifiedSession, VerifyOptions,
+    AccessTokenClaims, NewSession, RefreshOptions, Regenerated, SessionEngine, SessionError,
+    SessionInfo, SessionTokens, VerifiedSession, VerifyOptions,
 };
+
+/// A session verified without I/O by [`Core::verify_session_shared`].
+#[derive(Debug, Clone)]
+pub enum Verified {
+    /// The verified claims, shared with the core's verified-token cache (nothing copied).
+    Shared(Arc<AccessTokenClaims>),
+    /// A verification result of its own.
+    Owned(VerifiedSession),
+}
 
 /// What the SDK needs from a session core. Implemented by [`SessionEngine`] (embedded) and by
 /// [`crate::RemoteCore`] (a `tessera serve` or SuperTokens core over HTTP).
@@ -29,6 +41,18 @@ pub trait Core: Send + Sync + 'static {
     ) -> Option<Result<VerifiedSession, SessionError>> {
         let _ = (access_token, options);
         None
+    }
+    /// [`Core::verify_session_local`] for the hot path: the same checks and the same `None`
+    /// cases, but a core with a verified-token cache may hand out the cached claims instead of
+    /// copying them. The SDK calls this on every request; the default wraps
+    /// `verify_session_local`.
+    fn verify_session_shared(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Verified, SessionError>> {
+        self.verify_session_local(access_token, options)
+            .map(|r| r.map(Verified::Owned))
     }
     /// Rotates a refresh token.
     async fn refresh_session(
@@ -66,6 +90,42 @@ pub trait Core: Send + Sync + 'static {
         handle: &str,
         payload: &Map<String, Value>,
     ) -> Result<(), SessionError>;
+
+    /// Verifies an anonymous token without I/O (A7, A10).
+    fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection>;
+    /// The anonymousId of a genuine anonymous token, even an expired one (A20).
+    fn readable_anonymous_id(&self, token: &str) -> Option<String>;
+    /// The `anonymousId` claim of an access token whose signature verifies with our keys
+    /// (its time is not checked): for keeping the visitor id after unauthorised (A20, A21).
+    fn access_token_anonymous_id(&self, token: &str) -> Option<String>;
+    /// Mints an anonymous token without I/O when this core holds the key; `None` sends the
+    /// caller to [`Core::mint_anonymous`].
+    fn mint_anonymous_local(
+        &self,
+        request: MintAnonymous,
+    ) -> Option<Result<MintedAnonymous, SessionError>> {
+        let _ = request;
+        None
+    }
+    /// Mints an anonymous token (a remote core: over HTTP, B5). No database write either way.
+    async fn mint_anonymous(&self, request: MintAnonymous)
+        -> Result<MintedAnonymous, SessionError>;
+    /// Refetches anonymous verifying keys after an unknown `kid` (remote cores); true when the
+    /// key set changed. Embedded cores know their keys and answer false.
+    async fn refresh_anonymous_keys(&self) -> bool {
+        false
+    }
+}
+
+/// Maps a mint failure to the session error the SDK reports.
+pub(crate) fn mint_error(e: MintError) -> SessionError {
+    match e {
+        MintError::InvalidPayload(m) => SessionError::InvalidInput(tessera::InputError::Invalid(m)),
+        MintError::NoSigningKey => SessionError::Engine(tessera::EngineError::Config(
+            "this core holds no anonymous signing key".into(),
+        )),
+        MintError::Engine(e) => SessionError::Engine(e),
+    }
 }
 
 #[async_trait]
@@ -86,6 +146,14 @@ impl Core for SessionEngine {
         options: VerifyOptions<'_>,
     ) -> Option<Result<VerifiedSession, SessionError>> {
         SessionEngine::verify_session_local(self, access_token, options)
+    }
+    fn verify_session_shared(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Verified, SessionError>> {
+        SessionEngine::verify_session_local_shared(self, access_token, options)
+            .map(|r| r.map(Verified::Shared))
     }
     async fn refresh_session(
         &self,
@@ -130,5 +198,26 @@ impl Core for SessionEngine {
         payload: &Map<String, Value>,
     ) -> Result<(), SessionError> {
         SessionEngine::update_access_token_payload(self, handle, payload).await
+    }
+    fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
+        SessionEngine::verify_anonymous(self, token)
+    }
+    fn readable_anonymous_id(&self, token: &str) -> Option<String> {
+        SessionEngine::readable_anonymous_id(self, token)
+    }
+    fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
+        SessionEngine::access_token_anonymous_id(self, token)
+    }
+    fn mint_anonymous_local(
+        &self,
+        request: MintAnonymous,
+    ) -> Option<Result<MintedAnonymous, SessionError>> {
+        Some(SessionEngine::mint_anonymous(self, request).map_err(mint_error))
+    }
+    async fn mint_anonymous(
+        &self,
+        request: MintAnonymous,
+    ) -> Result<MintedAnonymous, SessionError> {
+        SessionEngine::mint_anonymous(self, request).map_err(mint_error)
     }
 }

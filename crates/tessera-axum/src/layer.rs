@@ -1,6 +1,7 @@
 //! The tower layer: serves the refresh and sign-out routes, gives extractors their context, and
 //! writes the collected token changes into every response.
 
+use crate::anonymous;
 use crate::changes::ChangeSink;
 use crate::routes;
 use crate::session::RequestContext;
@@ -8,6 +9,7 @@ use crate::Tessera;
 use axum::body::Body;
 use axum::response::Response;
 use http::{Method, Request};
+use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,38 +54,127 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        // Take the service that was driven to readiness; leave a clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let tessera = self.tessera.clone();
-        Box::pin(async move {
-            let sink = ChangeSink::default();
-            let config = tessera.config();
-            let path = request.uri().path();
-            let is_post = request.method() == Method::POST;
-            let mut response = if is_post && path == config.refresh_path() {
-                routes::refresh(&tessera, &sink, request.headers()).await
-            } else if is_post && path == config.signout_path() {
-                routes::signout(&tessera, &sink, request.method(), request.headers()).await
-            } else {
-                request.extensions_mut().insert(RequestContext {
-                    tessera: tessera.clone(),
-                    sink: sink.clone(),
-                });
-                inner.call(request).await?
-            };
-            let changes = sink.take();
-            if !changes.is_empty() {
-                changes.apply(response.headers_mut());
+        let sink = ChangeSink::default();
+        let tessera = &self.tessera;
+        let config = tessera.config();
+        let path = request.uri().path();
+        let is_post = request.method() == Method::POST;
+        let kind = if is_post && path == config.refresh_path() {
+            let (tessera, route_sink) = (tessera.clone(), sink.clone());
+            Kind::Route {
+                future: Box::pin(async move {
+                    routes::refresh(&tessera, &route_sink, request.headers()).await
+                }),
             }
-            Ok(response)
-        })
+        } else if is_post && path == config.signout_path() {
+            let (tessera, route_sink) = (tessera.clone(), sink.clone());
+            Kind::Route {
+                future: Box::pin(async move {
+                    routes::signout(&tessera, &route_sink, request.method(), request.headers())
+                        .await
+                }),
+            }
+        } else {
+            // Call the service that was driven to readiness; leave a clone in its place.
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            // The anonymous middleware (A7): decided without I/O; only a remote mint (or a
+            // key refetch) takes the async path.
+            let plan = anonymous::plan(tessera, request.method(), path, request.headers());
+            match anonymous::run_now(tessera, &sink, plan) {
+                Ok(state) => {
+                    request.extensions_mut().insert(RequestContext {
+                        tessera: tessera.clone(),
+                        sink: sink.clone(),
+                        anonymous: state,
+                    });
+                    Kind::Inner {
+                        future: inner.call(request),
+                    }
+                }
+                Err(later) => {
+                    let (tessera, route_sink) = (tessera.clone(), sink.clone());
+                    Kind::Route {
+                        future: Box::pin(async move {
+                            let state = anonymous::run_later(
+                                &tessera,
+                                &route_sink,
+                                later,
+                                request.method(),
+                                request.uri().path(),
+                                request.headers(),
+                            )
+                            .await;
+                            request.extensions_mut().insert(RequestContext {
+                                tessera,
+                                sink: route_sink,
+                                anonymous: state,
+                            });
+                            match inner.call(request).await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            }
+                        }),
+                    }
+                }
+            }
+        };
+        ResponseFuture { kind, sink }
+    }
+}
+
+pin_project! {
+    /// The response future of [`SessionService`]: the app's (or one of the SDK's routes'),
+    /// then the token changes collected meanwhile written into the response.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+        sink: ChangeSink,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner { #[pin] future: F },
+        Route { future: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.kind.project() {
+            KindProj::Inner { future } => match future.poll(cx) {
+                Poll::Ready(Ok(response)) => response,
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => return Poll::Pending,
+            },
+            KindProj::Route { future } => match future.as_mut().poll(cx) {
+                Poll::Ready(response) => response,
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        // The one place where the request's token changes reach the response.
+        this.sink.apply_to(response.headers_mut());
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

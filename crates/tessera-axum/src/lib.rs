@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anonymous;
 mod changes;
 pub mod claims;
 pub mod config;
@@ -48,6 +49,7 @@ mod tessera;
 pub mod transfer;
 pub mod verify;
 
+pub use crate::anonymous::{AnonymousSession, AnySession};
 pub use crate::claims::{ClaimError, ClaimValidator};
 pub use crate::config::{
     AntiCsrfMode, Config, ConfigBuilder, ConfigError, SameSite, TokenTransfer,
@@ -57,5 +59,53 @@ pub use crate::error::{RejectionKind, SessionRejection};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::remote::RemoteCore;
 pub use crate::session::{Session, Sessions};
-pub use crate::tessera::{ErrorHandler, Tessera};
+pub use crate::tessera::{ErrorHandler, SignIn, SignInHook, Tessera};
 pub use crate::transfer::TokenLocation;
+
+/// Entry points for the `fuzz/` crate (cargo fuzz, ROB-01): thin wrappers over the
+/// crate-private request parsers of [`transfer`]. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use http::HeaderMap;
+
+    /// Every `Cookie` header parsed into percent-decoded `(name, value)` pairs.
+    pub fn request_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+        crate::transfer::request_cookies(headers)
+    }
+
+    /// One cookie by name: `Ok(None)` absent, `Ok(Some(v))` exactly once, `Err(())` duplicated.
+    #[allow(clippy::result_unit_err)]
+    pub fn cookie(cookies: &[(String, String)], name: &str) -> Result<Option<String>, ()> {
+        match crate::transfer::cookie(cookies, name) {
+            crate::transfer::CookieValue::Absent => Ok(None),
+            crate::transfer::CookieValue::One(v) => Ok(Some(v)),
+            crate::transfer::CookieValue::Duplicate => Err(()),
+        }
+    }
+
+    /// The hot-path lookup of one cookie straight in the headers; must agree with
+    /// [`request_cookies`] followed by [`cookie`].
+    #[allow(clippy::result_unit_err)]
+    pub fn find_cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, ()> {
+        match crate::transfer::find_cookie(headers, name) {
+            crate::transfer::CookieRef::Absent => Ok(None),
+            crate::transfer::CookieRef::One(v) => Ok(Some(v.into_owned())),
+            crate::transfer::CookieRef::Duplicate => Err(()),
+        }
+    }
+
+    /// The token of a single `Authorization: Bearer <token>` header.
+    pub fn bearer(headers: &HeaderMap) -> Option<String> {
+        crate::transfer::bearer(headers)
+    }
+
+    /// The `kid` of a token that has the shape of an access token.
+    pub fn access_token_kid(token: &str) -> Option<String> {
+        crate::transfer::access_token_kid(token)
+    }
+}
+
+/// The README's Rust examples, compiled as doctests so the documentation keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

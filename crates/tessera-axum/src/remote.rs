@@ -3,13 +3,17 @@
 //! unknown `kid` at most once per cooldown); the core is called only when the protocol needs
 //! it — a token's first use after a refresh, a database check, or any write.
 
-use crate::core::Core;
+use crate::core::{Core, Verified};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tessera::anonymous::{
+    AnonymousConfig, AnonymousSessions, MintAnonymous, MintedAnonymous, VerifiedAnonymous,
+};
+use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection, ANONYMOUS_ID_CLAIM};
 use tessera::{
     verify_access_token, Clock, EngineError, NewSession, RefreshOptions, Regenerated, SessionError,
     SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo, TryRefreshReason,
@@ -39,6 +43,16 @@ pub struct RemoteCore {
     fetched_at_ms: AtomicU64,
     refetch: tokio::sync::Mutex<()>,
     verified: tessera::token::cache::VerifiedTokenCache,
+    anonymous: ArcSwap<AnonymousSessions>,
+}
+
+/// Verify-only anonymous settings of a remote SDK: the longest lifetime a core may configure,
+/// so every token the core mints is accepted.
+fn remote_anonymous_config() -> AnonymousConfig {
+    AnonymousConfig {
+        lifetime_ms: 400 * 86_400_000,
+        ..AnonymousConfig::default()
+    }
 }
 
 impl std::fmt::Debug for RemoteCore {
@@ -70,6 +84,7 @@ impl RemoteCore {
             fetched_at_ms: AtomicU64::new(0),
             refetch: tokio::sync::Mutex::new(()),
             verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
+            anonymous: ArcSwap::from_pointee(AnonymousSessions::empty(remote_anonymous_config())),
         })
     }
 
@@ -138,6 +153,10 @@ impl RemoteCore {
             .map_err(remote)?;
         let text = response.text().await.map_err(remote)?;
         let keys = VerifyingKeySet::from_jwks_json(&text)?;
+        let jwks: tessera::Jwks =
+            serde_json::from_str(&text).map_err(|_| EngineError::Corrupt("JWKS is not valid"))?;
+        let anonymous = AnonymousSessions::from_jwks(remote_anonymous_config(), &jwks)?;
+        self.anonymous.store(Arc::new(anonymous));
         let withdrawn = self.keys.load().kids().any(|kid| !keys.contains(kid));
         if withdrawn {
             self.verified.clear();
@@ -147,18 +166,21 @@ impl RemoteCore {
         Ok(())
     }
 
-    fn verify_locally(&self, token: &str) -> Result<tessera::AccessTokenClaims, TryRefreshReason> {
+    fn verify_locally(
+        &self,
+        token: &str,
+    ) -> Result<Arc<tessera::AccessTokenClaims>, TryRefreshReason> {
         let now_ms = self.clock.now_ms();
         if let Some(claims) = self.verified.get(token, now_ms) {
-            return Ok((*claims).clone());
+            return Ok(claims);
         }
         let policy = VerifyPolicy {
             now_ms,
             max_lifetime_s: u64::MAX / 1000,
             ignore_time: false,
         };
-        let claims = verify_access_token(token, &**self.keys.load(), &policy)?;
-        self.verified.insert(token, Arc::new(claims.clone()));
+        let claims = Arc::new(verify_access_token(token, &**self.keys.load(), &policy)?);
+        self.verified.insert(token, Arc::clone(&claims));
         Ok(claims)
     }
 }
@@ -246,13 +268,17 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
 #[async_trait]
 impl Core for RemoteCore {
     async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
-        let body = json!({
+        let mut body = json!({
             "userId": new.user_id,
             "userDataInJWT": new.access_token_payload,
             "userDataInDatabase": new.session_data,
             "useDynamicSigningKey": !new.use_static_key,
             "enableAntiCsrf": new.enable_anti_csrf,
         });
+        if let (Some(id), Value::Object(map)) = (&new.anonymous_id, &mut body) {
+            // Tessera extension (A15); omitted otherwise, so any SuperTokens core accepts it.
+            map.insert("anonymousId".into(), Value::String(id.clone()));
+        }
         let v = self
             .post(&format!("/{}/recipe/session", new.tenant_id), body)
             .await?;
@@ -296,7 +322,10 @@ impl Core for RemoteCore {
             }
         }
         if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
-            return Ok(VerifiedSession::from_claims(claims, None));
+            return Ok(VerifiedSession::from_claims(
+                Arc::unwrap_or_clone(claims),
+                None,
+            ));
         }
         let mut body = json!({
             "accessToken": access_token,
@@ -320,7 +349,7 @@ impl Core for RemoteCore {
                 .as_ref()
                 .map(|t| t.expiry)
                 .unwrap_or(claims.exp.saturating_mul(1000)),
-            anti_csrf_token: claims.anti_csrf_token,
+            anti_csrf_token: claims.anti_csrf_token.clone(),
             session: summary(&v["session"])?,
             access_token: new_token,
         })
@@ -331,6 +360,21 @@ impl Core for RemoteCore {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Option<Result<VerifiedSession, SessionError>> {
+        self.verify_session_shared(access_token, options).map(|r| {
+            r.map(|verified| match verified {
+                Verified::Shared(claims) => {
+                    VerifiedSession::from_claims(Arc::unwrap_or_clone(claims), None)
+                }
+                Verified::Owned(session) => session,
+            })
+        })
+    }
+
+    fn verify_session_shared(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Verified, SessionError>> {
         let fetched = self.fetched_at_ms.load(Ordering::Relaxed);
         if options.check_database
             || fetched == 0
@@ -356,7 +400,7 @@ impl Core for RemoteCore {
                 TryRefreshReason::AntiCsrfFailed,
             )));
         }
-        Some(Ok(VerifiedSession::from_claims(claims, None)))
+        Some(Ok(Verified::Shared(claims)))
     }
 
     async fn refresh_session(
@@ -496,6 +540,99 @@ impl Core for RemoteCore {
             "OK" => Ok(()),
             _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
         }
+    }
+
+    fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
+        self.anonymous.load().verify(token, self.clock.now_ms())
+    }
+
+    fn readable_anonymous_id(&self, token: &str) -> Option<String> {
+        self.anonymous
+            .load()
+            .readable_anonymous_id(token, self.clock.now_ms())
+    }
+
+    fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
+        let policy = VerifyPolicy {
+            now_ms: self.clock.now_ms(),
+            max_lifetime_s: u64::MAX / 1000,
+            ignore_time: true,
+        };
+        let claims = verify_access_token(token, &**self.keys.load(), &policy).ok()?;
+        claims
+            .user_claims
+            .get(ANONYMOUS_ID_CLAIM)
+            .and_then(Value::as_str)
+            .filter(|id| plausible_anonymous_id(id))
+            .map(str::to_owned)
+    }
+
+    async fn mint_anonymous(
+        &self,
+        request: MintAnonymous,
+    ) -> Result<MintedAnonymous, SessionError> {
+        let tenant = request.tenant_id.as_deref().unwrap_or(tessera::PUBLIC);
+        let mut body = Map::new();
+        body.insert("payload".into(), Value::Object(request.payload));
+        body.insert(
+            "enableAntiCsrf".into(),
+            Value::Bool(request.enable_anti_csrf),
+        );
+        if let Some(id) = request.anonymous_id {
+            body.insert("anonymousId".into(), Value::String(id));
+        }
+        if let Some(csrf) = request.anti_csrf_token {
+            body.insert("antiCsrfToken".into(), Value::String(csrf));
+        }
+        let body = Value::Object(body);
+        let v = self
+            .post(&format!("/{tenant}/recipe/session/anonymous"), body)
+            .await?;
+        if status_of(&v) != "OK" {
+            return Err(remote("anonymous mint refused"));
+        }
+        let token = v["anonymousToken"]["token"]
+            .as_str()
+            .ok_or_else(|| remote("anonymous mint: no token"))?
+            .to_owned();
+        // The claims come from verifying the token with the core's published key, so what the
+        // SDK believes is exactly what later requests will verify.
+        let now = self.clock.now_ms();
+        let verified = match self.anonymous.load().verify(&token, now) {
+            Ok(v) => v,
+            Err(_) => {
+                self.refresh_keys(true).await?;
+                self.anonymous
+                    .load()
+                    .verify(&token, now)
+                    .map_err(|_| remote("anonymous token from the core does not verify"))?
+            }
+        };
+        Ok(MintedAnonymous {
+            token,
+            claims: (*verified.claims).clone(),
+        })
+    }
+
+    async fn refresh_anonymous_keys(&self) -> bool {
+        let before: Vec<String> = self
+            .anonymous
+            .load()
+            .jwks()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        if self.refresh_keys(false).await.is_err() {
+            return false;
+        }
+        let after: Vec<String> = self
+            .anonymous
+            .load()
+            .jwks()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        before != after
     }
 }
 

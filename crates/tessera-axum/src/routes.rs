@@ -1,9 +1,10 @@
 //! The SDK's own routes: `POST {base}/session/refresh` and `POST {base}/signout`.
 
+use crate::anonymous;
 use crate::changes::ChangeSink;
 use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::error::{json_response, RejectionKind, SessionRejection};
-use crate::transfer::{self, names, CookieValue, TokenLocation};
+use crate::transfer::{self, names, CookieRef, CookieValue, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
 use crate::Tessera;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,9 @@ fn find_refresh_token(
 ) -> FoundRefresh {
     let transfer = tessera.config().transfer;
     if transfer != TokenTransfer::Cookie {
-        if let Some(token) = transfer::bearer(headers) {
+        // In header mode an anonymous visitor's refresh slot holds the AnT: not a refresh token.
+        if let Some(token) = transfer::bearer(headers).filter(|t| !anonymous::is_anonymous_token(t))
+        {
             return FoundRefresh::Token(token, TokenLocation::Header);
         }
     }
@@ -57,9 +60,25 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         }
         SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()
     };
+    // A21, A23: a session that ends here leaves an anonymous one behind, in this response.
+    let cleared_to_anonymous = |rejection: SessionRejection| async move {
+        sink.with(|c| transfer::clear_all(c, config));
+        let access_token = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+            CookieRef::One(t) => Some(t.into_owned()),
+            _ => None,
+        };
+        anonymous::replace_cleared_session(tessera, sink, headers, access_token.as_deref()).await;
+        rejection.into_response()
+    };
     let (token, location) = match find_refresh_token(tessera, headers, &cookies) {
         FoundRefresh::Token(t, l) => (t, l),
-        FoundRefresh::None => return unauthorised(true),
+        FoundRefresh::None if config.anonymous_sessions() => {
+            return refresh_without_refresh_token(tessera, sink, headers).await
+        }
+        // Clear only for a request that could be the SDK's own: a cross-site form POST carries
+        // no Lax cookies and cannot add `rid`, and answering it with clearing cookies would
+        // sign the victim out (CSRF-11, RT-13).
+        FoundRefresh::None => return unauthorised(from_our_frontend(headers, &cookies)),
         FoundRefresh::Duplicate => {
             if let Some(older) = &config.older_cookie_domain {
                 sink.with(|c| {
@@ -149,15 +168,14 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             ..
         }) => {
             tracing::warn!(session = %session_handle, "token theft detected at refresh");
-            sink.with(|c| transfer::clear_all(c, config));
-            SessionRejection::new(
+            cleared_to_anonymous(SessionRejection::new(
                 tessera,
                 RejectionKind::TokenTheft {
                     session_handle,
                     user_id,
                 },
-            )
-            .into_response()
+            ))
+            .await
         }
         Err(SessionError::Engine(e)) => {
             // An outage must not sign everyone out: no clearing on 5xx (RT-15).
@@ -168,8 +186,58 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         Err(SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)) => {
             unauthorised(false)
         }
+        Err(_) if config.anonymous_sessions() => {
+            cleared_to_anonymous(SessionRejection::new(tessera, RejectionKind::Unauthorised)).await
+        }
         Err(_) => unauthorised(true),
     }
+}
+
+/// True when a request can be the front end's own: it carries the custom `rid` header (every
+/// browser-SDK refresh does; a cross-site page cannot add it without passing CORS) or one of
+/// the session cookies.
+fn from_our_frontend(headers: &HeaderMap, cookies: &[(String, String)]) -> bool {
+    let has_rid = headers
+        .get(names::RID)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty());
+    has_rid
+        || [names::ACCESS_COOKIE, names::REFRESH_COOKIE]
+            .iter()
+            .any(|n| transfer::cookie(cookies, n) != CookieValue::Absent)
+}
+
+/// The refresh route without a refresh token, anonymous sessions on. A visitor with a valid
+/// anonymous token gets 401 `unauthorised` and keeps it: the browser SDK then hands the app
+/// the 401 after exactly one refresh call, with no loop and the same anonymousId (A14). A
+/// visitor with none (a first visit: the browser SDK refreshes before its first request) gets
+/// one and a 200, so the SDK sees a session (A2, A17).
+async fn refresh_without_refresh_token(
+    tessera: &Tessera,
+    sink: &ChangeSink,
+    headers: &HeaderMap,
+) -> Response {
+    let config = tessera.config();
+    if let Some((token, _)) = anonymous::find_anonymous_token(config, headers) {
+        if let Ok(verified) = tessera.core().verify_anonymous(&token) {
+            sink.with(|c| anonymous::keep_anonymous(c, &verified.claims));
+            return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
+        }
+    }
+    // Minting (and clearing) only for the front end's own calls: a cross-site form POST here
+    // must not replace the visitor's anonymous session (CSRF-11, CSRF-17).
+    if !from_our_frontend(headers, &transfer::request_cookies(headers)) {
+        return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
+    }
+    let access_token = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+        CookieRef::One(t) => Some(t.into_owned()),
+        _ => None,
+    };
+    if access_token.is_some() {
+        sink.with(|c| transfer::clear_all(c, config));
+    }
+    anonymous::replace_cleared_session(tessera, sink, headers, access_token.as_deref()).await;
+    json_response(StatusCode::OK, &serde_json::json!({}))
 }
 
 /// `POST {base}/signout`: needs a session (claims are not checked), revokes it, clears the
@@ -184,6 +252,18 @@ pub(crate) async fn signout(
         skip_claims: true,
         ..VerifyRequest::default()
     };
+    let config = tessera.config();
+    let ok = || json_response(StatusCode::OK, &serde_json::json!({"status": "OK"}));
+    if config.anonymous_sessions() && !anonymous::has_access_token(config, headers) {
+        // Only an anonymous session (or none): nothing to revoke; the visitor keeps (or gets)
+        // an anonymous session (A5).
+        let valid = anonymous::find_anonymous_token(config, headers)
+            .is_some_and(|(t, _)| tessera.core().verify_anonymous(&t).is_ok());
+        if !valid {
+            anonymous::replace_cleared_session(tessera, sink, headers, None).await;
+        }
+        return ok();
+    }
     let session = match get_session(tessera, sink, method, headers, true, request).await {
         Ok(Some(session)) => session,
         Ok(None) => {
@@ -192,7 +272,18 @@ pub(crate) async fn signout(
         Err(rejection) => return rejection.into_response(),
     };
     match session.revoke().await {
-        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "OK"})),
+        Ok(()) => {
+            if config.anonymous_sessions() {
+                // A5, A6: a new anonymous session with the same anonymousId (B1: a new one).
+                let keep = if config.rotates_anonymous_id_on_sign_out() {
+                    None
+                } else {
+                    session.anonymous_id().map(str::to_owned)
+                };
+                anonymous::sign_out_to_anonymous(tessera, sink, headers, keep).await;
+            }
+            ok()
+        }
         Err(rejection) => rejection.into_response(),
     }
 }

@@ -1,8 +1,9 @@
 //! The session object and the extractors: [`Session`] (required), `Option<Session>`
 //! (optional) and [`Sessions`] (to create sessions at sign-in).
 
+use crate::anonymous::{self, AnonymousSession, AnonymousState};
 use crate::changes::ChangeSink;
-use crate::config::{AntiCsrfMode, TokenTransfer};
+use crate::config::AntiCsrfMode;
 use crate::error::{RejectionKind, SessionRejection};
 use crate::transfer::{self, names, CookieValue, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
@@ -13,16 +14,19 @@ use base64::Engine as _;
 use http::request::Parts;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex, PoisonError};
-use tessera::{NewSession, SessionError, VerifiedSession};
+use tessera::token::anonymous::ANONYMOUS_ID_CLAIM;
+use tessera::{AccessTokenClaims, NewSession, SessionError, SessionSummary};
 
 /// What the layer puts in every request's extensions.
 #[derive(Clone)]
 pub(crate) struct RequestContext {
     pub(crate) tessera: Tessera,
     pub(crate) sink: ChangeSink,
+    /// The request's anonymous session, as the layer found or minted it.
+    pub(crate) anonymous: AnonymousState,
 }
 
-fn context(parts: &Parts) -> Result<RequestContext, SessionRejection> {
+pub(crate) fn context(parts: &Parts) -> Result<RequestContext, SessionRejection> {
     parts
         .extensions
         .get::<RequestContext>()
@@ -42,18 +46,84 @@ struct State {
     tessera: Tessera,
     sink: ChangeSink,
     location: TokenLocation,
-    handle: String,
-    user_id: String,
-    recipe_user_id: String,
-    tenant_id: String,
+    identity: Identity,
     access_token: Mutex<String>,
+}
+
+/// Who the session is: the verified claims as the core's cache shares them (the hot path,
+/// nothing copied), or the summary of a session the core answered for.
+pub(crate) enum Identity {
+    Claims(Arc<AccessTokenClaims>),
+    Summary {
+        handle: String,
+        user_id: String,
+        recipe_user_id: String,
+        tenant_id: String,
+        anonymous_id: Option<String>,
+    },
+}
+
+impl From<SessionSummary> for Identity {
+    fn from(s: SessionSummary) -> Self {
+        Self::Summary {
+            anonymous_id: s
+                .user_data_in_jwt
+                .get(ANONYMOUS_ID_CLAIM)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            handle: s.handle,
+            user_id: s.user_id,
+            recipe_user_id: s.recipe_user_id,
+            tenant_id: s.tenant_id,
+        }
+    }
+}
+
+impl Identity {
+    fn handle(&self) -> &str {
+        match self {
+            Self::Claims(c) => &c.session_handle,
+            Self::Summary { handle, .. } => handle,
+        }
+    }
+
+    fn user_id(&self) -> &str {
+        match self {
+            Self::Claims(c) => &c.sub,
+            Self::Summary { user_id, .. } => user_id,
+        }
+    }
+
+    fn recipe_user_id(&self) -> &str {
+        match self {
+            Self::Claims(c) => &c.rsub,
+            Self::Summary { recipe_user_id, .. } => recipe_user_id,
+        }
+    }
+
+    fn tenant_id(&self) -> &str {
+        match self {
+            Self::Claims(c) => &c.tenant_id,
+            Self::Summary { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    fn anonymous_id(&self) -> Option<&str> {
+        match self {
+            Self::Claims(c) => c
+                .user_claims
+                .get(ANONYMOUS_ID_CLAIM)
+                .and_then(Value::as_str),
+            Self::Summary { anonymous_id, .. } => anonymous_id.as_deref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("handle", &self.0.handle)
-            .field("user_id", &self.0.user_id)
+            .field("handle", &self.handle())
+            .field("user_id", &self.user_id())
             .finish_non_exhaustive()
     }
 }
@@ -88,39 +158,47 @@ impl Session {
         tessera: Tessera,
         sink: ChangeSink,
         location: TokenLocation,
-        verified: VerifiedSession,
+        identity: Identity,
         access_token: String,
     ) -> Self {
         Self(Arc::new(State {
             tessera,
             sink,
             location,
-            handle: verified.session.handle,
-            user_id: verified.session.user_id,
-            recipe_user_id: verified.session.recipe_user_id,
-            tenant_id: verified.session.tenant_id,
+            identity,
             access_token: Mutex::new(access_token),
         }))
     }
 
     /// The user id (`sub`).
     pub fn user_id(&self) -> &str {
-        &self.0.user_id
+        self.0.identity.user_id()
+    }
+
+    /// The visitor's permanent anonymousId, a protected claim of the access token (A6, A8):
+    /// present when the session was created with anonymous sessions on.
+    pub fn anonymous_id(&self) -> Option<&str> {
+        self.0.identity.anonymous_id()
+    }
+
+    /// Always false: a `Session` is signed in (see [`crate::AnySession`]) (A12).
+    pub fn is_anonymous(&self) -> bool {
+        false
     }
 
     /// The recipe user id (`rsub`).
     pub fn recipe_user_id(&self) -> &str {
-        &self.0.recipe_user_id
+        self.0.identity.recipe_user_id()
     }
 
     /// The session handle.
     pub fn handle(&self) -> &str {
-        &self.0.handle
+        self.0.identity.handle()
     }
 
     /// The tenant.
     pub fn tenant_id(&self) -> &str {
-        &self.0.tenant_id
+        self.0.identity.tenant_id()
     }
 
     /// How the request carried its tokens.
@@ -181,7 +259,7 @@ impl Session {
                     c,
                     st.tessera.config(),
                     st.location,
-                    &st.user_id,
+                    st.identity.user_id(),
                     &token,
                 )
             });
@@ -197,7 +275,7 @@ impl Session {
         let st = &self.0;
         st.tessera
             .core()
-            .get_session_info(&st.handle)
+            .get_session_info(st.identity.handle())
             .await
             .map(|i| i.session_data)
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
@@ -208,7 +286,7 @@ impl Session {
         let st = &self.0;
         st.tessera
             .core()
-            .update_session_data(&st.handle, data)
+            .update_session_data(st.identity.handle(), data)
             .await
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
     }
@@ -218,7 +296,7 @@ impl Session {
         let st = &self.0;
         st.tessera
             .core()
-            .revoke_session(&st.handle)
+            .revoke_session(st.identity.handle())
             .await
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         st.sink
@@ -298,6 +376,12 @@ impl Sessions {
         &self.ctx.tessera
     }
 
+    /// The visitor's anonymous session, if the request had one: what sign-in code reads to
+    /// move guest data into the new session (A3). The sign-in hook gets it too (B3).
+    pub fn anonymous(&self) -> Option<AnonymousSession> {
+        anonymous::current(&self.ctx)
+    }
+
     /// Creates a session for `user_id` in the public tenant.
     pub async fn create(
         &self,
@@ -319,29 +403,38 @@ impl Sessions {
     ) -> Result<Session, SessionRejection> {
         let tessera = &self.ctx.tessera;
         let config = tessera.config();
-        let location = match config.transfer {
-            TokenTransfer::Cookie => TokenLocation::Cookie,
-            TokenTransfer::Header => TokenLocation::Header,
-            TokenTransfer::Any => {
-                let mode = self
-                    .headers
-                    .get(names::AUTH_MODE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_ascii_lowercase);
-                if mode.as_deref() == Some("cookie") {
-                    TokenLocation::Cookie
-                } else {
-                    TokenLocation::Header
-                }
-            }
-        };
+        let location = anonymous::output_location(config, &self.headers);
         for key in tessera::token::access::PROTECTED_CLAIMS {
             payload.remove(*key);
+        }
+        payload.remove(ANONYMOUS_ID_CLAIM);
+        // A3, B3: the app sees the anonymous session before the signed-in one exists; A6, A15:
+        // the visitor keeps their anonymousId (a new one if they had none).
+        let guest = self.anonymous();
+        let anonymous_id = if config.anonymous_sessions() {
+            match &guest {
+                Some(g) => Some(g.anonymous_id().to_owned()),
+                None => Some(
+                    tessera::token::anonymous::new_anonymous_id()
+                        .map_err(|e| engine_error(tessera, &self.ctx.sink, e.into(), location))?,
+                ),
+            }
+        } else {
+            None
+        };
+        if let Some(hook) = tessera.sign_in_hook() {
+            hook(crate::tessera::SignIn {
+                user_id: user_id.to_owned(),
+                tenant_id: tenant_id.to_owned(),
+                anonymous: guest.clone(),
+            })
+            .await?;
         }
         payload
             .entry("iss")
             .or_insert_with(|| Value::String(config.issuer()));
         let new = NewSession {
+            anonymous_id,
             tenant_id: tenant_id.to_owned(),
             user_id: user_id.to_owned(),
             access_token_payload: payload,
@@ -363,6 +456,13 @@ impl Sessions {
             CookieValue::Absent
         );
         let had_header_token = transfer::bearer(&self.headers).is_some();
+        let had_anonymous_cookie = !matches!(
+            transfer::cookie(
+                &transfer::request_cookies(&self.headers),
+                config.anonymous_cookie_name()
+            ),
+            CookieValue::Absent
+        );
         self.ctx.sink.with(|c| {
             match location {
                 TokenLocation::Cookie if had_header_token => {
@@ -373,25 +473,21 @@ impl Sessions {
                 }
                 _ => {}
             }
+            if guest.is_some() || had_anonymous_cookie {
+                anonymous::clear_anonymous(c, config, false);
+            }
             transfer::write_access_token(c, config, location, user_id, &created.access_token);
             transfer::write_refresh_token(c, config, location, &created.refresh_token);
             if let Some(csrf) = &created.anti_csrf_token {
                 c.set_header(names::ANTI_CSRF, Some(csrf), true);
             }
         });
-        let token = created.access_token.token.clone();
-        let verified = VerifiedSession {
-            access_token_expiry: created.access_token.expiry,
-            anti_csrf_token: created.anti_csrf_token,
-            session: created.session,
-            access_token: None,
-        };
         Ok(Session::new(
             tessera.clone(),
             self.ctx.sink.clone(),
             location,
-            verified,
-            token,
+            Identity::from(created.session),
+            created.access_token.token,
         ))
     }
 }

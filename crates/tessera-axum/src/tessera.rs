@@ -5,7 +5,10 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::error::SessionRejection;
 use crate::layer::SessionLayer;
+use crate::transfer::KidMemo;
 use axum::response::Response;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Overrides the response of a rejection; return `None` to keep the default.
@@ -39,7 +42,31 @@ struct Inner {
     core: Arc<dyn Core>,
     validators: Vec<Arc<dyn ClaimValidator>>,
     error_handler: Option<ErrorHandler>,
+    sign_in_hook: Option<SignInHook>,
+    kid_memo: KidMemo,
 }
+
+/// What the sign-in hook receives: who is signing in and the anonymous session they had (A3,
+/// B3). The app decides what to copy; see [`crate::anonymous`] for why copied guest data must
+/// then be removed from the guest's scope.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// The user the new session is for.
+    pub user_id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The visitor's anonymous session, if the request had one.
+    pub anonymous: Option<crate::anonymous::AnonymousSession>,
+}
+
+/// Runs on every path that creates a signed-in session ([`crate::Sessions::create`] and
+/// [`crate::Sessions::create_in_tenant`]), before the session exists; an error aborts the
+/// sign-in with that rejection.
+pub type SignInHook = Arc<
+    dyn Fn(SignIn) -> Pin<Box<dyn Future<Output = Result<(), SessionRejection>> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl Tessera {
     /// A handle over `core` (a [`tessera::SessionEngine`] or a [`crate::RemoteCore`]).
@@ -49,6 +76,8 @@ impl Tessera {
             core,
             validators: Vec::new(),
             error_handler: None,
+            sign_in_hook: None,
+            kid_memo: KidMemo::default(),
         }))
     }
 
@@ -58,6 +87,8 @@ impl Tessera {
             core: Arc::clone(&shared.core),
             validators: shared.validators.clone(),
             error_handler: shared.error_handler.clone(),
+            sign_in_hook: shared.sign_in_hook.clone(),
+            kid_memo: KidMemo::default(),
         });
         f(&mut inner);
         Self(Arc::new(inner))
@@ -66,6 +97,25 @@ impl Tessera {
     /// Adds a claim validator run on every verified session (except sign-out).
     pub fn with_claim_validator(self, validator: Arc<dyn ClaimValidator>) -> Self {
         self.edit(|i| i.validators.push(validator))
+    }
+
+    /// Sets the hook every sign-in runs first, with the visitor's anonymous session (B3).
+    ///
+    /// ```no_run
+    /// # fn demo(tessera: tessera_axum::Tessera) {
+    /// use std::sync::Arc;
+    /// let tessera = tessera.with_sign_in_hook(Arc::new(|sign_in: tessera_axum::SignIn| {
+    ///     Box::pin(async move {
+    ///         if let Some(guest) = sign_in.anonymous {
+    ///             println!("{} was guest {}", sign_in.user_id, guest.anonymous_id());
+    ///         }
+    ///         Ok(())
+    ///     })
+    /// }));
+    /// # }
+    /// ```
+    pub fn with_sign_in_hook(self, hook: SignInHook) -> Self {
+        self.edit(|i| i.sign_in_hook = Some(hook))
     }
 
     /// Overrides error responses. Token clearing still happens.
@@ -93,8 +143,17 @@ impl Tessera {
         &self.0.validators
     }
 
+    pub(crate) fn sign_in_hook(&self) -> Option<&SignInHook> {
+        self.0.sign_in_hook.as_ref()
+    }
+
     pub(crate) fn error_handler(&self) -> Option<&ErrorHandler> {
         self.0.error_handler.as_ref()
+    }
+
+    /// Remembers the last access-token header and whether its `kid` is a dynamic key.
+    pub(crate) fn kid_memo(&self) -> &KidMemo {
+        &self.0.kid_memo
     }
 }
 

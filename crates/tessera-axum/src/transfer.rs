@@ -4,10 +4,13 @@
 
 use crate::changes::ResponseChanges;
 use crate::config::Config;
+use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::HeaderMap;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tessera::TokenInfo;
 
@@ -76,37 +79,152 @@ pub(crate) fn cookie(cookies: &[(String, String)], name: &str) -> CookieValue {
     }
 }
 
+/// A cookie looked up by name straight in the `Cookie` headers, borrowing its value when it
+/// needs no percent-decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieRef<'a> {
+    Absent,
+    One(Cow<'a, str>),
+    /// The name appears more than once (another domain or path planted a copy).
+    Duplicate,
+}
+
+/// Finds one cookie by name without building the whole list; same parsing as
+/// [`request_cookies`] followed by [`cookie`] (names and values trimmed, values unquoted, both
+/// percent-decoded), but nothing is allocated unless the value holds a `%` escape.
+pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> CookieRef<'a> {
+    let [found] = find_cookies(headers, [name]);
+    found
+}
+
+/// [`find_cookie`] for several names in one pass over the `Cookie` headers.
+pub(crate) fn find_cookies<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&str; N],
+) -> [CookieRef<'a>; N] {
+    let mut found = std::array::from_fn(|_| CookieRef::Absent);
+    let pairs = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'));
+    for pair in pairs {
+        let Some((n, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let n = n.trim();
+        let decoded;
+        let n = if n.contains('%') {
+            decoded = percent_decode(n);
+            decoded.as_str()
+        } else {
+            n
+        };
+        for (slot, name) in found.iter_mut().zip(names) {
+            if n != name {
+                continue;
+            }
+            *slot = match slot {
+                CookieRef::Absent => {
+                    let value = value.trim().trim_matches('"');
+                    CookieRef::One(if value.contains('%') {
+                        Cow::Owned(percent_decode(value))
+                    } else {
+                        Cow::Borrowed(value)
+                    })
+                }
+                _ => CookieRef::Duplicate,
+            };
+        }
+    }
+    found
+}
+
 /// The token of `Authorization: Bearer <token>` (exact, case-sensitive prefix, trimmed). Several
 /// `Authorization` headers are ambiguous and give none.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    bearer_ref(headers).map(str::to_owned)
+}
+
+/// [`bearer`], borrowed from the headers.
+pub(crate) fn bearer_ref(headers: &HeaderMap) -> Option<&str> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (all.next(), all.next()) else {
         return None;
     };
     let token = value.to_str().ok()?.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then(|| token.to_owned())
+    (!token.is_empty()).then_some(token)
 }
 
 /// The `kid` of `token` when it has the shape of an access token (three base64url segments, a
 /// header naming a `kid`); `None` otherwise. A bearer value without that shape is another
 /// scheme's token and is ignored, not rejected.
 pub(crate) fn access_token_kid(token: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Header {
-        kid: String,
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    if p.is_empty() || s.is_empty() {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(h).ok()?;
-    serde_json::from_slice::<Header>(&bytes).ok().map(|h| h.kid)
+    with_access_token_kid(token, str::to_owned)
 }
+
+/// Runs `f` on the `kid` of `token` (see [`access_token_kid`]) without allocating for the
+/// usual small header.
+pub(crate) fn with_access_token_kid<R>(token: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        kid: Cow<'a, str>,
+    }
+    let h = access_token_header(token)?;
+    let mut buf = [0u8; 256];
+    let heap;
+    let bytes = match URL_SAFE_NO_PAD.decode_slice(h, &mut buf) {
+        Ok(n) => buf.get(..n)?,
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            heap = URL_SAFE_NO_PAD.decode(h).ok()?;
+            &heap[..]
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => return None,
+    };
+    serde_json::from_slice::<Header<'_>>(bytes)
+        .ok()
+        .map(|h| f(&h.kid))
+}
+
+/// The header segment of `token` when it has three segments and the last two are not empty.
+fn access_token_header(token: &str) -> Option<&str> {
+    // Counting the dots is one vectorised pass; then only the short header is searched.
+    if token.bytes().filter(|&b| b == b'.').count() != 2 {
+        return None;
+    }
+    let (h, rest) = token.split_once('.')?;
+    // Exactly two dots: the payload is empty iff the rest starts with the second one, the
+    // signature is empty iff the token ends with it.
+    (!rest.starts_with('.') && !token.ends_with('.')).then_some(h)
+}
+
+/// Remembers the last access-token header seen and whether its `kid` names a dynamic key:
+/// every token signed with one key has the same header, so parsing it again is wasted work.
+#[derive(Debug, Default)]
+pub(crate) struct KidMemo(ArcSwapOption<(Box<str>, Option<bool>)>);
+
+impl KidMemo {
+    /// `Some(true)` when `token` has the shape of an access token and its `kid` names a dynamic
+    /// key (`d-…`), `Some(false)` for another `kid`, `None` without that shape (see
+    /// [`access_token_kid`]).
+    pub(crate) fn dynamic_key(&self, token: &str) -> Option<bool> {
+        let header = access_token_header(token)?;
+        if let Some(last) = &*self.0.load() {
+            if *last.0 == *header {
+                return last.1;
+            }
+        }
+        let dynamic = with_access_token_kid(token, |kid| kid.starts_with("d-"));
+        if header.len() <= MAX_MEMO_HEADER {
+            self.0.store(Some(Arc::new((header.into(), dynamic))));
+        }
+        dynamic
+    }
+}
+
+/// Longer headers are not remembered (real ones are about 100 bytes).
+const MAX_MEMO_HEADER: usize = 512;
 
 /// Percent-encodes a cookie value like JavaScript's `encodeURIComponent`.
 ///
@@ -309,9 +427,86 @@ mod tests {
         let c = request_cookies(&h);
         assert_eq!(cookie(&c, "sAccessToken"), CookieValue::One("x+y".into()));
         assert_eq!(cookie(&c, "zz"), CookieValue::Absent);
+        assert_eq!(
+            find_cookie(&h, "sAccessToken"),
+            CookieRef::One(Cow::Owned("x+y".into()))
+        );
+        assert_eq!(find_cookie(&h, "b"), CookieRef::One(Cow::Borrowed("2")));
+        assert_eq!(find_cookie(&h, "zz"), CookieRef::Absent);
         h.append(COOKIE, "sAccessToken=other".parse().unwrap());
         let c = request_cookies(&h);
         assert_eq!(cookie(&c, "sAccessToken"), CookieValue::Duplicate);
+        assert_eq!(find_cookie(&h, "sAccessToken"), CookieRef::Duplicate);
+    }
+
+    #[test]
+    fn cookie_lookup_matches_the_full_parse() {
+        let lines = [
+            "a=1; sAccessToken=x%2By; b=2",
+            " sAccessToken = \"quoted\" ",
+            "s%41ccessToken=encoded-name; junk; =; sAccessToken",
+            "sAccessToken=; sAccessToken=two",
+            "sAccessToken=%zz%4",
+            "",
+        ];
+        for line in lines {
+            let mut h = HeaderMap::new();
+            h.insert(COOKIE, line.parse().unwrap());
+            for name in ["sAccessToken", "a", "b", "junk", ""] {
+                let full = match cookie(&request_cookies(&h), name) {
+                    CookieValue::Absent => CookieRef::Absent,
+                    CookieValue::One(v) => CookieRef::One(Cow::Owned(v)),
+                    CookieValue::Duplicate => CookieRef::Duplicate,
+                };
+                let quick = match find_cookie(&h, name) {
+                    CookieRef::One(v) => CookieRef::One(Cow::Owned(v.into_owned())),
+                    other => other,
+                };
+                assert_eq!(quick, full, "{line:?} / {name:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn kid_memo_answers_like_the_parse() {
+        let memo = KidMemo::default();
+        let d = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
+        let s = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-1","typ":"JWT","alg":"RS256"}"#);
+        let no_kid = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT"}"#);
+        for _ in 0..2 {
+            assert_eq!(memo.dynamic_key(&format!("{d}.p.s")), Some(true));
+            assert_eq!(memo.dynamic_key(&format!("{d}.q.t")), Some(true));
+            assert_eq!(memo.dynamic_key(&format!("{d}.p.s.x")), None);
+            assert_eq!(memo.dynamic_key(&format!("{d}..s")), None);
+            assert_eq!(memo.dynamic_key(&format!("{d}.p.")), None);
+            assert_eq!(memo.dynamic_key(&format!(".{d}.p")), None);
+            assert_eq!(memo.dynamic_key(&format!("{s}.p.s")), Some(false));
+            assert_eq!(memo.dynamic_key(&format!("{no_kid}.p.s")), None);
+            assert_eq!(memo.dynamic_key(&format!("{no_kid}.p.s")), None);
+            assert_eq!(memo.dynamic_key("x"), None);
+        }
+    }
+
+    #[test]
+    fn kid_of_access_tokens() {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
+        assert_eq!(
+            access_token_kid(&format!("{h}.p.s")).as_deref(),
+            Some("d-123")
+        );
+        assert_eq!(access_token_kid(&format!("{h}.p")), None);
+        assert_eq!(access_token_kid(&format!("{h}..s")), None);
+        assert_eq!(access_token_kid("!!.p.s"), None);
+        let escaped = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-\u0031"}"#);
+        assert_eq!(
+            access_token_kid(&format!("{escaped}.p.s")).as_deref(),
+            Some("s-1")
+        );
+        let long = URL_SAFE_NO_PAD.encode(format!(r#"{{"pad":"{}","kid":"k"}}"#, "x".repeat(400)));
+        assert_eq!(
+            access_token_kid(&format!("{long}.p.s")).as_deref(),
+            Some("k")
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Finding and verifying the session of a request: token choice (header first, then cookie),
 //! the anti-CSRF decision, the core call, and writing back a replacement token.
 
+use crate::anonymous::{is_anonymous_token, replace_cleared_session};
 use crate::changes::ChangeSink;
 use crate::claims;
 use crate::config::{AntiCsrfMode, TokenTransfer};
+use crate::core::Verified;
 use crate::error::{RejectionKind, SessionRejection};
-use crate::session::Session;
-use crate::transfer::{self, names, CookieValue, TokenLocation};
+use crate::session::{Identity, Session};
+use crate::transfer::{self, names, CookieRef, TokenLocation};
 use crate::Tessera;
 use http::{HeaderMap, Method};
+use std::borrow::Cow;
 use tessera::{SessionError, VerifyOptions};
 
 /// Per-call choices.
@@ -22,46 +25,47 @@ pub struct VerifyRequest {
     pub skip_claims: bool,
 }
 
-/// An access token found in a request.
-pub(crate) struct FoundToken {
-    pub(crate) token: String,
-    pub(crate) kid: String,
+/// An access token found in a request, borrowed from its headers when possible.
+pub(crate) struct FoundToken<'a> {
+    pub(crate) token: Cow<'a, str>,
+    /// The `kid` names a dynamic key (`d-…`).
+    pub(crate) dynamic_key: bool,
     pub(crate) location: TokenLocation,
 }
 
 /// The access token of a request: `Authorization: Bearer` first, then the cookie.
-pub(crate) fn find_access_token(
+pub(crate) fn find_access_token<'a>(
     tessera: &Tessera,
-    headers: &HeaderMap,
-    cookies: &[(String, String)],
-) -> Result<Option<FoundToken>, RejectionKind> {
+    headers: &'a HeaderMap,
+    access_cookie: CookieRef<'a>,
+) -> Result<Option<FoundToken<'a>>, RejectionKind> {
     let transfer = tessera.config().transfer;
+    let dynamic = |token: &str| tessera.kid_memo().dynamic_key(token);
     if transfer != TokenTransfer::Cookie {
-        if let Some(token) = transfer::bearer(headers) {
-            if let Some(kid) = transfer::access_token_kid(&token) {
-                let location = TokenLocation::Header;
+        // An anonymous token in the bearer slot (header mode, B4) is not an access token.
+        if let Some(token) = transfer::bearer_ref(headers).filter(|t| !is_anonymous_token(t)) {
+            if let Some(dynamic_key) = dynamic(token) {
                 return Ok(Some(FoundToken {
-                    token,
-                    kid,
-                    location,
+                    token: Cow::Borrowed(token),
+                    dynamic_key,
+                    location: TokenLocation::Header,
                 }));
             }
         }
     }
     if transfer != TokenTransfer::Header {
-        match transfer::cookie(cookies, names::ACCESS_COOKIE) {
-            CookieValue::One(token) => {
-                if let Some(kid) = transfer::access_token_kid(&token) {
-                    let location = TokenLocation::Cookie;
+        match access_cookie {
+            CookieRef::One(token) => {
+                if let Some(dynamic_key) = dynamic(&token) {
                     return Ok(Some(FoundToken {
                         token,
-                        kid,
-                        location,
+                        dynamic_key,
+                        location: TokenLocation::Cookie,
                     }));
                 }
             }
-            CookieValue::Duplicate => return Err(RejectionKind::TryRefreshToken),
-            CookieValue::Absent => {}
+            CookieRef::Duplicate => return Err(RejectionKind::TryRefreshToken),
+            CookieRef::Absent => {}
         }
     }
     Ok(None)
@@ -86,24 +90,24 @@ pub(crate) async fn get_session(
         };
     }
     let config = tessera.config();
-    let cookies = transfer::request_cookies(headers);
-    if matches!(
-        transfer::cookie(&cookies, names::LEGACY_ID_REFRESH_COOKIE),
-        CookieValue::One(ref v) if !v.is_empty()
-    ) {
+    let [legacy, access_cookie] = transfer::find_cookies(
+        headers,
+        [names::LEGACY_ID_REFRESH_COOKIE, names::ACCESS_COOKIE],
+    );
+    if matches!(legacy, CookieRef::One(ref v) if !v.is_empty()) {
         return reject(RejectionKind::TryRefreshToken);
     }
     let FoundToken {
         token,
-        kid,
+        dynamic_key,
         location,
-    } = match find_access_token(tessera, headers, &cookies) {
+    } = match find_access_token(tessera, headers, access_cookie) {
         Ok(Some(found)) => found,
         Ok(None) if required => return reject(RejectionKind::Unauthorised),
         Ok(None) => return Ok(None),
         Err(kind) => return reject(kind),
     };
-    if kid.starts_with("d-") != config.use_dynamic_signing_key {
+    if dynamic_key != config.use_dynamic_signing_key {
         return reject(RejectionKind::TryRefreshToken);
     }
     let do_check = location == TokenLocation::Cookie
@@ -124,20 +128,41 @@ pub(crate) async fn get_session(
         anti_csrf_check: via_token,
         anti_csrf_token: anti_csrf_header,
     };
-    let outcome = match tessera.core().verify_session_local(&token, options) {
+    let outcome = match tessera.core().verify_session_shared(&token, options) {
         Some(outcome) => outcome,
-        None => tessera.core().verify_session(&token, options).await,
+        None => tessera
+            .core()
+            .verify_session(&token, options)
+            .await
+            .map(Verified::Owned),
     };
     let verified = match outcome {
-        Ok(v) => v,
+        Ok(Verified::Shared(claims)) => {
+            // The cached hot path: nothing copied out of the claims.
+            let session = Session::new(
+                tessera.clone(),
+                sink.clone(),
+                location,
+                Identity::Claims(claims),
+                token.into_owned(),
+            );
+            return check_claims(tessera, session, request);
+        }
+        Ok(Verified::Owned(v)) => v,
         Err(SessionError::Unauthorised(_)) => {
             sink.with(|c| transfer::clear_all(c, config));
+            // A21: the visitor gets an anonymous session in this response, before any handler.
+            replace_cleared_session(tessera, sink, headers, Some(&token)).await;
             return reject(RejectionKind::Unauthorised);
         }
         Err(SessionError::TryRefreshToken(_) | SessionError::InvalidInput(_)) => {
             return reject(RejectionKind::TryRefreshToken)
         }
-        Err(SessionError::TokenTheft { .. }) => return reject(RejectionKind::Unauthorised),
+        Err(SessionError::TokenTheft { .. }) => {
+            sink.with(|c| transfer::clear_all(c, config));
+            replace_cleared_session(tessera, sink, headers, Some(&token)).await;
+            return reject(RejectionKind::Unauthorised);
+        }
         Err(SessionError::Engine(e)) => {
             tracing::error!(error = %e, "session verification failed");
             return reject(RejectionKind::Internal);
@@ -156,19 +181,31 @@ pub(crate) async fn get_session(
             });
             new_token.token.clone()
         }
-        None => token,
+        None => token.into_owned(),
     };
     let session = Session::new(
         tessera.clone(),
         sink.clone(),
         location,
-        verified,
+        Identity::from(verified.session),
         current_token,
     );
+    check_claims(tessera, session, request)
+}
+
+/// Runs the global claim validators (unless the request skips them) on a verified session.
+fn check_claims(
+    tessera: &Tessera,
+    session: Session,
+    request: VerifyRequest,
+) -> Result<Option<Session>, SessionRejection> {
     if !request.skip_claims && !tessera.validators().is_empty() {
         let failures = claims::run(tessera.validators(), &session.access_token_payload());
         if !failures.is_empty() {
-            return reject(RejectionKind::InvalidClaims(failures));
+            return Err(SessionRejection::new(
+                tessera,
+                RejectionKind::InvalidClaims(failures),
+            ));
         }
     }
     Ok(Some(session))

@@ -5,75 +5,18 @@
 use axum::body::Body;
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine as _;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
+use tessera::ManualClock;
 use tessera_axum::{
-    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Core, RemoteCore, Session,
-    SessionRejection, Sessions, Tessera, TokenTransfer,
+    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Session, SessionRejection, Sessions,
+    Tessera, TokenTransfer,
 };
 use tower::ServiceExt;
 
-/// Which core the SDK runs on: the engine in-process, or `tessera serve` over HTTP.
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Embedded,
-    Remote,
-}
-
-struct App {
-    router: Router,
-    clock: Arc<ManualClock>,
-    core: Arc<dyn Core>,
-    _server: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-const ACCESS_TOKEN_VALIDITY_MS: u64 = 60_000;
-
-/// A core of the given mode. Expiry is always judged on the manual clock: in-process by the
-/// engine, remotely by the SDK's local JWKS verification.
-async fn core(
-    mode: Mode,
-    clock: Arc<ManualClock>,
-) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
-    match mode {
-        Mode::Embedded => {
-            let store = Arc::new(SqliteStore::in_memory().await.unwrap());
-            let engine = SessionEngine::builder(store)
-                .config(SessionConfig {
-                    access_token_validity_ms: ACCESS_TOKEN_VALIDITY_MS,
-                    sibling_grace_ms: 0, // strict: a replay right after promotion is theft
-                    ..SessionConfig::default()
-                })
-                .clock(clock)
-                .build()
-                .await
-                .unwrap();
-            (Arc::new(engine), None)
-        }
-        Mode::Remote => {
-            let mut config = tessera_server::config::ServerConfig::default();
-            config.app.session.access_token_validity_ms = ACCESS_TOKEN_VALIDITY_MS;
-            config.app.session.sibling_grace_ms = 0;
-            let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-            let state = tessera_server::server::build_state(&config, store)
-                .await
-                .unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(tessera_server::server::serve(listener, state, async move {
-                let _ = rx.await;
-            }));
-            let remote = RemoteCore::new(&format!("http://{addr}"), None)
-                .unwrap()
-                .with_clock(clock);
-            (Arc::new(remote), Some(tx))
-        }
-    }
-}
+mod common;
+use common::{core, decode_front_token, send, App, Mode, Resp};
 
 async fn app_with(
     mode: Mode,
@@ -82,7 +25,10 @@ async fn app_with(
 ) -> App {
     let clock = Arc::new(ManualClock::starting_now());
     let (core, server) = core(mode, clock.clone()).await;
-    let mut tessera = Tessera::new(builder.build().unwrap(), core.clone());
+    // The SuperTokens protocol as it is, without anonymous sessions (tests/anonymous.rs has
+    // those): a visitor with no session gets no token here.
+    let config = builder.anonymous_sessions(false).build().unwrap();
+    let mut tessera = Tessera::new(config, core.clone());
     for v in validators {
         tessera = tessera.with_claim_validator(v);
     }
@@ -129,61 +75,6 @@ fn local() -> ConfigBuilder {
     Config::builder("http://localhost:8080", "http://localhost:8080")
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies()
-            .into_iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-    }
-    fn cookie_value(&self, name: &str) -> Option<String> {
-        let c = self.cookie(name)?;
-        let v = c.split(';').next()?.split_once('=')?.1.to_owned();
-        Some(v)
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-async fn send(app: &App, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = app
-        .router
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
-}
-
 fn assert_fully_cleared(r: &Resp) {
     let at = r.cookie("sAccessToken").expect("sAccessToken cleared");
     assert!(
@@ -209,13 +100,6 @@ fn assert_fully_cleared(r: &Resp) {
 fn assert_nothing_cleared(r: &Resp) {
     assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
     assert!(r.header("front-token").is_none());
-}
-
-fn decode_front_token(ft: &str) -> Value {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(ft)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Signs in with cookies; returns (access token, refresh token).
@@ -401,10 +285,22 @@ async fn cook_08_duplicate_access_cookies_are_try_refresh(mode: Mode) {
 
 async fn refresh_without_tokens_clears_everything(mode: Mode) {
     let app = app(mode, local()).await;
-    let r = send(&app, Method::POST, "/auth/session/refresh", &[]).await;
+    // The browser SDK's refresh (it always sends `rid`): 401 and everything cleared.
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[("rid", "session")],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({"message": "unauthorised"}));
     assert_fully_cleared(&r);
+    // CSRF-11/RT-13: a cross-site form POST carries no Lax cookie and no `rid`; clearing in
+    // its response would sign the victim out, so nothing is cleared.
+    let forged = send(&app, Method::POST, "/auth/session/refresh", &[]).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_nothing_cleared(&forged);
     assert_eq!(
         r.header("content-type"),
         Some("application/json; charset=utf-8")
@@ -822,7 +718,11 @@ async fn switching_the_key_type_answers_try_refresh(mode: Mode) {
     let app = app(mode, local()).await;
     let (at, _, _) = login_cookie(&app).await;
     // Same engine, an SDK configured for static keys: the dynamic-key token must be refreshed.
-    let config = local().use_dynamic_signing_key(false).build().unwrap();
+    let config = local()
+        .use_dynamic_signing_key(false)
+        .anonymous_sessions(false)
+        .build()
+        .unwrap();
     let tessera = Tessera::new(config, app.core.clone());
     let router = Router::new()
         .route(

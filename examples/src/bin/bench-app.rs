@@ -4,17 +4,22 @@
 //! behind `tessera-axum` with a required `Session` (cookie transfer), and `POST /login` to get
 //! a session cookie. `--no-cache` turns off the verified-token cache, so every request pays
 //! for the RS256 check. Used by `scripts/bench-sdk.sh`.
+//!
+//! `--mode anonymous` serves the same handler with an [`AnySession`] behind the layer with
+//! anonymous sessions on: a request with an anonymous-token cookie is verified, one without
+//! gets a new anonymous session minted. Used by `scripts/bench-anonymous.sh`.
 
 use axum::routing::{get, post};
 use axum::Router;
 use clap::{Parser, ValueEnum};
 use std::sync::Arc;
-use tessera_axum::{Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{AnySession, Config, Session, SessionRejection, Sessions, Tessera};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
     Bare,
     Session,
+    Anonymous,
 }
 
 /// Flags.
@@ -39,6 +44,10 @@ async fn hello_session(_session: Session) -> &'static str {
     "hello"
 }
 
+async fn hello_any(_session: AnySession) -> &'static str {
+    "hello"
+}
+
 async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
     sessions
         .create("bench-user", Default::default(), serde_json::json!({}))
@@ -51,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let app = match args.mode {
         Mode::Bare => Router::new().route("/hello", get(hello)),
-        Mode::Session => {
+        Mode::Session | Mode::Anonymous => {
             let dir = tempfile::tempdir()?;
             let store = Arc::new(tessera::SqliteStore::open(dir.path().join("bench.db")).await?);
             std::mem::forget(dir); // lives as long as the process
@@ -63,12 +72,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .build()
                 .await?;
             let origin = format!("http://localhost:{}", args.port);
-            let config = Config::builder(&origin, &origin).build()?;
+            let anonymous = matches!(args.mode, Mode::Anonymous);
+            let config = Config::builder(&origin, &origin)
+                .anonymous_sessions(anonymous)
+                .build()?;
             let tessera = Tessera::new(config, Arc::new(engine));
-            Router::new()
-                .route("/hello", get(hello_session))
-                .route("/login", post(login))
-                .layer(tessera.layer())
+            let router = if anonymous {
+                Router::new().route("/hello", get(hello_any))
+            } else {
+                Router::new().route("/hello", get(hello_session))
+            };
+            router.route("/login", post(login)).layer(tessera.layer())
         }
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;

@@ -42,7 +42,10 @@ pub(crate) struct Settings {
 impl Settings {
     /// A fresh SDK instance over the core at `core_url`, as `/test/setup/st` describes it.
     pub(crate) fn build(&self, core_url: &str, anti_csrf: bool, jwt: bool) -> Result<Live, String> {
+        // The supertokens-website suite tests the SuperTokens protocol as it is: no
+        // anonymous sessions.
         let mut builder = Config::builder(&self.api_domain, &self.website_domain)
+            .anonymous_sessions(false)
             .anti_csrf(if anti_csrf {
                 AntiCsrfMode::ViaToken
             } else {

@@ -1,0 +1,159 @@
+//! What the session layer adds to one request, in-process (no network): the same `GET /hello`
+//! with a valid session cookie sent to a bare axum router and to the router behind
+//! [`tessera_axum::SessionLayer`] (extractor `Session`, verified-token cache on and off).
+//!
+//! `cargo bench -p tessera-axum --bench layer`. With `LAYER_BENCH_ITERS=N` the bench skips
+//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|session|nocache`, default session
+//! with the cache on), for instruction counts of the request loop alone:
+//! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
+
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum::Router;
+use criterion::{criterion_group, Criterion};
+use http::{Method, Request};
+use std::sync::Arc;
+use tessera::{SessionConfig, SessionEngine, SqliteStore};
+use tessera_axum::{Config, Session, SessionRejection, Sessions, Tessera};
+use tower::ServiceExt;
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn hello_session(_session: Session) -> &'static str {
+    "hello"
+}
+
+async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
+    sessions
+        .create("bench-user", Default::default(), serde_json::json!({}))
+        .await?;
+    Ok("ok")
+}
+
+/// The session router (cache of `cache` tokens) and a `Cookie` header value holding a valid
+/// access token.
+async fn session_app(cache: usize) -> (Router, String) {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let engine = SessionEngine::builder(store)
+        .config(SessionConfig {
+            verified_token_cache: cache,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("engine");
+    let origin = "http://localhost:8090";
+    let config = Config::builder(origin, origin).build().expect("config");
+    let tessera = Tessera::new(config, Arc::new(engine));
+    let router = Router::new()
+        .route("/hello", get(hello_session))
+        .route("/login", post(login))
+        .layer(tessera.layer())
+        // As `axum::serve` does per connection: handlers become routes once, not per request.
+        .with_state(());
+    let response = router
+        .clone()
+        .oneshot(
+            Request::post("/login")
+                .header("st-auth-mode", "cookie")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("login");
+    let cookie = response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("sAccessToken="))
+        })
+        .expect("access-token cookie")
+        .to_owned();
+    (router, cookie)
+}
+
+fn request(cookie: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::GET)
+        .uri("/hello")
+        .header("host", "127.0.0.1:8090")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .expect("request")
+}
+
+async fn one(router: &Router, cookie: &str) {
+    let response = router
+        .clone()
+        .oneshot(request(cookie))
+        .await
+        .expect("infallible");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
+    let (session, cookie) = rt.block_on(session_app(10_000));
+    let (nocache, nocache_cookie) = rt.block_on(session_app(0));
+    let bare = Router::new().route("/hello", get(hello)).with_state(());
+    let mut group = c.benchmark_group("layer");
+    group.bench_function("bare", |b| b.to_async(&rt).iter(|| one(&bare, &cookie)));
+    group.bench_function("session_cached", |b| {
+        b.to_async(&rt).iter(|| one(&session, &cookie))
+    });
+    group.bench_function("session_uncached", |b| {
+        b.to_async(&rt).iter(|| one(&nocache, &nocache_cookie))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+
+/// The measured loop, a function of its own so that callgrind can count only it:
+/// `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
+#[inline(never)]
+fn drive(rt: &tokio::runtime::Runtime, router: &Router, cookie: &str, iters: u64) {
+    rt.block_on(async {
+        for _ in 0..iters {
+            one(router, cookie).await;
+        }
+    });
+}
+
+fn main() {
+    if let Some(iters) = std::env::var("LAYER_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let rt = runtime();
+        let mode = std::env::var("LAYER_BENCH_MODE").unwrap_or_default();
+        let (router, cookie) = match mode.as_str() {
+            "bare" => {
+                let (_, cookie) = rt.block_on(session_app(0));
+                (
+                    Router::new().route("/hello", get(hello)).with_state(()),
+                    cookie,
+                )
+            }
+            "nocache" => rt.block_on(session_app(0)),
+            _ => rt.block_on(session_app(10_000)),
+        };
+        drive(&rt, &router, &cookie, iters);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
