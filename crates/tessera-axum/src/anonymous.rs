@@ -321,16 +321,21 @@ fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
     }
 }
 
-/// Where a new anonymous token goes. As [`output_location`], except that a request without
-/// `st-auth-mode` from a browser (it sends `Sec-Fetch-*`), such as a page navigation, gets a
-/// cookie: a header would be thrown away. Other clients (native apps, B4) get headers.
+/// Where a new anonymous token goes: as [`output_location`].
 pub(crate) fn anonymous_location(config: &Config, headers: &HeaderMap) -> TokenLocation {
-    match (config.transfer, auth_mode(headers)) {
-        (TokenTransfer::Any, None) if headers.contains_key("sec-fetch-mode") => {
-            TokenLocation::Cookie
-        }
-        _ => output_location(config, headers),
-    }
+    output_location(config, headers)
+}
+
+/// A page navigation in `Any` mode carries no `st-auth-mode`, so where the page's SDK keeps
+/// tokens is unknown: a token in headers would be thrown away, one in a cookie could split the
+/// visitor in two in a header-mode app. Nothing is minted; the page's first API call does it.
+/// (With `TokenTransfer::Cookie`, navigations mint cookies.)
+fn is_undecided_navigation(config: &Config, headers: &HeaderMap) -> bool {
+    config.transfer == TokenTransfer::Any
+        && auth_mode(headers).is_none()
+        && headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| v.as_bytes() == b"navigate")
 }
 
 fn mint_request(
@@ -372,7 +377,9 @@ pub(crate) fn plan(tessera: &Tessera, method: &Method, path: &str, headers: &Hea
         };
     }
     let core = tessera.core();
-    let mints = config.anonymous_mints_on(path) && may_mint(method, headers);
+    let mints = config.anonymous_mints_on(path)
+        && may_mint(method, headers)
+        && !is_undecided_navigation(config, headers);
     let Some((token, location)) = found else {
         return if mints {
             let location = anonymous_location(config, headers);

@@ -163,6 +163,11 @@ impl Config {
         self.anonymous.rotate_id_on_sign_out
     }
 
+    /// The website's origin, normalised (`scheme://host[:port]`).
+    pub fn website_origin(&self) -> &str {
+        &self.website.serialised
+    }
+
     /// The anti-CSRF mode in force.
     pub fn anti_csrf(&self) -> AntiCsrfMode {
         self.anti_csrf

@@ -24,7 +24,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,7 +39,6 @@ use std::sync::{Arc, Mutex};
 use tessera_axum::{
     AntiCsrfMode, Config, SameSite, Session, SessionRejection, Sessions, Tessera, TokenTransfer,
 };
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -410,21 +409,6 @@ fn session_config(
     builder.build()
 }
 
-/// CORS for a website on another origin: only that origin, with credentials, and the request
-/// headers the SDK sends (`rid`, `fdi-version`, `anti-csrf`, `authorization`, `st-auth-mode`).
-/// The tessera layer adds `Access-Control-Expose-Headers` itself for the headers it sets.
-fn cors(website: &str) -> Result<CorsLayer, Box<dyn std::error::Error>> {
-    let mut headers = vec![header::CONTENT_TYPE];
-    for name in tessera_axum::cors::ALLOWED_REQUEST_HEADERS {
-        headers.push(HeaderName::from_static(name));
-    }
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::exact(HeaderValue::from_str(website)?))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers(headers))
-}
-
 /// Resolves on SIGTERM or Ctrl-C; the server then stops accepting and drains its connections.
 async fn shutdown_signal() {
     let terminate = async {
@@ -498,7 +482,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             state.counters.clone(),
             count_refresh,
         ))
-        .layer(cors(website)?)
+        // CORS for a website on another origin: the SDK's helper (that origin only, with
+        // credentials, the protocol's request headers).
+        .layer(tessera_axum::cors::layer(tessera.config())?)
         .layer(middleware::from_fn_with_state(
             state.requests.clone(),
             log_requests,
