@@ -48,6 +48,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test (unit, integration, doc)"
 cargo test --workspace
 
+log "cargo fuzz: every target briefly from its committed corpus (ROB-01; longer: FUZZ_SECONDS)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz-ci.sh
+
 log "supertokens-node 24 against tessera serve (SQLite and PostgreSQL)"
 cargo build -p tessera-server
 (

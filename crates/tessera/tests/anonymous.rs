@@ -229,6 +229,13 @@ fn anon16_time_claims_are_strict() {
             Box::new(|p| p["anonymousId"] = json!(12345)),
         ),
     ];
+    // ROB-01: the header as a JSON array of the same values, genuinely signed: refused.
+    let array_header = json!(["EdDSA", "anon+jwt", header["kid"]]);
+    let token = sign_with(&signer, &array_header, &payload);
+    assert_eq!(
+        anon.verify(&token, NOW).unwrap_err(),
+        AnonymousRejection::Malformed
+    );
     let control = sign_with(&signer, &header, &payload);
     assert!(
         anon.verify(&control, NOW).is_ok(),

@@ -133,9 +133,11 @@ impl SessionEngine {
         let mut parse = |k: &StoredKey, kind: KeyKind, until: u64| -> Result<_, EngineError> {
             // Keys are parsed once and kept; a kid whose stored material changed (deleted and
             // re-created by an operator or another instance) is parsed again.
-            let reusable = old
-                .key(&k.kid)
-                .filter(|existing| existing.to_stored().is_ok_and(|v| v == k.value));
+            let reusable = old.key(&k.kid).filter(|existing| {
+                existing.to_stored().is_ok_and(|v| {
+                    crate::encoding::constant_time_eq(v.as_bytes(), k.value.as_bytes())
+                })
+            });
             let key = match reusable {
                 Some(existing) => Arc::clone(existing),
                 None => {

@@ -97,6 +97,9 @@ impl VerifyingKeySet {
     /// Parses a JWKS. Only `kty:"RSA"`, `alg:"RS256"` access-token keys are taken (anonymous
     /// keys, `kid` `a-…`, never are); a duplicate `kid` or a weak key refuses the whole set.
     pub fn from_jwks_json(text: &str) -> Result<Self, EngineError> {
+        if !crate::token::anonymous::starts_json_object(text.as_bytes()) {
+            return Err(EngineError::Corrupt("JWKS is not valid"));
+        }
         let jwks: Jwks =
             serde_json::from_str(text).map_err(|_| EngineError::Corrupt("JWKS is not valid"))?;
         Self::from_jwks(&jwks)

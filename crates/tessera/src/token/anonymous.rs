@@ -211,6 +211,11 @@ pub fn verify_anonymous_token<'k, K: AnonymousKeyLookup + ?Sized>(
         return Err(Malformed);
     };
     let header_json = b64url_decode(header_b64.as_bytes()).ok_or(Malformed)?;
+    // A JOSE header is a JSON object; serde's derived impl would also take an array of the
+    // three values (ROB-01, as found for the access-token header).
+    if !starts_json_object(&header_json) {
+        return Err(Malformed);
+    }
     let header: AnonymousHeader<'_> =
         serde_json::from_slice(&header_json).map_err(|_| Malformed)?;
     if header.typ != ANONYMOUS_TOKEN_TYP {
@@ -241,6 +246,11 @@ pub fn verify_anonymous_token<'k, K: AnonymousKeyLookup + ?Sized>(
         return Err(Expired);
     }
     Ok((claims, key))
+}
+
+/// True when the first non-whitespace byte opens a JSON object.
+pub(crate) fn starts_json_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The header of an anonymous token: exactly these members (no `version`, `jku`, `jwk`, …).
