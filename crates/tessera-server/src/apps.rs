@@ -41,11 +41,22 @@ impl std::fmt::Debug for AppEntry {
     }
 }
 
+/// Keys the operator configured for the public app.
+#[derive(Clone, Default)]
+pub struct OperatorKeys {
+    /// Static access-token signing key.
+    pub static_signing_key: Option<String>,
+    /// Anonymous-token signing key.
+    pub anonymous_signing_key: Option<String>,
+    /// Previous anonymous keys that still verify.
+    pub previous_anonymous_signing_keys: Vec<String>,
+}
+
 /// The registry of apps.
 pub struct AppRegistry {
     store: Arc<dyn Store>,
     base: AppSettings,
-    static_key: Option<String>,
+    keys: OperatorKeys,
     apps: RwLock<HashMap<String, Arc<AppEntry>>>,
     build: tokio::sync::Mutex<()>,
 }
@@ -73,16 +84,16 @@ fn parse_overrides(json: &str) -> BTreeMap<String, String> {
 
 impl AppRegistry {
     /// Opens the registry on `store` and loads the public app (with its stored overrides).
-    /// `static_key` is the operator's static signing key of the public app.
+    /// `keys` are the operator's keys of the public app.
     pub async fn new(
         store: Arc<dyn Store>,
         base: AppSettings,
-        static_key: Option<String>,
+        keys: OperatorKeys,
     ) -> Result<Self, RegistryError> {
         let registry = Self {
             store,
             base,
-            static_key,
+            keys,
             apps: RwLock::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         };
@@ -121,9 +132,14 @@ impl AppRegistry {
             .app_id(app_id)
             .config(settings.session.clone());
         if app_id == PUBLIC {
-            if let Some(key) = &self.static_key {
+            if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());
             }
+            if let Some(key) = &self.keys.anonymous_signing_key {
+                builder = builder.anonymous_signing_key(key.clone());
+            }
+            builder =
+                builder.previous_anonymous_keys(self.keys.previous_anonymous_signing_keys.clone());
         }
         let engine = builder.build().await?;
         let cleanup = engine.spawn_cleanup(CLEANUP_EVERY);

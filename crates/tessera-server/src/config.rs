@@ -81,6 +81,18 @@ pub struct ServeArgs {
     /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
     #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
     pub static_signing_key: Option<String>,
+    /// Anonymous-token signing key of the public app: an Ed25519 (or RSA) PKCS#8 PEM, or
+    /// `ed25519|<b64 PKCS#8>`. Without it one is generated once and kept in the database.
+    #[arg(long, env = "TESSERA_ANONYMOUS_SIGNING_KEY", hide_env_values = true)]
+    pub anonymous_signing_key: Option<String>,
+    /// Comma-separated previous anonymous keys (same forms): they still verify, so tokens they
+    /// signed keep working and are re-signed; drop one to reject its tokens at once.
+    #[arg(
+        long,
+        env = "TESSERA_PREVIOUS_ANONYMOUS_SIGNING_KEYS",
+        hide_env_values = true
+    )]
+    pub previous_anonymous_signing_keys: Option<String>,
 }
 
 /// Never prints the API keys, the static signing key or a database password (ROB-05).
@@ -99,6 +111,11 @@ impl std::fmt::Debug for ServeArgs {
             .field("sqlite_path", &self.sqlite_path)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
+            .field("anonymous_signing_key", &set(&self.anonymous_signing_key))
+            .field(
+                "previous_anonymous_signing_keys",
+                &set(&self.previous_anonymous_signing_keys),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +223,10 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Operator static signing key.
     pub static_signing_key: Option<String>,
+    /// Operator anonymous-token signing key (public app).
+    pub anonymous_signing_key: Option<String>,
+    /// Previous anonymous keys that still verify (public app).
+    pub previous_anonymous_signing_keys: Vec<String>,
     /// Notes for the log once logging is up (e.g. ignored config-file keys).
     pub warnings: Vec<String>,
 }
@@ -225,6 +246,14 @@ impl std::fmt::Debug for ServerConfig {
                 "static_signing_key",
                 &self.static_signing_key.as_ref().map(|_| ".."),
             )
+            .field(
+                "anonymous_signing_key",
+                &self.anonymous_signing_key.as_ref().map(|_| ".."),
+            )
+            .field(
+                "previous_anonymous_signing_keys",
+                &self.previous_anonymous_signing_keys.len(),
+            )
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -242,6 +271,8 @@ impl Default for ServerConfig {
             min_cdi: None,
             log_level: "info".into(),
             static_signing_key: None,
+            anonymous_signing_key: None,
+            previous_anonymous_signing_keys: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -283,6 +314,8 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_min_cdi_version",
     "log_level",
     "static_signing_key",
+    "anonymous_signing_key",
+    "previous_anonymous_signing_keys",
 ];
 
 /// Marks an unknown config-file key in the raw map (reported as a warning, otherwise ignored).
@@ -339,7 +372,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 15] = [
+        let flags: [(&str, Option<String>); 17] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -374,6 +407,11 @@ impl ServeArgs {
             ),
             ("log_level", self.log_level.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
+            ("anonymous_signing_key", self.anonymous_signing_key.clone()),
+            (
+                "previous_anonymous_signing_keys",
+                self.previous_anonymous_signing_keys.clone(),
+            ),
         ];
         for (key, value) in flags {
             if let Some(value) = value {
@@ -480,6 +518,16 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
         };
     }
     config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
+    config.previous_anonymous_signing_keys = get("previous_anonymous_signing_keys")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     config.warnings = raw
         .keys()
         .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))

@@ -45,8 +45,16 @@ pub async fn build_state(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> Result<Arc<ServerState>, StartError> {
-    let registry =
-        AppRegistry::new(store, config.app.clone(), config.static_signing_key.clone()).await?;
+    let registry = AppRegistry::new(
+        store,
+        config.app.clone(),
+        crate::apps::OperatorKeys {
+            static_signing_key: config.static_signing_key.clone(),
+            anonymous_signing_key: config.anonymous_signing_key.clone(),
+            previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
+        },
+    )
+    .await?;
     Ok(Arc::new(ServerState {
         registry,
         cdi: CdiPolicy::new(config.max_cdi.clone(), config.min_cdi.clone()),

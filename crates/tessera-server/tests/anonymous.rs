@@ -84,3 +84,62 @@ both_stores!(
         assert_eq!(session_count(&s).await, 0);
     }
 );
+
+both_stores!(
+    a9_anon11_operator_anonymous_key_with_overlap,
+    |backend: Backend| async move {
+        use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+        let old = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
+        let new = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
+        // First the old key alone: a visitor gets a token under it.
+        let place = common::Place::fresh(backend);
+        let mut config = common::config();
+        config.anonymous_signing_key = Some(old.to_stored().unwrap());
+        let s = common::start_with(place, config.clone()).await;
+        let r = s.post("/recipe/session/anonymous", json!({})).await;
+        let old_token = r.json["anonymousToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let now = r.json["anonymousToken"]["createdTime"].as_u64().unwrap();
+        let kids: Vec<String> = jwks(&s).await.keys.into_iter().map(|k| k.kid).collect();
+        assert!(
+            kids.contains(&old.kid().to_owned()),
+            "the configured key's kid: {kids:?}"
+        );
+        let place = s.place.clone();
+        s.stop().await;
+
+        // Rotation: the new key signs, the old one still verifies (both published).
+        config.anonymous_signing_key = Some(new.to_stored().unwrap());
+        config.previous_anonymous_signing_keys = vec![old.to_stored().unwrap()];
+        let s = common::start_with(place.clone(), config.clone()).await;
+        let keys = jwks(&s).await;
+        let anon: Vec<&str> = keys
+            .keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .filter(|k| k.starts_with("a-"))
+            .collect();
+        assert_eq!(
+            anon,
+            vec![new.kid(), old.kid()],
+            "current first, then the previous key"
+        );
+        let verifier = AnonymousSessions::from_jwks(AnonymousConfig::default(), &keys).unwrap();
+        let v = verifier
+            .verify(&old_token, now)
+            .expect("the old key still verifies");
+        assert!(v.renew, "a token of a previous key is re-signed");
+        s.stop().await;
+
+        // Retired (or an emergency removal): the old key is gone from the JWKS, its tokens fail.
+        config.previous_anonymous_signing_keys = vec![];
+        let s = common::start_with(place, config).await;
+        let keys = jwks(&s).await;
+        let verifier = AnonymousSessions::from_jwks(AnonymousConfig::default(), &keys).unwrap();
+        assert!(verifier.verify(&old_token, now).is_err());
+        // Access-token keys are untouched by all this.
+        assert!(keys.keys.iter().any(|k| k.kid.starts_with("d-")));
+    }
+);
