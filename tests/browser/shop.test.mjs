@@ -526,6 +526,38 @@ describe("revoked signed-in session (cookie mode)", () => {
     });
 });
 
+test("A10 A20 ANON-16: an expired AnT is replaced by a valid one, never accepted; the genuine token's anonymousId is kept", { timeout: TEST_TIMEOUT }, async () => {
+    const app = await startShop({ args: ["--anonymous-validity-secs", "2"] });
+    const context = await browser.newContext();
+    try {
+        const page = await openShop(context, app);
+        const A = (await whoami(page)).anonymousId;
+        const first = (await jar(context, app))[ANON_COOKIE];
+        assert.equal(decodeJwt(first.value).anonymousId, A);
+        await new Promise((r) => setTimeout(r, 3_500));
+        // The browser dropped the cookie at its expiry; put the expired token back as a browser
+        // that kept it (or a replay) would send it.
+        await context.addCookies([{ ...first, expires: Math.floor(Date.now() / 1000) + 3600 }]);
+        const raw = await page.evaluate(async () => {
+            const r = await window.__supertokensOriginalFetch("/api/whoami", { credentials: "include", headers: { "st-auth-mode": "cookie" } });
+            return { status: r.status, body: await r.json() };
+        });
+        assert.equal(raw.status, 200, "never an error response (A10)");
+        assert.equal(raw.body.isAnonymous, true);
+        assert.equal(raw.body.userId, null);
+        assert.equal(raw.body.anonymousId, A, "A20: the expired genuine token's id is kept");
+        const replaced = (await jar(context, app))[ANON_COOKIE];
+        assert.notEqual(replaced.value, first.value, "the expired token was replaced");
+        const claims = decodeJwt(replaced.value);
+        assert.ok(claims.exp * 1000 > Date.now(), "by a valid one");
+        assert.equal(claims.anonymousId, A);
+        const account = await page.evaluate(async () => (await fetch("/api/account")).status);
+        assert.equal(account, 401, "never authenticated");
+    } finally {
+        await context.close();
+    }
+});
+
 test("A4 A18: switching anonymous sessions off clears the AnT cookie on the next request", { timeout: TEST_TIMEOUT }, async () => {
     // Cookies are per host, not per port: restart on the same port with the feature off and
     // keep the browser context.

@@ -38,8 +38,8 @@ const DAY_MS: u64 = 86_400_000;
 /// Settings of anonymous sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnonymousConfig {
-    /// Lifetime of an anonymous token (default 365 days; at most 400 days, the browsers'
-    /// cookie cap). A token past half its lifetime is re-signed with the same anonymousId.
+    /// Lifetime of an anonymous token (default 365 days; 1 s … 400 days, the browsers' cookie
+    /// cap). A token past half its lifetime is re-signed with the same anonymousId.
     pub lifetime_ms: u64,
     /// `iss` of minted tokens, when set.
     pub issuer: Option<String>,
@@ -60,9 +60,9 @@ impl Default for AnonymousConfig {
 impl AnonymousConfig {
     /// Checks bounds.
     pub fn validate(&self) -> Result<(), EngineError> {
-        if self.lifetime_ms < 60_000 || self.lifetime_ms > 400 * DAY_MS {
+        if self.lifetime_ms < 1_000 || self.lifetime_ms > 400 * DAY_MS {
             return Err(EngineError::Config(
-                "anonymous token lifetime must be between 60 seconds and 400 days".into(),
+                "anonymous token lifetime must be between 1 second and 400 days".into(),
             ));
         }
         Ok(())

@@ -55,6 +55,9 @@ struct Args {
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     access_token_validity_secs: u64,
+    /// Anonymous-token lifetime in seconds (default 365 days; tests use a few seconds).
+    #[arg(long, default_value_t = 365 * 86_400)]
+    anonymous_validity_secs: u64,
     /// Paths (prefixes) where no anonymous session is minted (B2), e.g. `/health`.
     #[arg(long)]
     anonymous_exclude: Vec<String>,
@@ -205,6 +208,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .config(tessera::SessionConfig {
             access_token_validity_ms: args.access_token_validity_secs.saturating_mul(1000),
             ..tessera::SessionConfig::default()
+        })
+        .anonymous_config(tessera::anonymous::AnonymousConfig {
+            lifetime_ms: args.anonymous_validity_secs.saturating_mul(1000),
+            ..Default::default()
         })
         .build()
         .await?;
