@@ -11,8 +11,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous, MintError};
 use tessera::encoding::{b64url_decode, b64url_encode};
-use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
-use tessera::token::anonymous::{AnonymousRejection, ANONYMOUS_ID_CLAIM};
+use tessera::keys::anonymous_key::{
+    AnonymousAlgorithm, AnonymousSigningKey, AnonymousVerifyingKey,
+};
+use tessera::token::anonymous::{
+    verify_anonymous_token, AnonymousClaims, AnonymousKeyLookup, AnonymousPolicy,
+    AnonymousRejection, ANONYMOUS_ID_CLAIM, MAX_ANONYMOUS_TOKEN_LEN,
+};
 use tessera::{
     InputError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
     VerifyOptions, VerifyingKeySet,
@@ -581,3 +586,257 @@ on_both_stores!(
     b5_jwks_publishes_the_anonymous_key_apart_from_access_token_keys,
     a9_the_generated_anonymous_key_is_kept_across_restarts,
 );
+
+// ---------------------------------------------------------------------------------------------
+// PRJ-09: mutation-testing hygiene for `verify_anonymous_token` and its claims visitor. Each
+// test below pins a boundary or a rejection to its exact `AnonymousRejection`, so that a
+// mutated comparison (`>` → `>=`, `<` → `<=`, `||` → `&&`) or a deleted match arm is caught.
+// ---------------------------------------------------------------------------------------------
+
+/// A key lookup holding exactly one anonymous verifying key.
+struct OneKey<'a>(&'a AnonymousVerifyingKey);
+
+impl AnonymousKeyLookup for OneKey<'_> {
+    fn anonymous_key(&self, kid: &str) -> Option<&AnonymousVerifyingKey> {
+        (kid == self.0.kid()).then_some(self.0)
+    }
+}
+
+/// The lifetime the PRJ-09 policies allow, in seconds.
+const PRJ09_MAX_LIFETIME_S: u64 = 3600;
+
+fn prj09_policy(now_ms: u64) -> AnonymousPolicy {
+    AnonymousPolicy {
+        now_ms,
+        max_lifetime_s: PRJ09_MAX_LIFETIME_S,
+        ignore_time: false,
+    }
+}
+
+/// A fresh EdDSA key and the JSON header text of its tokens.
+fn prj09_key() -> (AnonymousSigningKey, String) {
+    let key = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
+    let header = json!({"alg": "EdDSA", "typ": "anon+jwt", "kid": key.kid()}).to_string();
+    (key, header)
+}
+
+/// A valid claim set issued `iat` and expiring `exp` (epoch seconds).
+fn prj09_claims(iat: u64, exp: u64) -> Value {
+    json!({
+        "anonymousId": "AAAAAAAAAAAAAAAAAAAAAA",
+        "tokenType": "anonymous",
+        "iat": iat,
+        "exp": exp,
+        "tId": "public",
+    })
+}
+
+/// Signs raw header and payload JSON texts (duplicates and odd spacing survive byte-exactly).
+fn prj09_sign_raw(key: &AnonymousSigningKey, header: &str, payload: &str) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        b64url_encode(header.as_bytes()),
+        b64url_encode(payload.as_bytes())
+    );
+    let sig = key.sign(signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", b64url_encode(&sig))
+}
+
+fn prj09_verify(
+    key: &AnonymousSigningKey,
+    token: &str,
+    policy: &AnonymousPolicy,
+) -> Result<AnonymousClaims, AnonymousRejection> {
+    verify_anonymous_token(token, &OneKey(key.verifying()), policy).map(|(claims, _)| claims)
+}
+
+#[test]
+fn prj09_anonymous_time_boundaries_are_exact() {
+    let (key, header) = prj09_key();
+    let now_s = NOW / 1000;
+    let at = |iat: u64, exp: u64, now_ms: u64| {
+        let token = prj09_sign_raw(&key, &header, &prj09_claims(iat, exp).to_string());
+        prj09_verify(&key, &token, &prj09_policy(now_ms))
+    };
+    use AnonymousRejection::{BadTime, Expired};
+
+    // iat leeway: now + 60 s is accepted, now + 61 s is not.
+    assert!(at(now_s + 60, now_s + 160, NOW).is_ok(), "iat = now + 60 s");
+    assert_eq!(at(now_s + 61, now_s + 161, NOW), Err(BadTime), "iat + 61");
+    // exp == iat is a (zero-lifetime) token, exp < iat is not.
+    assert!(at(now_s + 10, now_s + 10, NOW).is_ok(), "exp == iat");
+    assert_eq!(at(now_s + 10, now_s + 9, NOW), Err(BadTime), "exp < iat");
+    // Lifetime: exactly the maximum is accepted, one second more is not.
+    let max = PRJ09_MAX_LIFETIME_S;
+    assert!(at(now_s - 100, now_s - 100 + max, NOW).is_ok(), "== max");
+    assert_eq!(
+        at(now_s - 100, now_s - 99 + max, NOW),
+        Err(BadTime),
+        "max + 1 s"
+    );
+    // Expiry: exp * 1000 == now is still valid; one millisecond later it is expired.
+    let exp = now_s + 100;
+    assert!(at(now_s, exp, exp * 1000).is_ok(), "exp*1000 == now");
+    assert!(at(now_s, exp, exp * 1000 - 1).is_ok(), "1 ms before exp");
+    assert_eq!(at(now_s, exp, exp * 1000 + 1), Err(Expired), "exp + 1 ms");
+    assert_eq!(
+        at(now_s, exp, exp * 1000 + 999),
+        Err(Expired),
+        "exp + 999 ms"
+    );
+    // A token both over-long and expired reports the lifetime first.
+    assert_eq!(
+        at(now_s - 3 * max, now_s - 1, NOW),
+        Err(BadTime),
+        "long and expired"
+    );
+
+    // ignore_time only skips the time checks: the expired token is readable, a tampered one
+    // is still refused.
+    let expired = prj09_sign_raw(
+        &key,
+        &header,
+        &prj09_claims(now_s - 200, now_s - 100).to_string(),
+    );
+    let lenient = AnonymousPolicy {
+        ignore_time: true,
+        ..prj09_policy(NOW)
+    };
+    assert!(prj09_verify(&key, &expired, &lenient).is_ok());
+    let mut tampered = expired.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        prj09_verify(&key, &String::from_utf8(tampered).unwrap(), &lenient),
+        Err(AnonymousRejection::BadSignature)
+    );
+}
+
+#[test]
+fn prj09_anonymous_length_bound_is_exact() {
+    assert_eq!(MAX_ANONYMOUS_TOKEN_LEN, 3 * 1024);
+    let (key, header) = prj09_key();
+    let now_s = NOW / 1000;
+    // Genuinely signed tokens of exactly MAX and MAX + 1 bytes: pad the header JSON with
+    // spaces and grow an app payload member until the length fits.
+    let sized = |target: usize| {
+        for pad in 0..3 {
+            let h = format!("{header}{}", " ".repeat(pad));
+            for filler in 1_500..2_400 {
+                let mut p = prj09_claims(now_s, now_s + 100);
+                p["f"] = json!("f".repeat(filler));
+                let token = prj09_sign_raw(&key, &h, &p.to_string());
+                if token.len() == target {
+                    return token;
+                }
+            }
+        }
+        panic!("no token of {target} bytes");
+    };
+    let exact = sized(MAX_ANONYMOUS_TOKEN_LEN);
+    assert!(
+        prj09_verify(&key, &exact, &prj09_policy(NOW)).is_ok(),
+        "a token of exactly MAX_ANONYMOUS_TOKEN_LEN bytes"
+    );
+    let over = sized(MAX_ANONYMOUS_TOKEN_LEN + 1);
+    assert_eq!(
+        prj09_verify(&key, &over, &prj09_policy(NOW)),
+        Err(AnonymousRejection::Malformed),
+        "MAX + 1 bytes"
+    );
+    // Far over the bound and genuinely signed: refused before the signature is looked at.
+    let mut p = prj09_claims(now_s, now_s + 100);
+    p["f"] = json!("f".repeat(4 * MAX_ANONYMOUS_TOKEN_LEN));
+    let huge = prj09_sign_raw(&key, &header, &p.to_string());
+    assert_eq!(
+        prj09_verify(&key, &huge, &prj09_policy(NOW)),
+        Err(AnonymousRejection::Malformed)
+    );
+    assert_eq!(
+        prj09_verify(&key, "", &prj09_policy(NOW)),
+        Err(AnonymousRejection::Malformed)
+    );
+}
+
+#[test]
+fn prj09_anonymous_claims_visitor_is_strict() {
+    let (key, header) = prj09_key();
+    let now_s = NOW / 1000;
+    let check = |payload: &str| {
+        let token = prj09_sign_raw(&key, &header, payload);
+        prj09_verify(&key, &token, &prj09_policy(NOW))
+    };
+    let base = prj09_claims(now_s, now_s + 100);
+
+    // Every member the visitor knows is read into its field (optional ones included).
+    let mut full = base.clone();
+    full["antiCsrfToken"] = json!("csrf-1");
+    full["iss"] = json!("https://shop.example");
+    full["cart"] = json!({"items": 2});
+    let claims = check(&full.to_string()).expect("a complete claim set");
+    assert_eq!(claims.anonymous_id, "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!((claims.iat, claims.exp), (now_s, now_s + 100));
+    assert_eq!(claims.tenant_id, "public");
+    assert_eq!(claims.anti_csrf_token.as_deref(), Some("csrf-1"));
+    assert_eq!(claims.iss.as_deref(), Some("https://shop.example"));
+    assert_eq!(claims.payload.len(), 1);
+    assert_eq!(claims.payload["cart"], json!({"items": 2}));
+
+    // A duplicate of any member — known claim or app payload — is refused.
+    let full_text = full.to_string();
+    for (name, value) in full.as_object().unwrap() {
+        let dup = full_text.replacen('{', &format!("{{{}:{value},", json!(name)), 1);
+        assert_eq!(
+            check(&dup),
+            Err(AnonymousRejection::Malformed),
+            "duplicate {name}"
+        );
+    }
+    // Each required claim is required.
+    for name in ["anonymousId", "tokenType", "iat", "exp", "tId"] {
+        let mut p = base.clone();
+        p.as_object_mut().unwrap().remove(name);
+        assert_eq!(
+            check(&p.to_string()),
+            Err(AnonymousRejection::Malformed),
+            "missing {name}"
+        );
+    }
+    // Reserved names that are not anonymous-token claims are refused, never kept as payload.
+    for name in [
+        "nbf",
+        "aud",
+        "jti",
+        "sub",
+        "rsub",
+        "sessionHandle",
+        "refreshTokenHash1",
+        "parentRefreshTokenHash1",
+    ] {
+        let mut p = base.clone();
+        p[name] = json!(now_s);
+        assert_eq!(
+            check(&p.to_string()),
+            Err(AnonymousRejection::Malformed),
+            "reserved {name}"
+        );
+    }
+    // tokenType must be exactly "anonymous"; the anonymousId must look like one we mint.
+    for (name, value) in [
+        ("tokenType", json!("access")),
+        ("tokenType", json!("")),
+        ("anonymousId", json!("short")),
+        ("anonymousId", json!("A".repeat(65))),
+        ("anonymousId", json!("AAAAAAAAAAAAAAAAAAAAA/")),
+    ] {
+        let mut p = base.clone();
+        p[name] = value.clone();
+        assert_eq!(
+            check(&p.to_string()),
+            Err(AnonymousRejection::Malformed),
+            "{name} = {value}"
+        );
+    }
+    // Not an object at all.
+    assert_eq!(check("[]"), Err(AnonymousRejection::Malformed));
+}
