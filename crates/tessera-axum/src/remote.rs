@@ -166,6 +166,16 @@ impl RemoteCore {
         Ok(())
     }
 
+    /// The anonymous key ids currently held, current first.
+    fn anonymous_kids(&self) -> Vec<String> {
+        self.anonymous
+            .load()
+            .jwks()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect()
+    }
+
     fn verify_locally(
         &self,
         token: &str,
@@ -615,24 +625,8 @@ impl Core for RemoteCore {
     }
 
     async fn refresh_anonymous_keys(&self) -> bool {
-        let before: Vec<String> = self
-            .anonymous
-            .load()
-            .jwks()
-            .into_iter()
-            .map(|k| k.kid)
-            .collect();
-        if self.refresh_keys(false).await.is_err() {
-            return false;
-        }
-        let after: Vec<String> = self
-            .anonymous
-            .load()
-            .jwks()
-            .into_iter()
-            .map(|k| k.kid)
-            .collect();
-        before != after
+        let before = self.anonymous_kids();
+        self.refresh_keys(false).await.is_ok() && self.anonymous_kids() != before
     }
 }
 
