@@ -13,21 +13,9 @@ ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-8090}"
 TARGET="${CARGO_TARGET_DIR:-target}" # cargo's own target dir, so the binaries below are the ones just built
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p tessera-examples --bin bench-app -p tessera-server --bin tessera
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-trap cleanup EXIT
-
-wait_up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
-
-run_wrk() { # URL [wrk args…] → requests/s; fails on socket errors or non-2xx
-  local url=$1; shift
-  local out
-  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$@" "$url")
-  if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$out" >&2; echo "errors during the run" >&2; exit 1; fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
-}
+# shellcheck source=scripts/lib/wrk.sh
+. scripts/lib/wrk.sh # the working directory is the repository root
 
 login_cookie() { # URL → "sAccessToken=…"
   curl -s -D - -o /dev/null -X POST -H 'st-auth-mode: cookie' "$1" \
@@ -61,7 +49,6 @@ start_app --mode session
 BARE_COOKIE=$(session_cookie)
 cleanup
 
-best() { python3 -c 'import sys; print(max(map(float, sys.argv[1:])))' "$@"; }
 
 bare=(); cached=(); uncached=()
 for _ in $(seq 1 "$ROUNDS"); do
