@@ -48,6 +48,7 @@ fn write_keys() {
             tenant_id: "public",
             parent_hash1: None,
             anti_csrf_token: None,
+            anonymous_id: None,
         },
         RefreshTokenFields {
             session_handle: "4e1b7c9e-0c5d-4c0f-8a55-8d1f9d0b6a21",
@@ -55,6 +56,7 @@ fn write_keys() {
             tenant_id: "tenant-1",
             parent_hash1: Some(&sha256_hex("rt-0")),
             anti_csrf_token: Some("b3c1f2a0-9d8e-4f7a-8b6c-5d4e3f2a1b0c"),
+            anonymous_id: Some("visitor-0123456789abcdefXYZ"),
         },
     ] {
         tokens.push_str(&mint_refresh_token(&master, fields).expect("mint").token);

@@ -42,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
         let text = String::from_utf8_lossy(rest);
         let mut parts = text.split('\u{0}');
         let mut next = || parts.next().unwrap_or("");
-        let (handle, user, tenant, parent, csrf) = (next(), next(), next(), next(), next());
+        let (handle, user, tenant, parent, csrf, anonymous) =
+            (next(), next(), next(), next(), next(), next());
         if handle.is_empty() || user.is_empty() {
             return;
         }
@@ -52,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
             tenant_id: if tenant.is_empty() { "public" } else { tenant },
             parent_hash1: (!parent.is_empty()).then_some(parent),
             anti_csrf_token: (!csrf.is_empty()).then_some(csrf),
+            anonymous_id: (!anonymous.is_empty()).then_some(anonymous),
         };
         let minted = mint_refresh_token(refresh_key(), fields).expect("mint");
         lookup_key_ok(&minted.token);
@@ -62,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(p.tenant(), fields.tenant_id);
             assert_eq!(p.parent_refresh_token_hash1.as_deref(), fields.parent_hash1);
             assert_eq!(p.anti_csrf_token.as_deref(), fields.anti_csrf_token);
+            assert_eq!(p.anonymous_id.as_deref(), fields.anonymous_id);
         }
         return;
     }

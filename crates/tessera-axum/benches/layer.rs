@@ -45,7 +45,10 @@ async fn session_app(cache: usize) -> (Router, String) {
         .await
         .expect("engine");
     let origin = "http://localhost:8090";
-    let config = Config::builder(origin, origin).build().expect("config");
+    let config = Config::builder(origin, origin)
+        .secure(true) // the __Host- anonymous cookie (browsers accept Secure on localhost)
+        .build()
+        .expect("config");
     let tessera = Tessera::new(config, Arc::new(engine));
     let router = Router::new()
         .route("/hello", get(hello_session))

@@ -44,10 +44,11 @@ use base64::Engine as _;
 use http::request::Parts;
 use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tessera::anonymous::{MintAnonymous, MintedAnonymous};
-use tessera::token::anonymous::AnonymousClaims;
+use tessera::token::anonymous::{plausible_anonymous_id, AnonymousClaims, ANONYMOUS_ID_CLAIM};
 use tessera::SessionError;
 
 /// An anonymous session: a visitor who has not signed in.
@@ -262,38 +263,105 @@ pub(crate) fn is_anonymous_token(token: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// The AnT of a request and where it came from: the bearer header (an `a-` kid), then the
-/// anonymous cookie. A duplicated anonymous cookie counts as none.
+/// The AnT of a request, as the layer and the SDK's routes see it.
+pub(crate) enum FoundAnonymous<'a> {
+    /// None (or none usable).
+    None,
+    /// A token and where it came from: the bearer header (an `a-` kid), else the anonymous
+    /// cookie — among duplicated cookies, the one identity the genuine copies agree on.
+    Token(Cow<'a, str>, TokenLocation),
+    /// Duplicated anonymous cookies holding genuine tokens of different visitors (a tossed
+    /// copy): which one is the visitor's cannot be told, so there is no anonymous identity on
+    /// this request and nothing is minted (COOK-08, SEC2-L5).
+    Ambiguous,
+}
+
+/// The AnT of a request (see [`FoundAnonymous`]).
 pub(crate) fn find_anonymous_token<'a>(
-    config: &Config,
+    tessera: &Tessera,
     headers: &'a HeaderMap,
-) -> Option<(std::borrow::Cow<'a, str>, TokenLocation)> {
+) -> FoundAnonymous<'a> {
+    let config = tessera.config();
     let cookie = if config.transfer != TokenTransfer::Header {
         transfer::find_cookie(headers, config.anonymous_cookie_name())
     } else {
         CookieRef::Absent
     };
-    anonymous_token_from(config, headers, cookie)
+    anonymous_token_from(tessera, headers, cookie)
 }
 
 /// The AnT given the request's anonymous cookie (already looked up).
 fn anonymous_token_from<'a>(
-    config: &Config,
+    tessera: &Tessera,
     headers: &'a HeaderMap,
     cookie: CookieRef<'a>,
-) -> Option<(std::borrow::Cow<'a, str>, TokenLocation)> {
+) -> FoundAnonymous<'a> {
+    let config = tessera.config();
     if config.transfer != TokenTransfer::Cookie {
         if let Some(token) = transfer::bearer_ref(headers) {
             if is_anonymous_token(token) {
-                return Some((std::borrow::Cow::Borrowed(token), TokenLocation::Header));
+                return FoundAnonymous::Token(Cow::Borrowed(token), TokenLocation::Header);
             }
         }
     }
+    if config.transfer == TokenTransfer::Header {
+        return FoundAnonymous::None;
+    }
     match cookie {
-        CookieRef::One(token) if !token.is_empty() && config.transfer != TokenTransfer::Header => {
-            Some((token, TokenLocation::Cookie))
+        CookieRef::One(token) if !token.is_empty() => {
+            FoundAnonymous::Token(token, TokenLocation::Cookie)
         }
-        _ => None,
+        CookieRef::Duplicate => resolve_duplicate_cookies(tessera, headers),
+        _ => FoundAnonymous::None,
+    }
+}
+
+/// More copies of the anonymous cookie than this are refused without looking at them.
+const MAX_ANONYMOUS_COOKIE_COPIES: usize = 8;
+
+/// Several anonymous cookies in one request: a copy tossed from a sibling domain, or one left
+/// by a cookie-domain change (SEC2-L5). Never "first or last wins" (COOK-08): the genuine
+/// tokens decide. One identity among the valid copies → its newest token; valid copies of
+/// different visitors → [`FoundAnonymous::Ambiguous`]; no valid copy → the one expired genuine
+/// identity if there is exactly one (kept as for a single expired token, A20), else none — a
+/// new session, which is then the only valid copy, so the id does not change on every request.
+fn resolve_duplicate_cookies(tessera: &Tessera, headers: &HeaderMap) -> FoundAnonymous<'static> {
+    let name = tessera.config().anonymous_cookie_name();
+    let copies: Vec<String> = transfer::request_cookies(headers)
+        .into_iter()
+        .filter(|(n, v)| n == name && !v.is_empty())
+        .map(|(_, v)| v)
+        .collect();
+    if copies.len() > MAX_ANONYMOUS_COOKIE_COPIES {
+        tracing::warn!(copies = copies.len(), "too many anonymous cookies: refused");
+        return FoundAnonymous::Ambiguous;
+    }
+    let core = tessera.core();
+    let mut best: Option<(&String, Arc<AnonymousClaims>)> = None;
+    for copy in &copies {
+        let Ok(verified) = core.verify_anonymous(copy) else {
+            continue;
+        };
+        match &best {
+            Some((_, seen)) if seen.anonymous_id != verified.claims.anonymous_id => {
+                tracing::warn!("anonymous cookies of different visitors in one request: refused");
+                return FoundAnonymous::Ambiguous;
+            }
+            Some((_, seen)) if seen.iat >= verified.claims.iat => {}
+            _ => best = Some((copy, verified.claims)),
+        }
+    }
+    if let Some((token, _)) = best {
+        return FoundAnonymous::Token(Cow::Owned(token.clone()), TokenLocation::Cookie);
+    }
+    let mut readable = copies
+        .iter()
+        .filter_map(|c| core.readable_anonymous_id(c).map(|id| (c, id)));
+    match (readable.next(), readable.next()) {
+        (Some((token, _)), None) => {
+            FoundAnonymous::Token(Cow::Owned(token.clone()), TokenLocation::Cookie)
+        }
+        _ => FoundAnonymous::None,
     }
 }
 
@@ -369,28 +437,30 @@ pub(crate) fn plan(tessera: &Tessera, method: &Method, path: &str, headers: &Hea
     if !matches!(access, CookieRef::Absent) {
         return Plan::Nothing;
     }
-    let found = anonymous_token_from(config, headers, anonymous);
     if !config.anonymous_sessions() {
-        return match found {
-            Some((_, location)) => Plan::Clear(location),
-            None => Plan::Nothing,
+        return match anonymous_token_from(tessera, headers, anonymous) {
+            FoundAnonymous::Token(_, location) => Plan::Clear(location),
+            FoundAnonymous::Ambiguous => Plan::Clear(TokenLocation::Cookie),
+            FoundAnonymous::None => Plan::Nothing,
         };
     }
+    let found = anonymous_token_from(tessera, headers, anonymous);
     let core = tessera.core();
     let mints = config.anonymous_mints_on(path)
         && may_mint(method, headers)
         && !is_undecided_navigation(config, headers);
-    let Some((token, location)) = found else {
-        return if mints {
+    let (token, location) = match found {
+        FoundAnonymous::Token(token, location) => (token, location),
+        FoundAnonymous::Ambiguous => return Plan::Ready(AnonymousState::None),
+        FoundAnonymous::None if mints => {
             let location = anonymous_location(config, headers);
-            Plan::Mint {
+            return Plan::Mint {
                 request: mint_request(config, location, None),
                 location,
                 unknown_key: false,
-            }
-        } else {
-            Plan::Nothing
-        };
+            };
+        }
+        FoundAnonymous::None => return Plan::Nothing,
     };
     match core.verify_anonymous(&token) {
         Ok(verified) => {
@@ -589,22 +659,24 @@ impl AnonymousState {
 }
 
 /// After "unauthorised" or theft has cleared the session (A21, A23): sets a new anonymous
-/// session in the same response, keeping the anonymousId the cleared access token stated
-/// (read only from a token whose signature verifies) or the request's AnT's.
+/// session in the same response. It keeps an anonymousId only with proof (SEC2-H2):
+/// `proven`, which the caller read from the session's refresh token or from an access token
+/// that fully verified, or else the request's own genuine AnT. An access token that failed to
+/// verify (expired, revoked) proves nothing: anyone who stole it would get the visitor's
+/// permanent id, so the visitor then starts a new one.
 pub(crate) async fn replace_cleared_session(
     tessera: &Tessera,
     sink: &ChangeSink,
     headers: &HeaderMap,
-    access_token: Option<&str>,
+    proven: Option<String>,
 ) {
     let config = tessera.config();
     if !config.anonymous_sessions() {
         return;
     }
-    let core = tessera.core();
-    let from_at = access_token.and_then(|t| core.access_token_anonymous_id(t));
-    let keep = from_at.or_else(|| {
-        find_anonymous_token(config, headers).and_then(|(t, _)| core.readable_anonymous_id(&t))
+    let keep = proven.or_else(|| match find_anonymous_token(tessera, headers) {
+        FoundAnonymous::Token(t, _) => tessera.core().readable_anonymous_id(&t),
+        _ => None,
     });
     let location = anonymous_location(config, headers);
     mint_into(
@@ -614,6 +686,32 @@ pub(crate) async fn replace_cleared_session(
         location,
     )
     .await;
+}
+
+/// The anonymousId of an access token that fully verifies now: signature, time, and a live
+/// session in the store (SEC2-H2). An expired token, or one whose session was revoked,
+/// proves nothing and gives `None`.
+pub(crate) async fn fully_verified_anonymous_id(
+    tessera: &Tessera,
+    access_token: &str,
+) -> Option<String> {
+    let options = tessera::VerifyOptions {
+        check_database: true,
+        anti_csrf_check: false,
+        anti_csrf_token: None,
+    };
+    let verified = tessera
+        .core()
+        .verify_session(access_token, options)
+        .await
+        .ok()?;
+    verified
+        .session
+        .user_data_in_jwt
+        .get(ANONYMOUS_ID_CLAIM)
+        .and_then(Value::as_str)
+        .filter(|id| plausible_anonymous_id(id))
+        .map(str::to_owned)
 }
 
 /// Sign-out (A5): a new anonymous session, keeping `anonymous_id` when given.

@@ -109,6 +109,7 @@ impl Config {
     ///
     /// ```
     /// let config = tessera_axum::Config::builder("http://localhost:8080", "http://localhost:8080")
+    ///     .secure(true) // browsers accept Secure cookies on http://localhost
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(config.anti_csrf(), tessera_axum::AntiCsrfMode::None);
@@ -134,6 +135,7 @@ impl Config {
             anonymous_enabled: true,
             anonymous_exclude: Vec::new(),
             rotate_anonymous_id_on_sign_out: false,
+            allow_plantable_anonymous_cookie: false,
         }
     }
 
@@ -235,6 +237,7 @@ pub struct ConfigBuilder {
     anonymous_enabled: bool,
     anonymous_exclude: Vec<String>,
     rotate_anonymous_id_on_sign_out: bool,
+    allow_plantable_anonymous_cookie: bool,
 }
 
 impl ConfigBuilder {
@@ -334,7 +337,36 @@ impl ConfigBuilder {
         self
     }
 
+    /// Accepts an anonymous-session cookie that is not `__Host-` (no `Secure`, or a cookie
+    /// domain), which [`Self::build`] otherwise refuses (SEC2-H2). Without the prefix, a page on
+    /// a sibling subdomain, or any plain-http page of the site (a network attacker can forge
+    /// one), can plant its own anonymous token in the visitor's browser and so fix the
+    /// visitor's anonymousId: it then sees the guest data the visitor adds, and what the app
+    /// moves into the account at sign-in unless the app empties the guest copy as it moves it
+    /// (see [`crate::Tessera::with_sign_in_hook`]). Acceptable for local development over plain
+    /// http (browsers also accept `secure(true)` on `http://localhost`) or where no other
+    /// host of the site is untrusted.
+    ///
+    /// ```
+    /// let config = tessera_axum::Config::builder("http://localhost:8080", "http://localhost:8080")
+    ///     .allow_plantable_anonymous_cookie(true)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.anonymous_cookie_name(), "sAnonymousToken");
+    /// ```
+    pub fn allow_plantable_anonymous_cookie(mut self, allow: bool) -> Self {
+        self.allow_plantable_anonymous_cookie = allow;
+        self
+    }
+
     /// Validates and resolves the automatic choices.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] that says what to change: malformed domains or paths, equal status
+    /// codes, `SameSite=None` cookies that are not `Secure`, anti-CSRF `NONE` with
+    /// `SameSite=None`, and anonymous sessions in a cookie that cannot be `__Host-` (unless
+    /// [`Self::allow_plantable_anonymous_cookie`]).
     pub fn build(self) -> Result<Config, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         let api =
@@ -390,11 +422,27 @@ impl ConfigBuilder {
             .as_deref()
             .map(normalise_cookie_domain)
             .transpose()?;
+        let host_prefixed = secure && cookie_domain.is_none();
+        if self.anonymous_enabled
+            && cookies_possible
+            && !host_prefixed
+            && !self.allow_plantable_anonymous_cookie
+        {
+            return err(
+                "anonymous sessions in cookies need a __Host- cookie (Secure, no cookie domain); \
+                 without one a sibling subdomain or a plain-http page can plant a visitor's \
+                 anonymousId. Serve the API over https or set secure(true) (browsers accept it \
+                 on http://localhost), remove cookie_domain, use \
+                 token_transfer(TokenTransfer::Header), turn anonymous_sessions(false), or \
+                 accept the risk with allow_plantable_anonymous_cookie(true)"
+                    .into(),
+            );
+        }
         let anonymous = AnonymousOptions {
             enabled: self.anonymous_enabled,
             exclude_prefixes: self.anonymous_exclude.clone(),
             rotate_id_on_sign_out: self.rotate_anonymous_id_on_sign_out,
-            cookie_name: if secure && cookie_domain.is_none() {
+            cookie_name: if host_prefixed {
                 "__Host-sAnonymousToken"
             } else {
                 "sAnonymousToken"
@@ -456,7 +504,9 @@ mod tests {
     use super::*;
 
     fn cfg(api: &str, web: &str) -> Result<Config, ConfigError> {
-        Config::builder(api, web).build()
+        Config::builder(api, web)
+            .allow_plantable_anonymous_cookie(true)
+            .build()
     }
 
     #[test]

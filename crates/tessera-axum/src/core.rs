@@ -8,7 +8,7 @@ use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnon
 use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
     AccessTokenClaims, NewSession, RefreshOptions, Regenerated, SessionEngine, SessionError,
-    SessionInfo, SessionTokens, VerifiedSession, VerifyOptions,
+    SessionInfo, SessionTokens, UnauthorisedReason, VerifiedSession, VerifyOptions,
 };
 
 /// A session verified without I/O by [`Core::verify_session_shared`].
@@ -60,6 +60,16 @@ pub trait Core: Send + Sync + 'static {
         refresh_token: &str,
         options: RefreshOptions<'_>,
     ) -> Result<SessionTokens, SessionError>;
+    /// [`Core::refresh_session`] for the SDK's refresh route: a failure that ends the session
+    /// (unauthorised other than an anti-CSRF mismatch, or theft) also reports the anonymousId
+    /// that the presented refresh token carries, when it is genuine (SEC2-H2). Holding the
+    /// refresh token is the proof that lets the visitor keep the id; an access token alone
+    /// never is. A remote core answers it in its refresh response (`anonymousId`).
+    async fn refresh_session_or_anonymous_id(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+    ) -> Result<SessionTokens, RefreshFailure>;
     /// Re-issues an access token with a new payload.
     async fn regenerate_access_token(
         &self,
@@ -95,9 +105,6 @@ pub trait Core: Send + Sync + 'static {
     fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection>;
     /// The anonymousId of a genuine anonymous token, even an expired one (A20).
     fn readable_anonymous_id(&self, token: &str) -> Option<String>;
-    /// The `anonymousId` claim of an access token whose signature verifies with our keys
-    /// (its time is not checked): for keeping the visitor id after unauthorised (A20, A21).
-    fn access_token_anonymous_id(&self, token: &str) -> Option<String>;
     /// Mints an anonymous token without I/O when this core holds the key; `None` sends the
     /// caller to [`Core::mint_anonymous`].
     fn mint_anonymous_local(
@@ -114,6 +121,26 @@ pub trait Core: Send + Sync + 'static {
     /// key set changed. Embedded cores know their keys and answer false.
     async fn refresh_anonymous_keys(&self) -> bool {
         false
+    }
+}
+
+/// A refresh that failed, as [`Core::refresh_session_or_anonymous_id`] reports it.
+#[derive(Debug)]
+pub struct RefreshFailure {
+    /// What went wrong.
+    pub error: SessionError,
+    /// The anonymousId in the presented refresh token's encrypted payload, when the token is
+    /// genuine and the failure ends the session (see [`ends_session`]).
+    pub anonymous_id: Option<String>,
+}
+
+/// True for the refresh failures after which the visitor is handed an anonymous session:
+/// unauthorised (but not an anti-CSRF mismatch, which changes nothing) and theft.
+pub fn ends_session(error: &SessionError) -> bool {
+    match error {
+        SessionError::Unauthorised(reason) => *reason != UnauthorisedReason::AntiCsrfMismatch,
+        SessionError::TokenTheft { .. } => true,
+        _ => false,
     }
 }
 
@@ -162,6 +189,20 @@ impl Core for SessionEngine {
     ) -> Result<SessionTokens, SessionError> {
         SessionEngine::refresh_session(self, refresh_token, options).await
     }
+    async fn refresh_session_or_anonymous_id(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+    ) -> Result<SessionTokens, RefreshFailure> {
+        SessionEngine::refresh_session(self, refresh_token, options)
+            .await
+            .map_err(|error| RefreshFailure {
+                anonymous_id: ends_session(&error)
+                    .then(|| self.refresh_token_anonymous_id(refresh_token))
+                    .flatten(),
+                error,
+            })
+    }
     async fn regenerate_access_token(
         &self,
         access_token: &str,
@@ -204,9 +245,6 @@ impl Core for SessionEngine {
     }
     fn readable_anonymous_id(&self, token: &str) -> Option<String> {
         SessionEngine::readable_anonymous_id(self, token)
-    }
-    fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
-        SessionEngine::access_token_anonymous_id(self, token)
     }
     fn mint_anonymous_local(
         &self,

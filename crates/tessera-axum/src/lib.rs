@@ -13,7 +13,11 @@
 //!
 //! let store = Arc::new(tessera::SqliteStore::open("sessions.db").await?);
 //! let engine = tessera::SessionEngine::builder(store).build().await?;
-//! let config = Config::builder("http://localhost:8080", "http://localhost:8080").build()?;
+//! // Secure cookies (browsers accept them on http://localhost): the anonymous-session cookie
+//! // can then be `__Host-`, which `build` requires unless the app opts out by name.
+//! let config = Config::builder("http://localhost:8080", "http://localhost:8080")
+//!     .secure(true)
+//!     .build()?;
 //! let tessera = Tessera::new(config, Arc::new(engine));
 //!
 //! async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {

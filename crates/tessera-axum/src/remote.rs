@@ -2,36 +2,61 @@
 //! HTTP. Access tokens are verified locally against the core's JWKS (cached, refetched on an
 //! unknown `kid` at most once per cooldown); the core is called only when the protocol needs
 //! it — a token's first use after a refresh, a database check, or any write.
+//!
+//! The connection (SEC2-M3): `https://` with rustls (the system's root certificates, plus any
+//! given with [`RemoteCoreBuilder::add_root_certificate_pem`]); plain `http://` only to a
+//! loopback address, unless the app opts in with [`RemoteCoreBuilder::allow_insecure_http`].
+//! No redirects are followed.
+//!
+//! The keys (SEC2-L3, SEC2-L7): access-token keys from `/.well-known/jwks.json`, anonymous-token
+//! keys from `/.well-known/anonymous-jwks.json` (a core without that URL has none). A key set
+//! past its refresh interval is refetched in the background while the last good set keeps
+//! serving (for up to a day); after a failed fetch the next attempt waits a cool-down, so an
+//! unreachable core costs one attempt per cool-down, not one per request.
 
-use crate::core::{Core, Verified};
+use crate::core::{ends_session, Core, RefreshFailure, Verified};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera::anonymous::{
     AnonymousConfig, AnonymousSessions, MintAnonymous, MintedAnonymous, VerifiedAnonymous,
 };
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection, ANONYMOUS_ID_CLAIM};
+use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection};
 use tessera::{
-    verify_access_token, Clock, EngineError, NewSession, RefreshOptions, Regenerated, SessionError,
-    SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo, TryRefreshReason,
-    UnauthorisedReason, VerifiedSession, VerifyOptions, VerifyPolicy, VerifyingKeySet,
+    verify_access_token, Clock, EngineError, InputError, NewSession, RefreshOptions, Regenerated,
+    SessionError, SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo,
+    TryRefreshReason, UnauthorisedReason, VerifiedSession, VerifyOptions, VerifyPolicy,
+    VerifyingKeySet,
 };
 
 /// The CDI version spoken.
 const CDI_VERSION: &str = "5.4";
-/// An unknown `kid` refetches the JWKS at most this often.
+/// After a successful fetch, an unknown `kid` refetches at most this often (JWT-08).
 const JWKS_COOLDOWN_MS: u64 = 500;
-/// A JWKS is refetched at least this often (supertokens-node's default, 4 h).
-const JWKS_MAX_AGE_MS: u64 = 4 * 3600 * 1000;
+/// After a failed fetch, the next attempt waits this long (SEC2-L7).
+const JWKS_FAILURE_COOLDOWN_MS: u64 = 10_000;
+/// A key set is refetched at least this often by default (supertokens-node's default, 4 h).
+const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// While fetches fail, the last good key set serves for at most this long after it was
+/// fetched; then verification fails closed (ROB-12).
+const JWKS_STALE_LIMIT_MS: u64 = 24 * 3600 * 1000;
+/// Longest wait for one call to the core (default).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A session core reached over HTTP.
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), tessera::EngineError> {
-/// let core = tessera_axum::RemoteCore::new("http://127.0.0.1:3567", None)?;
+/// // Loopback: plain http is fine.
+/// let local = tessera_axum::RemoteCore::new("http://127.0.0.1:3567", None)?;
+/// // Anywhere else: https, here with a private CA.
+/// let remote = tessera_axum::RemoteCore::builder("https://core.internal:3567")
+///     .api_key("…")
+///     .add_root_certificate_pem(std::fs::read("core-ca.pem").unwrap())
+///     .build()?;
 /// # Ok(()) }
 /// ```
 pub struct RemoteCore {
@@ -39,11 +64,7 @@ pub struct RemoteCore {
     api_key: Option<String>,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
-    keys: ArcSwap<VerifyingKeySet>,
-    fetched_at_ms: AtomicU64,
-    refetch: tokio::sync::Mutex<()>,
-    verified: tessera::token::cache::VerifiedTokenCache,
-    anonymous: ArcSwap<AnonymousSessions>,
+    keys: Arc<KeySource>,
 }
 
 /// Verify-only anonymous settings of a remote SDK: the longest lifetime a core may configure,
@@ -67,25 +88,185 @@ fn remote(e: impl std::fmt::Display) -> SessionError {
     SessionError::Engine(EngineError::Remote(e.to_string()))
 }
 
-impl RemoteCore {
-    /// A core at `connection_uri` (e.g. `http://127.0.0.1:3567` or `…/appid-myapp`), with an
-    /// optional API key.
-    pub fn new(connection_uri: &str, api_key: Option<String>) -> Result<Self, EngineError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+/// Builds a [`RemoteCore`]: the core's URL, its API key, TLS roots, and the opt-in for plain
+/// http to a non-loopback host.
+#[derive(Clone)]
+pub struct RemoteCoreBuilder {
+    connection_uri: String,
+    api_key: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
+    allow_insecure_http: bool,
+    request_timeout: Duration,
+    jwks_refresh_interval: Duration,
+}
+
+impl std::fmt::Debug for RemoteCoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteCoreBuilder")
+            .field("connection_uri", &self.connection_uri)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteCoreBuilder {
+    /// The core's API key (sent as `api-key` on every call but the JWKS).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` (PEM, one or more `CERTIFICATE` blocks) for
+    /// the core's TLS certificate, beside the system's roots: for a core behind a private CA.
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Allows a plain `http://` URL to a host that is not loopback. Off by default, and
+    /// [`Self::build`] refuses such a URL: the API key, every token and the JWKS would cross
+    /// the network in clear, and anyone on the path could read sessions or inject signing keys.
+    /// Turn it on only where the network itself is trusted and encrypted (e.g. a service mesh
+    /// that adds TLS between pods).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// How long one call to the core may take (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How often the key sets are refetched at the latest (default 4 h, supertokens-node's
+    /// `jwksRefreshIntervalSec`). An unknown `kid` refetches sooner.
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh_interval = interval;
+        self
+    }
+
+    /// Checks the URL and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Config`] for a URL that is not `http(s)://host…`, for plain `http://` to
+    /// a host that is not loopback (unless [`Self::allow_insecure_http`]), and for a root
+    /// certificate that does not parse.
+    pub fn build(self) -> Result<RemoteCore, EngineError> {
+        let config = |m: String| EngineError::Config(format!("remote core: {m}"));
+        let url = reqwest::Url::parse(self.connection_uri.trim())
+            .map_err(|_| config("the connection URI must be an absolute http(s) URL".into()))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| config("the connection URI has no host".into()))?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(config(format!("unsupported scheme {other:?}: use https"))),
+        };
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            return Err(config(
+                "the connection URI must not carry credentials or a query (use api_key)".into(),
+            ));
+        }
+        if !https && !is_loopback(host) && !self.allow_insecure_http {
+            return Err(config(format!(
+                "plain http to {host} would send the API key, tokens and signing keys in clear: \
+                 use an https:// URL, or opt in with allow_insecure_http(true) on a network \
+                 that is encrypted by other means"
+            )));
+        }
+        let mut client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .tls_built_in_root_certs(https)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.request_timeout);
+        for pem in &self.root_certificates {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| config("a root certificate is not valid PEM".into()))?;
+            if certs.is_empty() {
+                return Err(config("a root certificate PEM holds no certificate".into()));
+            }
+            for cert in certs {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let client = client
             .build()
-            .map_err(|e| EngineError::Remote(e.to_string()))?;
-        Ok(Self {
-            base: connection_uri.trim_end_matches('/').to_owned(),
-            api_key,
+            .map_err(|e| config(format!("HTTP client: {e}")))?;
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        Ok(RemoteCore {
+            keys: Arc::new(KeySource::new(
+                client.clone(),
+                &base,
+                self.jwks_refresh_interval,
+            )),
+            base,
+            api_key: self.api_key,
             client,
             clock: Arc::new(SystemClock),
-            keys: ArcSwap::from_pointee(VerifyingKeySet::default()),
-            fetched_at_ms: AtomicU64::new(0),
-            refetch: tokio::sync::Mutex::new(()),
-            verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
-            anonymous: ArcSwap::from_pointee(AnonymousSessions::empty(remote_anonymous_config())),
         })
+    }
+}
+
+/// `localhost` or a loopback address (`host` as a URL writes it: `[::1]` for IPv6).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A tenant id as it may appear in a core URL path (SEC2-L6): `[a-z0-9-]`, 1 to 64 bytes, not
+/// one of the core's own path segments, and not starting with `appid-`, which would address
+/// another app.
+fn tenant_segment(tenant: &str) -> Result<&str, SessionError> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 64
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tenant.starts_with("appid-")
+        && !matches!(tenant, "recipe" | "config" | "users" | "hello");
+    if ok {
+        Ok(tenant)
+    } else {
+        Err(SessionError::InvalidInput(InputError::Invalid(
+            "tenantId must be 1-64 characters of [a-z0-9-], must not start with 'appid-' and \
+             must not be a reserved path segment"
+                .into(),
+        )))
+    }
+}
+
+impl RemoteCore {
+    /// A core at `connection_uri` (e.g. `https://core.internal:3567` or `…/appid-myapp`), with
+    /// an optional API key; see [`Self::builder`] for the other settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteCoreBuilder::build`]: plain `http://` is refused unless the host is loopback.
+    pub fn new(connection_uri: &str, api_key: Option<String>) -> Result<Self, EngineError> {
+        let mut builder = Self::builder(connection_uri);
+        builder.api_key = api_key;
+        builder.build()
+    }
+
+    /// Starts building a core client for `connection_uri`.
+    pub fn builder(connection_uri: &str) -> RemoteCoreBuilder {
+        RemoteCoreBuilder {
+            connection_uri: connection_uri.to_owned(),
+            api_key: None,
+            root_certificates: Vec::new(),
+            allow_insecure_http: false,
+            request_timeout: REQUEST_TIMEOUT,
+            jwks_refresh_interval: JWKS_REFRESH_INTERVAL,
+        }
     }
 
     /// Replaces the clock used for local expiry checks (tests).
@@ -137,33 +318,209 @@ impl RemoteCore {
             .await
     }
 
-    /// Refetches the JWKS (serialised; at most once per cooldown unless `force`).
-    async fn refresh_keys(&self, force: bool) -> Result<(), SessionError> {
-        let _guard = self.refetch.lock().await;
+    /// Makes sure a usable key set is held before a verification: a set past its refresh
+    /// interval is refetched in the background while it keeps serving; with none usable, this
+    /// waits for a fetch (which fails at once during a failure cool-down).
+    async fn ensure_keys(&self) -> Result<(), SessionError> {
         let now = self.clock.now_ms();
-        let last = self.fetched_at_ms.load(Ordering::Relaxed);
-        if !force && last != 0 && now < last.saturating_add(JWKS_COOLDOWN_MS) {
+        if !self.keys.due(now) {
             return Ok(());
         }
+        if self.keys.usable(now) {
+            self.keys.refresh_in_background(&self.clock);
+            return Ok(());
+        }
+        self.keys.refresh(&self.clock, Refetch::Due).await.map(drop)
+    }
+
+    fn verify_locally(
+        &self,
+        token: &str,
+    ) -> Result<Arc<tessera::AccessTokenClaims>, TryRefreshReason> {
+        let now_ms = self.clock.now_ms();
+        if let Some(claims) = self.keys.verified.get(token, now_ms) {
+            return Ok(claims);
+        }
+        let policy = VerifyPolicy {
+            now_ms,
+            max_lifetime_s: u64::MAX / 1000,
+            ignore_time: false,
+        };
+        let claims = Arc::new(verify_access_token(
+            token,
+            &**self.keys.access.load(),
+            &policy,
+        )?);
+        self.keys.verified.insert(token, Arc::clone(&claims));
+        Ok(claims)
+    }
+}
+
+/// Why the key sets are refetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refetch {
+    /// The held set is past its refresh interval (or none is held).
+    Due,
+    /// A token named a `kid` not held.
+    UnknownKid,
+}
+
+/// The core's published keys as this SDK holds them, and their refetching: one fetch at a
+/// time, at most once per cool-down, in the background while a usable set is held (SEC2-L7).
+struct KeySource {
+    client: reqwest::Client,
+    jwks_url: String,
+    anonymous_jwks_url: String,
+    refresh_interval_ms: u64,
+    access: ArcSwap<VerifyingKeySet>,
+    anonymous: ArcSwap<AnonymousSessions>,
+    verified: tessera::token::cache::VerifiedTokenCache,
+    /// Last successful fetch (ms); 0: never.
+    fetched_at_ms: AtomicU64,
+    /// Last attempt, successful or not (ms); 0: never.
+    attempted_at_ms: AtomicU64,
+    /// The last attempt failed.
+    failing: AtomicBool,
+    /// Held while a fetch runs.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl KeySource {
+    fn new(client: reqwest::Client, base: &str, refresh_interval: Duration) -> Self {
+        Self {
+            client,
+            jwks_url: format!("{base}/.well-known/jwks.json"),
+            anonymous_jwks_url: format!("{base}/.well-known/anonymous-jwks.json"),
+            refresh_interval_ms: u64::try_from(refresh_interval.as_millis()).unwrap_or(u64::MAX),
+            access: ArcSwap::from_pointee(VerifyingKeySet::default()),
+            anonymous: ArcSwap::from_pointee(AnonymousSessions::empty(remote_anonymous_config())),
+            verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
+            fetched_at_ms: AtomicU64::new(0),
+            attempted_at_ms: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// True when the held set is past its refresh interval, or none is held.
+    fn due(&self, now: u64) -> bool {
+        let fetched = self.fetched_at_ms.load(Ordering::Relaxed);
+        fetched == 0 || now > fetched.saturating_add(self.refresh_interval_ms)
+    }
+
+    /// True when a set is held and not past the stale limit.
+    fn usable(&self, now: u64) -> bool {
+        let fetched = self.fetched_at_ms.load(Ordering::Relaxed);
+        fetched != 0 && now <= fetched.saturating_add(JWKS_STALE_LIMIT_MS)
+    }
+
+    /// True when the cool-down after the last attempt has passed.
+    fn may_attempt(&self, now: u64) -> bool {
+        let last = self.attempted_at_ms.load(Ordering::Relaxed);
+        let cooldown = if self.failing.load(Ordering::Relaxed) {
+            JWKS_FAILURE_COOLDOWN_MS
+        } else {
+            JWKS_COOLDOWN_MS
+        };
+        last == 0 || now >= last.saturating_add(cooldown)
+    }
+
+    /// Refetches unless another fetch made it needless or the cool-down forbids it; true when
+    /// a fetch happened and succeeded. Waits for a fetch already running.
+    async fn refresh(&self, clock: &Arc<dyn Clock>, why: Refetch) -> Result<bool, SessionError> {
+        let _guard = self.fetching.lock().await;
+        let now = clock.now_ms();
+        if why == Refetch::Due && !self.due(now) {
+            return Ok(false);
+        }
+        if !self.may_attempt(now) {
+            return if self.failing.load(Ordering::Relaxed) && !self.usable(now) {
+                Err(remote("the core's key sets are unavailable (cooling down)"))
+            } else {
+                Ok(false)
+            };
+        }
+        self.fetch(now).await.map(|()| true)
+    }
+
+    /// Starts a refetch in the background unless one is running or cooling down; the held
+    /// set keeps serving meanwhile.
+    fn refresh_in_background(self: &Arc<Self>, clock: &Arc<dyn Clock>) {
+        let now = clock.now_ms();
+        if !self.may_attempt(now) {
+            return;
+        }
+        let Ok(guard) = Arc::clone(&self.fetching).try_lock_owned() else {
+            return; // a fetch is running
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let keys = Arc::clone(self);
+        let clock = Arc::clone(clock);
+        runtime.spawn(async move {
+            let _guard = guard;
+            let now = clock.now_ms();
+            if keys.due(now) && keys.may_attempt(now) {
+                // A failure is recorded (cool-down) and logged; the held set keeps serving.
+                let _ = keys.fetch(now).await;
+            }
+        });
+    }
+
+    /// Fetches both key sets; called with `fetching` held.
+    async fn fetch(&self, now: u64) -> Result<(), SessionError> {
+        self.attempted_at_ms.store(now.max(1), Ordering::Relaxed);
+        match self.fetch_sets().await {
+            Ok((access, anonymous)) => {
+                self.anonymous.store(Arc::new(anonymous));
+                let withdrawn = self.access.load().kids().any(|kid| !access.contains(kid));
+                if withdrawn {
+                    self.verified.clear();
+                }
+                self.access.store(Arc::new(access));
+                self.fetched_at_ms.store(now.max(1), Ordering::Relaxed);
+                self.failing.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.failing.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "fetching the core's key sets failed; keeping the last good set");
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_sets(&self) -> Result<(VerifyingKeySet, AnonymousSessions), SessionError> {
         let response = self
             .client
-            .get(format!("{}/.well-known/jwks.json", self.base))
+            .get(&self.jwks_url)
             .send()
             .await
             .map_err(remote)?;
-        let text = response.text().await.map_err(remote)?;
-        let keys = VerifyingKeySet::from_jwks_json(&text)?;
-        let jwks: tessera::Jwks =
-            serde_json::from_str(&text).map_err(|_| EngineError::Corrupt("JWKS is not valid"))?;
-        let anonymous = AnonymousSessions::from_jwks(remote_anonymous_config(), &jwks)?;
-        self.anonymous.store(Arc::new(anonymous));
-        let withdrawn = self.keys.load().kids().any(|kid| !keys.contains(kid));
-        if withdrawn {
-            self.verified.clear();
+        if !response.status().is_success() {
+            return Err(remote(format!("JWKS: HTTP {}", response.status())));
         }
-        self.keys.store(Arc::new(keys));
-        self.fetched_at_ms.store(now.max(1), Ordering::Relaxed);
-        Ok(())
+        let text = response.text().await.map_err(remote)?;
+        let access = VerifyingKeySet::from_jwks_json(&text)?;
+        // Anonymous keys have a URL of their own (a core without it publishes none).
+        let response = self
+            .client
+            .get(&self.anonymous_jwks_url)
+            .send()
+            .await
+            .map_err(remote)?;
+        let anonymous = match response.status() {
+            reqwest::StatusCode::NOT_FOUND => AnonymousSessions::empty(remote_anonymous_config()),
+            status if status.is_success() => {
+                let text = response.text().await.map_err(remote)?;
+                let jwks: tessera::Jwks = serde_json::from_str(&text)
+                    .map_err(|_| EngineError::Corrupt("anonymous JWKS is not valid"))?;
+                AnonymousSessions::from_jwks(remote_anonymous_config(), &jwks)?
+            }
+            status => return Err(remote(format!("anonymous JWKS: HTTP {status}"))),
+        };
+        Ok((access, anonymous))
     }
 
     /// The anonymous key ids currently held, current first.
@@ -174,24 +531,6 @@ impl RemoteCore {
             .into_iter()
             .map(|k| k.kid)
             .collect()
-    }
-
-    fn verify_locally(
-        &self,
-        token: &str,
-    ) -> Result<Arc<tessera::AccessTokenClaims>, TryRefreshReason> {
-        let now_ms = self.clock.now_ms();
-        if let Some(claims) = self.verified.get(token, now_ms) {
-            return Ok(claims);
-        }
-        let policy = VerifyPolicy {
-            now_ms,
-            max_lifetime_s: u64::MAX / 1000,
-            ignore_time: false,
-        };
-        let claims = Arc::new(verify_access_token(token, &**self.keys.load(), &policy)?);
-        self.verified.insert(token, Arc::clone(&claims));
-        Ok(claims)
     }
 }
 
@@ -289,8 +628,9 @@ impl Core for RemoteCore {
             // Tessera extension (A15); omitted otherwise, so any SuperTokens core accepts it.
             map.insert("anonymousId".into(), Value::String(id.clone()));
         }
+        let tenant = tenant_segment(&new.tenant_id)?;
         let v = self
-            .post(&format!("/{}/recipe/session", new.tenant_id), body)
+            .post(&format!("/{tenant}/recipe/session"), body)
             .await?;
         match status_of(&v) {
             "OK" => tokens(&v),
@@ -303,18 +643,10 @@ impl Core for RemoteCore {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Result<VerifiedSession, SessionError> {
-        if self.fetched_at_ms.load(Ordering::Relaxed) == 0
-            || self.clock.now_ms()
-                > self
-                    .fetched_at_ms
-                    .load(Ordering::Relaxed)
-                    .saturating_add(JWKS_MAX_AGE_MS)
-        {
-            self.refresh_keys(true).await?;
-        }
+        self.ensure_keys().await?;
         let claims = match self.verify_locally(access_token) {
             Err(TryRefreshReason::KeyNotFound) => {
-                self.refresh_keys(false).await?;
+                self.keys.refresh(&self.clock, Refetch::UnknownKid).await?;
                 self.verify_locally(access_token)
             }
             other => other,
@@ -385,12 +717,13 @@ impl Core for RemoteCore {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Option<Result<Verified, SessionError>> {
-        let fetched = self.fetched_at_ms.load(Ordering::Relaxed);
-        if options.check_database
-            || fetched == 0
-            || self.clock.now_ms() > fetched.saturating_add(JWKS_MAX_AGE_MS)
-        {
+        let now = self.clock.now_ms();
+        if options.check_database || !self.keys.usable(now) {
             return None;
+        }
+        if self.keys.due(now) {
+            // The held set keeps serving while a fresh one is fetched (SEC2-L7).
+            self.keys.refresh_in_background(&self.clock);
         }
         let claims = match self.verify_locally(access_token) {
             Err(TryRefreshReason::KeyNotFound) => return None,
@@ -418,6 +751,20 @@ impl Core for RemoteCore {
         refresh_token: &str,
         options: RefreshOptions<'_>,
     ) -> Result<SessionTokens, SessionError> {
+        self.refresh_session_or_anonymous_id(refresh_token, options)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    async fn refresh_session_or_anonymous_id(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+    ) -> Result<SessionTokens, RefreshFailure> {
+        let failure = |error| RefreshFailure {
+            error,
+            anonymous_id: None,
+        };
         let mut body = json!({
             "refreshToken": refresh_token,
             "enableAntiCsrf": options.enable_anti_csrf,
@@ -426,11 +773,24 @@ impl Core for RemoteCore {
         if let Some(token) = options.anti_csrf_token {
             body["antiCsrfToken"] = Value::String(token.to_owned());
         }
-        let v = self.post("/recipe/session/refresh", body).await?;
-        match status_of(&v) {
-            "OK" => tokens(&v),
-            _ => Err(not_ok(&v, UnauthorisedReason::SessionMissingOrExpired)),
+        let v = self
+            .post("/recipe/session/refresh", body)
+            .await
+            .map_err(failure)?;
+        if status_of(&v) == "OK" {
+            return tokens(&v).map_err(failure);
         }
+        let error = not_ok(&v, UnauthorisedReason::SessionMissingOrExpired);
+        // Tessera extension: the id the refresh token carries (SEC2-H2).
+        let anonymous_id = ends_session(&error)
+            .then(|| v.get("anonymousId").and_then(Value::as_str))
+            .flatten()
+            .filter(|id| plausible_anonymous_id(id))
+            .map(str::to_owned);
+        Err(RefreshFailure {
+            error,
+            anonymous_id,
+        })
     }
 
     async fn regenerate_access_token(
@@ -473,7 +833,10 @@ impl Core for RemoteCore {
         tenant_id: Option<&str>,
     ) -> Result<Vec<String>, SessionError> {
         let (path, across) = match tenant_id {
-            Some(t) => (format!("/{t}/recipe/session/remove"), false),
+            Some(t) => (
+                format!("/{}/recipe/session/remove", tenant_segment(t)?),
+                false,
+            ),
             None => ("/recipe/session/remove".to_owned(), true),
         };
         let v = self
@@ -491,7 +854,10 @@ impl Core for RemoteCore {
         tenant_id: Option<&str>,
     ) -> Result<Vec<String>, SessionError> {
         let (path, across) = match tenant_id {
-            Some(t) => (format!("/{t}/recipe/session/user"), "false"),
+            Some(t) => (
+                format!("/{}/recipe/session/user", tenant_segment(t)?),
+                "false",
+            ),
             None => ("/recipe/session/user".to_owned(), "true"),
         };
         let v = self
@@ -553,35 +919,24 @@ impl Core for RemoteCore {
     }
 
     fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
-        self.anonymous.load().verify(token, self.clock.now_ms())
+        self.keys
+            .anonymous
+            .load()
+            .verify(token, self.clock.now_ms())
     }
 
     fn readable_anonymous_id(&self, token: &str) -> Option<String> {
-        self.anonymous
+        self.keys
+            .anonymous
             .load()
             .readable_anonymous_id(token, self.clock.now_ms())
-    }
-
-    fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
-        let policy = VerifyPolicy {
-            now_ms: self.clock.now_ms(),
-            max_lifetime_s: u64::MAX / 1000,
-            ignore_time: true,
-        };
-        let claims = verify_access_token(token, &**self.keys.load(), &policy).ok()?;
-        claims
-            .user_claims
-            .get(ANONYMOUS_ID_CLAIM)
-            .and_then(Value::as_str)
-            .filter(|id| plausible_anonymous_id(id))
-            .map(str::to_owned)
     }
 
     async fn mint_anonymous(
         &self,
         request: MintAnonymous,
     ) -> Result<MintedAnonymous, SessionError> {
-        let tenant = request.tenant_id.as_deref().unwrap_or(tessera::PUBLIC);
+        let tenant = tenant_segment(request.tenant_id.as_deref().unwrap_or(tessera::PUBLIC))?;
         let mut body = Map::new();
         body.insert("payload".into(), Value::Object(request.payload));
         body.insert(
@@ -608,11 +963,12 @@ impl Core for RemoteCore {
         // The claims come from verifying the token with the core's published key, so what the
         // SDK believes is exactly what later requests will verify.
         let now = self.clock.now_ms();
-        let verified = match self.anonymous.load().verify(&token, now) {
+        let verified = match self.keys.anonymous.load().verify(&token, now) {
             Ok(v) => v,
             Err(_) => {
-                self.refresh_keys(true).await?;
-                self.anonymous
+                self.keys.refresh(&self.clock, Refetch::UnknownKid).await?;
+                self.keys
+                    .anonymous
                     .load()
                     .verify(&token, now)
                     .map_err(|_| remote("anonymous token from the core does not verify"))?
@@ -625,8 +981,9 @@ impl Core for RemoteCore {
     }
 
     async fn refresh_anonymous_keys(&self) -> bool {
-        let before = self.anonymous_kids();
-        self.refresh_keys(false).await.is_ok() && self.anonymous_kids() != before
+        let before = self.keys.anonymous_kids();
+        let refreshed = self.keys.refresh(&self.clock, Refetch::UnknownKid).await;
+        refreshed.is_ok() && self.keys.anonymous_kids() != before
     }
 }
 

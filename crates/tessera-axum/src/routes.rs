@@ -1,6 +1,6 @@
 //! The SDK's own routes: `POST {base}/session/refresh` and `POST {base}/signout`.
 
-use crate::anonymous;
+use crate::anonymous::{self, FoundAnonymous};
 use crate::changes::ChangeSink;
 use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::error::{json_response, RejectionKind, SessionRejection};
@@ -61,13 +61,18 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()
     };
     // A21, A23: a session that ends here leaves an anonymous one behind, in this response.
-    let cleared_to_anonymous = |rejection: SessionRejection| async move {
+    // It keeps the anonymousId only with proof (SEC2-H2): the refresh token's, else an access
+    // token that fully verifies (signature, time, live session).
+    let cleared_to_anonymous = |rejection: SessionRejection, proven: Option<String>| async move {
         sink.with(|c| transfer::clear_all(c, config));
-        let access_token = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
-            CookieRef::One(t) => Some(t.into_owned()),
-            _ => None,
+        let proven = match proven {
+            Some(id) => Some(id),
+            None => match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+                CookieRef::One(at) => anonymous::fully_verified_anonymous_id(tessera, &at).await,
+                _ => None,
+            },
         };
-        anonymous::replace_cleared_session(tessera, sink, headers, access_token.as_deref()).await;
+        anonymous::replace_cleared_session(tessera, sink, headers, proven).await;
         rejection.into_response()
     };
     let (token, location) = match find_refresh_token(tessera, headers, &cookies) {
@@ -117,7 +122,12 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         enable_anti_csrf: from_cookie && config.anti_csrf == AntiCsrfMode::ViaToken,
         use_static_key: Some(!config.use_dynamic_signing_key),
     };
-    match tessera.core().refresh_session(&token, options).await {
+    let outcome = tessera
+        .core()
+        .refresh_session_or_anonymous_id(&token, options)
+        .await
+        .map_err(|f| (f.error, f.anonymous_id));
+    match outcome {
         Ok(tokens) => {
             sink.with(|c| {
                 let other_had_token = match location {
@@ -162,32 +172,36 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             });
             json_response(StatusCode::OK, &serde_json::json!({}))
         }
-        Err(SessionError::TokenTheft {
-            session_handle,
-            user_id,
-            ..
-        }) => {
+        Err((
+            SessionError::TokenTheft {
+                session_handle,
+                user_id,
+                ..
+            },
+            proven,
+        )) => {
             tracing::warn!(session = %session_handle, "token theft detected at refresh");
-            cleared_to_anonymous(SessionRejection::new(
+            let rejection = SessionRejection::new(
                 tessera,
                 RejectionKind::TokenTheft {
                     session_handle,
                     user_id,
                 },
-            ))
-            .await
+            );
+            cleared_to_anonymous(rejection, proven).await
         }
-        Err(SessionError::Engine(e)) => {
+        Err((SessionError::Engine(e), _)) => {
             // An outage must not sign everyone out: no clearing on 5xx (RT-15).
             tracing::error!(error = %e, "refresh failed");
             SessionRejection::new(tessera, RejectionKind::Internal).into_response()
         }
         // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
-        Err(SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)) => {
+        Err((SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch), _)) => {
             unauthorised(false)
         }
-        Err(_) if config.anonymous_sessions() => {
-            cleared_to_anonymous(SessionRejection::new(tessera, RejectionKind::Unauthorised)).await
+        Err((_, proven)) if config.anonymous_sessions() => {
+            let rejection = SessionRejection::new(tessera, RejectionKind::Unauthorised);
+            cleared_to_anonymous(rejection, proven).await
         }
         Err(_) => unauthorised(true),
     }
@@ -218,25 +232,34 @@ async fn refresh_without_refresh_token(
     headers: &HeaderMap,
 ) -> Response {
     let config = tessera.config();
-    if let Some((token, _)) = anonymous::find_anonymous_token(config, headers) {
-        if let Ok(verified) = tessera.core().verify_anonymous(&token) {
-            sink.with(|c| anonymous::keep_anonymous(c, &verified.claims));
-            return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
+    match anonymous::find_anonymous_token(tessera, headers) {
+        FoundAnonymous::Token(token, _) => {
+            if let Ok(verified) = tessera.core().verify_anonymous(&token) {
+                sink.with(|c| anonymous::keep_anonymous(c, &verified.claims));
+                return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
+            }
         }
+        // Tossed copies of other visitors' tokens (SEC2-L5): nothing is minted or cleared.
+        FoundAnonymous::Ambiguous => {
+            return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()
+        }
+        FoundAnonymous::None => {}
     }
     // Minting (and clearing) only for the front end's own calls: a cross-site form POST here
     // must not replace the visitor's anonymous session (CSRF-11, CSRF-17).
     if !from_our_frontend(headers, &transfer::request_cookies(headers)) {
         return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
     }
-    let access_token = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
-        CookieRef::One(t) => Some(t.into_owned()),
+    // An access token without a refresh token keeps its anonymousId only if it fully
+    // verifies: an expired or revoked one may be stolen (SEC2-H2).
+    let proven = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+        CookieRef::One(at) => {
+            sink.with(|c| transfer::clear_all(c, config));
+            anonymous::fully_verified_anonymous_id(tessera, &at).await
+        }
         _ => None,
     };
-    if access_token.is_some() {
-        sink.with(|c| transfer::clear_all(c, config));
-    }
-    anonymous::replace_cleared_session(tessera, sink, headers, access_token.as_deref()).await;
+    anonymous::replace_cleared_session(tessera, sink, headers, proven).await;
     json_response(StatusCode::OK, &serde_json::json!({}))
 }
 
@@ -256,10 +279,15 @@ pub(crate) async fn signout(
     let ok = || json_response(StatusCode::OK, &serde_json::json!({"status": "OK"}));
     if config.anonymous_sessions() && !anonymous::has_access_token(config, headers) {
         // Only an anonymous session (or none): nothing to revoke; the visitor keeps (or gets)
-        // an anonymous session (A5).
-        let valid = anonymous::find_anonymous_token(config, headers)
-            .is_some_and(|(t, _)| tessera.core().verify_anonymous(&t).is_ok());
-        if !valid {
+        // an anonymous session (A5) — gets one only from the front end's own call: a
+        // cross-site form POST carries no Lax cookie, and a new AnT in its answer would
+        // replace the visitor's identity (CSRF-11, SEC2-L4).
+        let keeps = match anonymous::find_anonymous_token(tessera, headers) {
+            FoundAnonymous::Token(t, _) => tessera.core().verify_anonymous(&t).is_ok(),
+            FoundAnonymous::Ambiguous => true,
+            FoundAnonymous::None => false,
+        };
+        if !keeps && from_our_frontend(headers, &transfer::request_cookies(headers)) {
             anonymous::replace_cleared_session(tessera, sink, headers, None).await;
         }
         return ok();
@@ -271,11 +299,13 @@ pub(crate) async fn signout(
         }
         Err(rejection) => return rejection.into_response(),
     };
-    match session.revoke().await {
-        Ok(()) => {
+    match session.revoke_existing().await {
+        Ok(existed) => {
             if config.anonymous_sessions() {
                 // A5, A6: a new anonymous session with the same anonymousId (B1: a new one).
-                let keep = if config.rotates_anonymous_id_on_sign_out() {
+                // The id is kept only if the session was live until now: a revoked session's
+                // access token, still within its lifetime, proves nothing (SEC2-H2).
+                let keep = if config.rotates_anonymous_id_on_sign_out() || !existed {
                     None
                 } else {
                     session.anonymous_id().map(str::to_owned)

@@ -293,15 +293,21 @@ impl Session {
 
     /// Revokes this session and clears its tokens in this response.
     pub async fn revoke(&self) -> Result<(), SessionRejection> {
+        self.revoke_existing().await.map(|_| ())
+    }
+
+    /// [`Self::revoke`], telling whether the session still existed in the core.
+    pub(crate) async fn revoke_existing(&self) -> Result<bool, SessionRejection> {
         let st = &self.0;
-        st.tessera
+        let existed = st
+            .tessera
             .core()
             .revoke_session(st.identity.handle())
             .await
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         st.sink
             .with(|c| transfer::clear(c, st.tessera.config(), st.location));
-        Ok(())
+        Ok(existed)
     }
 }
 

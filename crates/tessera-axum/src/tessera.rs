@@ -27,7 +27,9 @@ pub type ErrorHandler = Arc<dyn Fn(&SessionRejection) -> Option<Response> + Send
 /// ))
 /// .build()
 /// .await?;
-/// let config = Config::builder("http://localhost:3001", "http://localhost:3000").build()?;
+/// let config = Config::builder("http://localhost:3001", "http://localhost:3000")
+///     .secure(true) // browsers accept Secure cookies on http://localhost
+///     .build()?;
 /// let tessera = Tessera::new(config, Arc::new(engine));
 /// let app: Router = Router::new()
 ///     .route("/me", get(|session: Session| async move { session.user_id().to_owned() }))
@@ -100,6 +102,16 @@ impl Tessera {
     }
 
     /// Sets the hook every sign-in runs first, with the visitor's anonymous session (B3).
+    ///
+    /// **Move, then empty.** The anonymousId stays the same across sign-in (A6), so anyone who
+    /// holds the same anonymous token keeps reaching the guest scope after the visitor signs
+    /// in. That someone exists when the token was planted — possible only where the anonymous
+    /// cookie is not `__Host-` (see [`crate::ConfigBuilder::allow_plantable_anonymous_cookie`])
+    /// — or copied on a shared device. The residual risk: the planter sees what the visitor
+    /// adds as a guest before signing in. To keep it at that, the hook must move guest data
+    /// into the user and empty the guest's copy in the same step, so nothing the account holds
+    /// is reachable through the anonymousId afterwards, and treat the guest data as untrusted
+    /// input (validate it like a request body; never take roles or redirects from it).
     ///
     /// ```no_run
     /// # fn demo(tessera: tessera_axum::Tessera) {

@@ -152,7 +152,8 @@ pub(crate) async fn get_session(
         Err(SessionError::Unauthorised(_)) => {
             sink.with(|c| transfer::clear_all(c, config));
             // A21: the visitor gets an anonymous session in this response, before any handler.
-            replace_cleared_session(tessera, sink, headers, Some(&token)).await;
+            // The access token failed, so it proves no anonymousId (SEC2-H2).
+            replace_cleared_session(tessera, sink, headers, None).await;
             return reject(RejectionKind::Unauthorised);
         }
         Err(SessionError::TryRefreshToken(_) | SessionError::InvalidInput(_)) => {
@@ -160,7 +161,7 @@ pub(crate) async fn get_session(
         }
         Err(SessionError::TokenTheft { .. }) => {
             sink.with(|c| transfer::clear_all(c, config));
-            replace_cleared_session(tessera, sink, headers, Some(&token)).await;
+            replace_cleared_session(tessera, sink, headers, None).await;
             return reject(RejectionKind::Unauthorised);
         }
         Err(SessionError::Engine(e)) => {

@@ -67,12 +67,32 @@ impl IntoResponse for ApiError {
 /// The answer for a session operation that did not succeed: business outcomes are 200 with a
 /// `status`, input errors 400, engine failures 500 (logged without details in the body).
 pub fn session_error(e: SessionError) -> Response {
+    match outcome(e) {
+        Ok(body) => json_ok(&body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// [`session_error`] with one more field in a business outcome's body (a Tessera extension);
+/// input and engine errors are answered as usual.
+pub fn session_error_with(e: SessionError, field: &str, value: Value) -> Response {
+    match outcome(e) {
+        Ok(mut body) => {
+            body[field] = value;
+            json_ok(&body)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The JSON body of a business outcome, or the error answer of anything else.
+fn outcome(e: SessionError) -> Result<Value, ApiError> {
     match e {
-        SessionError::TryRefreshToken(reason) => json_ok(&json!({
+        SessionError::TryRefreshToken(reason) => Ok(json!({
             "status": "TRY_REFRESH_TOKEN",
             "message": reason.to_string(),
         })),
-        SessionError::Unauthorised(reason) => json_ok(&json!({
+        SessionError::Unauthorised(reason) => Ok(json!({
             "status": "UNAUTHORISED",
             "message": reason.to_string(),
         })),
@@ -80,7 +100,7 @@ pub fn session_error(e: SessionError) -> Response {
             session_handle,
             user_id,
             recipe_user_id,
-        } => json_ok(&json!({
+        } => Ok(json!({
             "status": "TOKEN_THEFT_DETECTED",
             "session": {
                 "handle": session_handle,
@@ -88,12 +108,10 @@ pub fn session_error(e: SessionError) -> Response {
                 "recipeUserId": recipe_user_id,
             },
         })),
-        SessionError::InvalidInput(reason) => {
-            ApiError::BadRequest(reason.to_string()).into_response()
-        }
+        SessionError::InvalidInput(reason) => Err(ApiError::BadRequest(reason.to_string())),
         SessionError::Engine(cause) => {
             tracing::error!(error = %cause, "session operation failed");
-            ApiError::Internal.into_response()
+            Err(ApiError::Internal)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /recipe/session/anonymous` (B5): the core mints anonymous tokens with its anonymous
-//! key, publishes that key in its JWKS, and writes nothing to the database.
+//! key, publishes that key at `/.well-known/anonymous-jwks.json` (apart from the access-token
+//! JWKS, SEC2-L3), and writes nothing to the database.
 
 mod common;
 
@@ -9,8 +10,9 @@ use serde_json::json;
 use tessera::anonymous::{AnonymousConfig, AnonymousSessions};
 use tessera::{Jwks, VerifyingKeySet};
 
+/// The anonymous keys, at their own URL (SEC2-L3).
 async fn jwks(s: &TestServer) -> Jwks {
-    let r = s.get("/.well-known/jwks.json").await;
+    let r = s.get("/.well-known/anonymous-jwks.json").await;
     serde_json::from_value(r.json).expect("jwks")
 }
 
@@ -140,6 +142,138 @@ both_stores!(
         let verifier = AnonymousSessions::from_jwks(AnonymousConfig::default(), &keys).unwrap();
         assert!(verifier.verify(&old_token, now).is_err());
         // Access-token keys are untouched by all this.
-        assert!(keys.keys.iter().any(|k| k.kid.starts_with("d-")));
+        let at_keys: Jwks =
+            serde_json::from_value(s.get("/.well-known/jwks.json").await.json).unwrap();
+        assert!(at_keys.keys.iter().any(|k| k.kid.starts_with("d-")));
+    }
+);
+
+// ---- Security round 2 (issue 11) ----
+
+both_stores!(
+    sec2_l3_jwt30_anonymous_keys_have_a_jwks_of_their_own,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        // Access-token (and JWT-recipe) keys only: a gateway that checks just the signature
+        // against this set can no longer be handed an anonymous token.
+        for path in ["/.well-known/jwks.json", "/recipe/jwt/jwks"] {
+            let r = s.get(path).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+            let keys: Jwks = serde_json::from_value(r.json.clone()).unwrap();
+            assert!(!keys.keys.is_empty(), "{path}");
+            for k in &keys.keys {
+                assert!(
+                    k.kty == "RSA" && (k.kid.starts_with("d-") || k.kid.starts_with("s-")),
+                    "{path} lists {}",
+                    k.kid
+                );
+            }
+        }
+        // The anonymous keys at their own URL, like the JWKS: no API key, cacheable.
+        let r = s
+            .raw(
+                reqwest::Method::GET,
+                "/.well-known/anonymous-jwks.json",
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert!(r.headers.get("cache-control").is_some());
+        let keys: Jwks = serde_json::from_value(r.json).unwrap();
+        assert_eq!(keys.keys.len(), 1);
+        assert!(keys.keys[0].kid.starts_with("a-") && keys.keys[0].kty == "OKP");
+        assert!(VerifyingKeySet::from_jwks(&keys).unwrap().is_empty());
+        let verifier = AnonymousSessions::from_jwks(AnonymousConfig::default(), &keys).unwrap();
+        let r = s.post("/recipe/session/anonymous", json!({})).await;
+        let token = r.json["anonymousToken"]["token"].as_str().unwrap();
+        let now = r.json["anonymousToken"]["createdTime"].as_u64().unwrap();
+        assert!(verifier.verify(token, now).is_ok());
+    }
+);
+
+both_stores!(
+    sec2_h2_a_failed_refresh_answers_the_anonymous_id_its_refresh_token_carries,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        let id = "visitor-0123456789abcdefXYZ";
+        let create = |anonymous_id: Option<&str>| {
+            let mut body = json!({"userId": "u", "userDataInJWT": {}, "userDataInDatabase": {},
+                                  "enableAntiCsrf": false});
+            if let Some(id) = anonymous_id {
+                body["anonymousId"] = json!(id);
+            }
+            s.post("/public/recipe/session", body)
+        };
+        let refresh = |rt: String| {
+            s.post(
+                "/recipe/session/refresh",
+                json!({"refreshToken": rt, "enableAntiCsrf": false, "useDynamicSigningKey": true}),
+            )
+        };
+        let created = create(Some(id)).await;
+        let rt1 = created.json["refreshToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let handle = created.json["session"]["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Rotated twice: the id travels in every child's encrypted payload.
+        let r = refresh(rt1).await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        assert!(r.json.get("anonymousId").is_none(), "only on failure");
+        let rt2 = r.json["refreshToken"]["token"].as_str().unwrap().to_owned();
+        let r = refresh(rt2).await;
+        let rt3 = r.json["refreshToken"]["token"].as_str().unwrap().to_owned();
+        let r = s
+            .post(
+                "/recipe/session/remove",
+                json!({"sessionHandles": [handle]}),
+            )
+            .await;
+        assert_eq!(r.status_field(), "OK");
+        let r = refresh(rt3).await;
+        assert_eq!(r.status_field(), "UNAUTHORISED", "{}", r.text);
+        assert_eq!(
+            r.json["anonymousId"], id,
+            "proof: the caller holds the refresh token"
+        );
+        // Anything that is not a genuine refresh token proves nothing.
+        let r = refresh("junk".into()).await;
+        assert_eq!(r.status_field(), "UNAUTHORISED");
+        assert!(r.json.get("anonymousId").is_none(), "{}", r.text);
+        let at = created.json["accessToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = refresh(at).await;
+        assert!(
+            r.json.get("anonymousId").is_none(),
+            "an access token is no proof"
+        );
+        // A session created without one: nothing to answer.
+        let created = create(None).await;
+        let rt = created.json["refreshToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let handle = created.json["session"]["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.post(
+            "/recipe/session/remove",
+            json!({"sessionHandles": [handle]}),
+        )
+        .await;
+        let r = refresh(rt).await;
+        assert_eq!(r.status_field(), "UNAUTHORISED");
+        assert!(r.json.get("anonymousId").is_none());
     }
 );

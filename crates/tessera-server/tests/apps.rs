@@ -72,8 +72,19 @@ both_stores!(app_creation_and_isolation, |backend: Backend| async move {
     // The app has its own keys.
     let public = s.get("/.well-known/jwks.json").await;
     let own = s.get("/appid-test-app/.well-known/jwks.json").await;
-    // One dynamic, one static, one anonymous (`a-`) key.
-    assert_eq!(own.json["keys"].as_array().unwrap().len(), 3);
+    // One dynamic and one static key; the anonymous (`a-`) key apart (SEC2-L3), its own too.
+    assert_eq!(own.json["keys"].as_array().unwrap().len(), 2);
+    assert_ne!(public.json["keys"], own.json["keys"]);
+    let public = s.get("/.well-known/anonymous-jwks.json").await;
+    let own = s
+        .get("/appid-test-app/.well-known/anonymous-jwks.json")
+        .await;
+    assert_eq!(
+        own.json["keys"].as_array().unwrap().len(),
+        1,
+        "{}",
+        own.text
+    );
     assert_ne!(public.json["keys"], own.json["keys"]);
 
     // Unknown app → 400.

@@ -39,11 +39,16 @@ both_stores!(jwks_and_jwt, |backend: Backend| async move {
         r.text
     );
     let keys = r.json["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 3, "{}", r.text);
+    assert_eq!(keys.len(), 2, "{}", r.text);
     assert!(keys[0]["kid"].as_str().unwrap().starts_with("d-"));
     assert!(keys[1]["kid"].as_str().unwrap().starts_with("s-"));
-    // The anonymous-token key (B5): Ed25519, its own kid namespace.
-    let anon = &keys[2];
+    // The anonymous-token key (B5): Ed25519, its own kid namespace, at its own URL (SEC2-L3).
+    let a = s
+        .raw(Method::GET, "/.well-known/anonymous-jwks.json", None, &[])
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let anon = &a.json["keys"][0];
+    assert_eq!(a.json["keys"].as_array().unwrap().len(), 1, "{}", a.text);
     assert!(anon["kid"].as_str().unwrap().starts_with("a-"));
     assert_eq!(anon["kty"], "OKP");
     assert_eq!(anon["crv"], "Ed25519");

@@ -539,13 +539,16 @@ async fn a8_anonymous_id_is_a_protected_claim_kept_through_every_update(backend:
 async fn b5_jwks_publishes_the_anonymous_key_apart_from_access_token_keys(backend: Backend) {
     let (engine, clock, _store) = setup(backend).await;
     clock.set_ms(NOW);
-    let jwks = engine.jwks();
+    // SEC2-L3: the access-token JWKS holds no anonymous key; they have a set of their own.
+    assert!(engine.jwks().keys.iter().all(|k| !k.kid.starts_with("a-")));
+    let jwks = engine.anonymous_jwks();
     let anon: Vec<_> = jwks
         .keys
         .iter()
         .filter(|k| k.kid.starts_with("a-"))
         .collect();
     assert_eq!(anon.len(), 1);
+    assert_eq!(jwks.keys.len(), 1);
     assert_eq!(anon[0].kty, "OKP");
     assert_eq!(anon[0].alg, "EdDSA");
     assert_eq!(anon[0].crv.as_deref(), Some("Ed25519"));

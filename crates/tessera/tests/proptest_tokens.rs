@@ -198,7 +198,7 @@ proptest! {
     ) {
         let fields = RefreshTokenFields {
             session_handle: &handle, user_id: &user, tenant_id: &tenant,
-            parent_hash1: parent.as_deref(), anti_csrf_token: csrf.as_deref(),
+            parent_hash1: parent.as_deref(), anti_csrf_token: csrf.as_deref(), anonymous_id: None,
         };
         let minted = mint_refresh_token(refresh_key(), fields).unwrap();
         let p = decode_refresh_token(refresh_key(), &minted.token).unwrap();
@@ -260,6 +260,7 @@ fn genuine_refresh_token() -> &'static str {
             tenant_id: "public",
             parent_hash1: None,
             anti_csrf_token: Some("csrf"),
+            anonymous_id: None,
         };
         mint_refresh_token(refresh_key(), fields).unwrap().token
     })

@@ -127,6 +127,7 @@ fn rob05_debug_of_refresh_token_secrets_never_prints_them() {
             tenant_id: "public",
             parent_hash1: None,
             anti_csrf_token: Some("csrf-secret-value-123456"),
+            anonymous_id: Some("visitor-0123456789abcdefXYZ"),
         },
     )
     .unwrap();

@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let anonymous = matches!(args.mode, Mode::Anonymous);
             let config = Config::builder(&origin, &origin)
                 .anonymous_sessions(anonymous)
+                .secure(true) // the __Host- anonymous cookie, as in production
                 .build()?;
             let tessera = Tessera::new(config, Arc::new(engine));
             let router = if anonymous {

@@ -5,7 +5,7 @@
 //! ```text
 //! ./scripts/install-browser-deps.sh      # once: Chromium, npm packages, the SDK bundle
 //! cargo run -p tessera-examples --bin shop -- --port 8080
-//! # open http://localhost:8080/
+//! # open http://localhost:8080/ (Chromium or Firefox; Safari needs --insecure-cookies)
 //! ```
 //!
 //! Routes (JSON):
@@ -61,6 +61,11 @@ struct Args {
     /// Paths (prefixes) where no anonymous session is minted (B2), e.g. `/health`.
     #[arg(long)]
     anonymous_exclude: Vec<String>,
+    /// Cookies without `Secure` (for browsers that refuse Secure cookies on
+    /// http://localhost, such as Safari). The anonymous cookie then cannot be `__Host-` and
+    /// can be planted by other pages of the host (SEC2-H2): development only.
+    #[arg(long)]
+    insecure_cookies: bool,
 }
 
 /// Carts by owner: `guest:<anonymousId>` or `user:<userId>`.
@@ -215,7 +220,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()
         .await?;
-    let mut builder = Config::builder(&origin, &origin).anonymous_sessions(args.anonymous);
+    // Secure cookies even on http://localhost (Chromium and Firefox accept them there): the
+    // anonymous cookie is `__Host-sAnonymousToken`, which no other page can plant (SEC2-H2).
+    let mut builder = Config::builder(&origin, &origin)
+        .anonymous_sessions(args.anonymous)
+        .secure(!args.insecure_cookies)
+        .allow_plantable_anonymous_cookie(args.insecure_cookies);
     for prefix in &args.anonymous_exclude {
         builder = builder.anonymous_exclude_path_prefix(prefix);
     }

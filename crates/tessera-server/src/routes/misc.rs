@@ -1,4 +1,4 @@
-//! `/hello`, `/apiversion` and the JWKS endpoints.
+//! `/hello`, `/apiversion` and the JWKS endpoints (access-token and anonymous keys).
 
 use super::Ctx;
 use crate::error::{json_ok, text, ApiError, JSON_TYPE};
@@ -38,6 +38,23 @@ pub(super) async fn jwks(ctx: &Ctx, with_status: bool) -> Result<Response, ApiEr
         headers.insert(header::CACHE_CONTROL, v);
     }
     Ok(r)
+}
+
+/// `GET /.well-known/anonymous-jwks.json` (Tessera extension, SEC2-L3): `{keys}` with the
+/// anonymous-token keys only (`kid` `a-…`, current first), kept out of the access-token JWKS so
+/// that a gateway checking signatures against that set is never handed an anonymous token.
+/// Public like the JWKS. The keys change only when the operator replaces them, so clients may
+/// cache for an hour and refetch on an unknown `kid`.
+pub(super) fn anonymous_jwks(ctx: &Ctx) -> Response {
+    let body = json!({ "keys": ctx.app.engine.anonymous_jwks().keys });
+    let mut r = (StatusCode::OK, body.to_string()).into_response();
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_TYPE));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600, must-revalidate"),
+    );
+    r
 }
 
 /// `GET /user/id?userId=`: this core keeps no user records, so every id is unknown. The SDKs

@@ -49,6 +49,7 @@ enum Api {
     Hello,
     Versions,
     Jwks,
+    AnonymousJwks,
     Session,
     Verify,
     Refresh,
@@ -72,6 +73,7 @@ impl Api {
             "/hello" => Api::Hello,
             "/apiversion" => Api::Versions,
             "/.well-known/jwks.json" => Api::Jwks,
+            "/.well-known/anonymous-jwks.json" => Api::AnonymousJwks,
             "/recipe/session" => Api::Session,
             "/recipe/session/verify" => Api::Verify,
             "/recipe/session/refresh" => Api::Refresh,
@@ -93,9 +95,12 @@ impl Api {
     fn methods(self) -> &'static [Method] {
         match self {
             Api::Root | Api::Hello => &[Method::GET, Method::POST, Method::PUT, Method::DELETE],
-            Api::Versions | Api::Jwks | Api::SessionUser | Api::JwtJwks | Api::UserById => {
-                &[Method::GET]
-            }
+            Api::Versions
+            | Api::Jwks
+            | Api::AnonymousJwks
+            | Api::SessionUser
+            | Api::JwtJwks
+            | Api::UserById => &[Method::GET],
             Api::Session => &[Method::GET, Method::POST],
             Api::Verify
             | Api::Refresh
@@ -111,11 +116,17 @@ impl Api {
 
     /// Needs the version in the supported set (when a header is sent).
     fn strict_cdi(self) -> bool {
-        !matches!(self, Api::Hello | Api::Versions | Api::Jwks)
+        !matches!(
+            self,
+            Api::Hello | Api::Versions | Api::Jwks | Api::AnonymousJwks
+        )
     }
 
     fn needs_api_key(self) -> bool {
-        !matches!(self, Api::Root | Api::Hello | Api::Jwks)
+        !matches!(
+            self,
+            Api::Root | Api::Hello | Api::Jwks | Api::AnonymousJwks
+        )
     }
 
     /// Public-tenant-only from CDI 5.0.
@@ -239,6 +250,7 @@ async fn handle(
         Api::Versions => Ok(misc::api_version(&ctx)),
         Api::Jwks => misc::jwks(&ctx, false).await,
         Api::JwtJwks => misc::jwks(&ctx, true).await,
+        Api::AnonymousJwks => Ok(misc::anonymous_jwks(&ctx)),
         Api::Session if ctx.method == Method::POST => session::create(&ctx).await,
         Api::Session => session::info(&ctx).await,
         Api::Verify => session::verify(&ctx).await,

@@ -2,11 +2,13 @@
 //! update session data.
 
 use super::Ctx;
-use crate::error::{json_ok, session_error, ApiError};
+use crate::error::{json_ok, session_error, session_error_with, ApiError};
 use axum::response::Response;
 use serde_json::{json, Value};
 use tessera::anonymous::{MintAnonymous, MintError};
-use tessera::{NewSession, RefreshOptions, SessionTokens, VerifyOptions};
+use tessera::{
+    NewSession, RefreshOptions, SessionError, SessionTokens, UnauthorisedReason, VerifyOptions,
+};
 
 fn tokens_body(t: &SessionTokens) -> Value {
     let mut body = json!({
@@ -110,6 +112,12 @@ pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
 }
 
 /// `POST /recipe/session/refresh`.
+///
+/// Tessera extension (SEC2-H2): an `UNAUTHORISED` (other than an anti-CSRF mismatch) or
+/// `TOKEN_THEFT_DETECTED` answer also carries `anonymousId` when the presented refresh token is
+/// genuine and was minted for a session with one. Only the holder of the refresh token can
+/// learn it this way, so an SDK may keep the visitor's anonymousId when the session ends,
+/// without being able to decrypt refresh tokens itself. SuperTokens SDKs ignore the field.
 pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
     let input = ctx.json()?;
     let refresh_token = input.string("refreshToken")?;
@@ -133,6 +141,17 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
             .await
         {
             Ok(t) => json_ok(&tokens_body(&t)),
+            Err(e @ (SessionError::Unauthorised(_) | SessionError::TokenTheft { .. }))
+                if !matches!(
+                    e,
+                    SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)
+                ) =>
+            {
+                match ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
+                    Some(id) => session_error_with(e, "anonymousId", Value::String(id)),
+                    None => session_error(e),
+                }
+            }
             Err(e) => session_error(e),
         },
     )

@@ -236,12 +236,20 @@ impl SessionEngine {
         self.inner.keys.load_full()
     }
 
-    /// The published key set: dynamic keys still verifying, newest first, then static keys,
-    /// then the anonymous-token keys (`kid` `a-…`, current first).
+    /// The published access-token key set: dynamic keys still verifying, newest first, then
+    /// static keys. Anonymous-token keys are not in it (SEC2-L3): a gateway that checks only
+    /// signatures against this set cannot be handed an anonymous token; they are in
+    /// [`Self::anonymous_jwks`].
     pub fn jwks(&self) -> Jwks {
-        let mut jwks = self.inner.keys.load().jwks(self.now());
-        jwks.keys.extend(self.inner.anonymous.jwks());
-        jwks
+        self.inner.keys.load().jwks(self.now())
+    }
+
+    /// The anonymous-token keys (`kid` `a-…`, current first), published on their own
+    /// (`/.well-known/anonymous-jwks.json` on `tessera serve`).
+    pub fn anonymous_jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.inner.anonymous.jwks(),
+        }
     }
 
     /// `Cache-Control: max-age` for the JWKS, in seconds: the time until the next key is due.

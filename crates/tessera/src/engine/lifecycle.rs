@@ -95,6 +95,7 @@ impl SessionEngine {
                 tenant_id: &new.tenant_id,
                 parent_hash1: None,
                 anti_csrf_token: anti_csrf.as_deref(),
+                anonymous_id: new.anonymous_id.as_deref(),
             },
         )?;
         let mut payload = self.with_issuer(new.access_token_payload);

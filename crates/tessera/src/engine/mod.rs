@@ -273,24 +273,24 @@ impl SessionEngine {
             .readable_anonymous_id(token, self.now())
     }
 
-    /// The `anonymousId` claim of an access token whose signature verifies with the keys held
-    /// (time not checked): where the visitor id comes from when a signed-in session ends in
-    /// "unauthorised" (A20, A21). `None` for anything not genuinely ours.
-    pub fn access_token_anonymous_id(&self, token: &str) -> Option<String> {
-        let policy = crate::token::verify::VerifyPolicy {
-            now_ms: self.now(),
-            max_lifetime_s: u64::MAX / 1000,
-            ignore_time: true,
-        };
-        let claims =
-            crate::token::verify::verify_access_token(token, &**self.inner.keys.load(), &policy)
-                .ok()?;
-        claims
-            .user_claims
-            .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
-            .and_then(|v| v.as_str())
+    /// The anonymousId carried in a genuine refresh token's encrypted payload: proof that the
+    /// caller holds that session's refresh token, so a session that ends (revoked, expired,
+    /// theft) may leave its visitor id behind (A20, SEC2-H2). Decrypts only; the session need
+    /// not exist. `None` for anything that is not our refresh token, or one without an id.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: tessera::SessionEngine) -> Result<(), tessera::SessionError> {
+    /// let mut new = tessera::NewSession::for_user("alice");
+    /// new.anonymous_id = Some("visitor-0123456789abcdefXYZ".into());
+    /// let created = engine.create_session(new).await?;
+    /// let id = engine.refresh_token_anonymous_id(&created.refresh_token.token);
+    /// assert_eq!(id.as_deref(), Some("visitor-0123456789abcdefXYZ"));
+    /// # Ok(()) }
+    /// ```
+    pub fn refresh_token_anonymous_id(&self, refresh_token: &str) -> Option<String> {
+        crate::token::refresh::decode_refresh_token(&self.inner.refresh_key, refresh_token)?
+            .anonymous_id
             .filter(|id| crate::token::anonymous::plausible_anonymous_id(id))
-            .map(str::to_owned)
     }
 
     /// Refuses an anonymous key whose material equals an access-token key (ANON-02).

@@ -81,6 +81,13 @@ impl SessionEngine {
                     tenant_id: &row.tenant_id,
                     parent_hash1: Some(&hash1),
                     anti_csrf_token: anti_csrf.as_deref(),
+                    // The id the session was created with, in every child (SEC2-H2); sessions
+                    // from before it was carried take it from the stored payload.
+                    anonymous_id: payload.anonymous_id.as_deref().or_else(|| {
+                        user_claims
+                            .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
+                            .and_then(serde_json::Value::as_str)
+                    }),
                 },
             )?;
             let update = match decision {

@@ -132,6 +132,15 @@ pub struct RefreshTokenPayload {
     /// Tenant id; omitted for `public`.
     #[serde(rename = "tenantId", default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// The visitor's anonymousId (a Tessera addition, absent otherwise). Only the holder of the
+    /// refresh token can have the core read it back, so it proves the caller may keep the id
+    /// when the session ends (SEC2-H2).
+    #[serde(
+        rename = "anonymousId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub anonymous_id: Option<String>,
 }
 
 impl RefreshTokenPayload {
@@ -173,6 +182,8 @@ pub struct RefreshTokenFields<'a> {
     pub parent_hash1: Option<&'a str>,
     /// Anti-CSRF token, if enabled.
     pub anti_csrf_token: Option<&'a str>,
+    /// The visitor's anonymousId, if the session has one.
+    pub anonymous_id: Option<&'a str>,
 }
 
 /// Mints a refresh token.
@@ -188,6 +199,7 @@ pub fn mint_refresh_token(
         nonce: nonce.clone(),
         anti_csrf_token: fields.anti_csrf_token.map(str::to_owned),
         tenant_id: (fields.tenant_id != crate::PUBLIC).then(|| fields.tenant_id.to_owned()),
+        anonymous_id: fields.anonymous_id.map(str::to_owned),
     };
     let plaintext = serde_json::to_vec(&payload)
         .map_err(|_| EngineError::Crypto("refresh-token serialisation failed"))?;
@@ -251,6 +263,7 @@ mod tests {
             tenant_id: "public",
             parent_hash1: None,
             anti_csrf_token: Some("csrf"),
+            anonymous_id: None,
         }
     }
 
@@ -268,6 +281,17 @@ mod tests {
         assert_eq!(p.anti_csrf_token.as_deref(), Some("csrf"));
         assert_eq!(p.tenant(), "public");
         assert!(p.tenant_id.is_none(), "public is omitted");
+        assert!(p.anonymous_id.is_none());
+        let with_id = RefreshTokenFields {
+            anonymous_id: Some("visitor-0123456789abcdefXYZ"),
+            ..fields()
+        };
+        let rt2 = mint_refresh_token(&key, with_id).unwrap();
+        let p2 = decode_refresh_token(&key, &rt2.token).unwrap();
+        assert_eq!(
+            p2.anonymous_id.as_deref(),
+            Some("visitor-0123456789abcdefXYZ")
+        );
         let lower = rt.token.replace(".V2", ".v2");
         assert!(
             decode_refresh_token(&key, &lower).is_some(),
