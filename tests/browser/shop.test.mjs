@@ -18,7 +18,9 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const SHOP_BIN = resolve(here, process.env.SHOP_BIN ?? "../../target/debug/shop");
 const SQLITE3 = process.env.SQLITE3_BIN || "sqlite3";
 const TEST_TIMEOUT = 60_000;
-const ANON_COOKIE = "sAnonymousToken";
+// The shop sets Secure cookies even on http://localhost (Chromium accepts them there), so the
+// anonymous cookie is host-only and `__Host-`: no other page can plant one (SEC2-H2).
+const ANON_COOKIE = "__Host-sAnonymousToken";
 const REFRESH_PATH = "/auth/session/refresh";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -107,7 +109,11 @@ async function login(page, userId) {
 }
 
 const byName = (cookies) => Object.fromEntries(cookies.map((c) => [c.name, c]));
-const jar = async (context, app) => byName(await cookiesOf(context, app.origin));
+// All of the shop host's cookies: Playwright's context.cookies(url) leaves Secure cookies out
+// for http URLs, but Chromium stores and sends them on http://localhost.
+const jar = async (context, app) => byName((await cookiesOf(context)).filter((c) => c.domain === new URL(app.origin).hostname));
+/** A cookie for the shop's host as the shop itself sets it (host-only, Secure, path /). */
+const shopCookie = (app, name, value) => ({ name, value, domain: new URL(app.origin).hostname, path: "/", secure: true, httpOnly: true, sameSite: "Lax" });
 const decodeJwt = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8"));
 // 128 bits or more of URL-safe text (22+ base64url characters).
 const ID_RE = /^[A-Za-z0-9_-]{22,}$/;
@@ -317,7 +323,7 @@ describe("forged, tampered and swapped tokens (cookie mode)", () => {
     /** A fresh browser whose jar holds `cookies` for the shop before its first request. */
     async function planted(cookies) {
         const context = await browser.newContext();
-        await context.addCookies(Object.entries(cookies).map(([name, value]) => ({ name, value, url: app.origin })));
+        await context.addCookies(Object.entries(cookies).map(([name, value]) => shopCookie(app, name, value)));
         return context;
     }
 
@@ -389,7 +395,7 @@ describe("forged, tampered and swapped tokens (cookie mode)", () => {
                 const page = await openShop(context, app);
                 const own = (await whoami(page)).anonymousId;
                 const ownAnt = (await jar(context, app))[ANON_COOKIE].value;
-                await context.addCookies([{ name: ANON_COOKIE, value: tamper(ownAnt, 2), url: app.origin }]);
+                await context.addCookies([shopCookie(app, ANON_COOKIE, tamper(ownAnt, 2))]);
                 const me = await assertReplacedGuest(context, page, [own]);
                 assert.notEqual((await jar(context, app))[ANON_COOKIE].value, tamper(ownAnt, 2));
                 // The new id sticks from then on.
@@ -450,7 +456,7 @@ describe("forged, tampered and swapped tokens (cookie mode)", () => {
             const user = "victim";
             assert.equal((await login(page, user)).anonymousId, own);
             // Plant the other guest's AnT beside the signed-in cookies.
-            await context.addCookies([{ name: ANON_COOKIE, value: genuineAnt, url: app.origin }]);
+            await context.addCookies([shopCookie(app, ANON_COOKIE, genuineAnt)]);
             assert.deepEqual(await whoami(page), { anonymousId: own, userId: user, isAnonymous: false });
             assert.equal((await cart(page)).owner, `user:${user}`);
             assert.equal((await shop(page, "account")).status, 200);
@@ -618,5 +624,38 @@ test("B2: an excluded path mints no anonymous session (no Set-Cookie), other pat
         assert.ok((await jar(context, app))[ANON_COOKIE], "the page's API calls must mint an AnT");
     } finally {
         await context.close();
+    }
+});
+
+test("SEC2-L4 CSRF-11: a cross-site form POST to /auth/signout leaves the guest's anonymous session alone", { timeout: TEST_TIMEOUT }, async () => {
+    const app = await startShop();
+    // The attacker's page: another site (127.0.0.1 is not localhost's site) whose form posts to
+    // the shop's sign-out. The Lax cookies stay home; before the fix, the answer minted a new
+    // anonymous token that the browser stored over the guest's (an identity reset).
+    const { createServer } = await import("node:http");
+    const target = `${app.origin}/auth/signout`;
+    const attacker = createServer((req, res) => {
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end(`<form id="f" method="POST" action="${target}"><input name="x" value="1"></form><script>document.getElementById("f").submit()</script>`);
+    });
+    await new Promise((r) => attacker.listen(0, "127.0.0.1", r));
+    const context = await browser.newContext();
+    try {
+        const page = await openShop(context, app);
+        const A = (await whoami(page)).anonymousId;
+        const before = (await jar(context, app))[ANON_COOKIE].value;
+        const evil = await context.newPage();
+        const answered = evil.waitForResponse((r) => r.url() === target);
+        await evil.goto(`http://127.0.0.1:${attacker.address().port}/`);
+        const response = await answered;
+        assert.equal(response.request().headers()["sec-fetch-site"] ?? "cross-site", "cross-site");
+        const setCookie = (await response.headersArray()).filter((h) => h.name.toLowerCase() === "set-cookie");
+        assert.deepEqual(setCookie, [], "the cross-site sign-out set cookies");
+        assert.equal((await jar(context, app))[ANON_COOKIE].value, before, "the guest's AnT was replaced");
+        assert.equal((await whoami(page)).anonymousId, A);
+        assert.deepEqual(page.errors, []);
+    } finally {
+        await context.close();
+        attacker.close();
     }
 });

@@ -17,6 +17,7 @@ import {
   sha256hex,
   rejectsWith,
   sleep,
+  coreApi,
 } from "./helper.mjs";
 
 const ISS = "http://localhost:3001/auth";
@@ -358,21 +359,23 @@ test("JWT recipe: createJWT signs with the static key listed by getJWKS", async 
   const jwks = await Session.getJWKS();
   assert.ok(jwks.keys.some((k) => k.kid === header.kid));
   assert.ok(jwks.keys.some((k) => k.kid.startsWith("d-")));
+  // Access-token (and JWT-recipe) keys only: Tessera's anonymous-token key is published apart,
+  // so a gateway checking signatures against this set is never handed an anonymous token
+  // (SEC2-L3).
   for (const k of jwks.keys) {
-    if (k.kid.startsWith("a-")) {
-      // Tessera's anonymous-token key (Ed25519): published beside the RSA keys; the SDK's
-      // verifySession keeps working with it in the set (every other test here runs so).
-      assert.deepEqual(Object.keys(k).sort(), ["alg", "crv", "kid", "kty", "use", "x"]);
-      assert.equal(k.alg, "EdDSA");
-      assert.equal(k.kty, "OKP");
-      assert.equal(k.crv, "Ed25519");
-      continue;
-    }
     assert.deepEqual(Object.keys(k).sort(), ["alg", "e", "kid", "kty", "n", "use"]);
     assert.equal(k.alg, "RS256");
     assert.equal(k.kty, "RSA");
     assert.equal(k.use, "sig");
+    assert.match(k.kid, /^[ds]-/);
   }
-  assert.equal(jwks.keys.filter((k) => k.kid.startsWith("a-")).length, 1);
+  const anonymous = await coreApi(core.url, appId, "GET", "/.well-known/anonymous-jwks.json");
+  assert.equal(anonymous.keys.length, 1);
+  const [a] = anonymous.keys;
+  assert.deepEqual(Object.keys(a).sort(), ["alg", "crv", "kid", "kty", "use", "x"]);
+  assert.match(a.kid, /^a-/);
+  assert.equal(a.alg, "EdDSA");
+  assert.equal(a.kty, "OKP");
+  assert.equal(a.crv, "Ed25519");
   assert.ok(jwks.validityInSeconds > 0);
 });
