@@ -279,6 +279,24 @@ async fn sec2_h2_a20_a21_the_refresh_token_proves_the_anonymous_id(mode: Mode) {
     }
 }
 
+/// The other proof: a refresh token that is not genuine, beside an access token that fully
+/// verifies (live session, in time): the visitor keeps the id.
+async fn sec2_h2_a_live_access_token_proves_the_id_when_the_refresh_token_does_not(mode: Mode) {
+    let app = app(mode, secure_local()).await;
+    let (ant, victim) = first_visit(&app, false).await;
+    let (_, at, _) = sign_in(&app, &ant, false).await;
+    let cookie = format!("sAccessToken={at}; sRefreshToken=junk");
+    let r = send(
+        &app,
+        Method::POST,
+        "/auth/session/refresh",
+        &[COOKIE_MODE, ("rid", "session"), ("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(handed_out_id(&r).as_deref(), Some(victim.as_str()));
+}
+
 // ---- SEC2-H2.2: a plantable anonymous cookie is refused at start-up ----
 
 #[test]
@@ -433,6 +451,7 @@ both_modes!(
     sec2_h2_stolen_expired_or_revoked_access_token_alone_gets_a_fresh_anonymous_id,
     sec2_h2_unauthorised_on_a_database_checked_route_needs_proof_too,
     sec2_h2_a20_a21_the_refresh_token_proves_the_anonymous_id,
+    sec2_h2_a_live_access_token_proves_the_id_when_the_refresh_token_does_not,
     sec2_l4_csrf11_a_cross_site_sign_out_mints_no_anonymous_token,
     sec2_l5_cook08_a_duplicated_anonymous_cookie_never_churns_the_identity,
 );
