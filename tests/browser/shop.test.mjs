@@ -628,7 +628,9 @@ test("B2: an excluded path mints no anonymous session (no Set-Cookie), other pat
 });
 
 test("SEC2-L4 CSRF-11: a cross-site form POST to /auth/signout leaves the guest's anonymous session alone", { timeout: TEST_TIMEOUT }, async () => {
-    const app = await startShop();
+    // Cookie transfer: new tokens go into cookies whatever the request says (with `any`, a
+    // form POST carries no st-auth-mode and would be answered in headers).
+    const app = await startShop({ args: ["--transfer", "cookie"] });
     // The attacker's page: another site (127.0.0.1 is not localhost's site) whose form posts to
     // the shop's sign-out. The Lax cookies stay home; before the fix, the answer minted a new
     // anonymous token that the browser stored over the guest's (an identity reset).

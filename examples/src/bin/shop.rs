@@ -33,7 +33,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use tessera_axum::{AnySession, Config, Session, SessionRejection, Sessions, SignIn, Tessera};
+use tessera_axum::{
+    AnySession, Config, Session, SessionRejection, Sessions, SignIn, Tessera, TokenTransfer,
+};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -66,6 +68,17 @@ struct Args {
     /// can be planted by other pages of the host (SEC2-H2): development only.
     #[arg(long)]
     insecure_cookies: bool,
+    /// How tokens travel: `any` (default: what the page's SDK asks for), `cookie` or `header`.
+    #[arg(long, value_enum, default_value_t = Transfer::Any)]
+    transfer: Transfer,
+}
+
+/// `--transfer`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Transfer {
+    Any,
+    Cookie,
+    Header,
 }
 
 /// Carts by owner: `guest:<anonymousId>` or `user:<userId>`.
@@ -225,7 +238,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Config::builder(&origin, &origin)
         .anonymous_sessions(args.anonymous)
         .secure(!args.insecure_cookies)
-        .allow_plantable_anonymous_cookie(args.insecure_cookies);
+        .allow_plantable_anonymous_cookie(args.insecure_cookies)
+        .token_transfer(match args.transfer {
+            Transfer::Any => TokenTransfer::Any,
+            Transfer::Cookie => TokenTransfer::Cookie,
+            Transfer::Header => TokenTransfer::Header,
+        });
     for prefix in &args.anonymous_exclude {
         builder = builder.anonymous_exclude_path_prefix(prefix);
     }
