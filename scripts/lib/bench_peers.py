@@ -468,8 +468,8 @@ class Figures:
 
 
 def run_wrk(url: str, script: Path, seconds: int, connections: int,
-            warmup: bool = False) -> Figures:
-    """One bounded wrk run; fails on any error, and on no answer at all unless warming up."""
+            allow_none: bool = False) -> Figures:
+    """One bounded wrk run; fails on any error, and on no answer at all unless allowed."""
     argv = ["taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
             "--timeout", f"{WRK_TIMEOUT_S}s", "-s", str(script), url]
     log = script.with_suffix(".out")
@@ -496,7 +496,7 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int,
         raise RuntimeError(f"wrk printed no result:\n{out}")
     f = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     errors = f["connect"] + f["read"] + f["write"] + f["timeout"] + f["status"] + f["bad"]
-    if errors or (f["requests"] == 0 and not warmup):
+    if errors or (f["requests"] == 0 and not allow_none):
         first = re.search(r"^FIRST_BAD (.*)$", out, re.M)
         raise RuntimeError(f"{url}: {errors} failed requests of {f['requests']} "
                            f"({m.group(1)}); first bad answer: {first.group(1) if first else '-'}")
@@ -543,12 +543,20 @@ def measure(ctx: Context, row: Row, args: argparse.Namespace, n: int) -> Sample:
         wrk_script(req, script)
         idle = rss_kib(pids)
         if args.warmup:
-            run_wrk(url, script, args.warmup, args.connections, warmup=True)
+            run_wrk(url, script, args.warmup, args.connections, allow_none=True)
             # Requests in flight when the warm-up's wrk stopped are still being served (a
             # backlog of scrypt sign-ins takes seconds): measure only once the server is idle.
             wait_idle(pids)
-        busy, ours = machine_busy_s(), process_cpu_s(pids)
-        fig = run_wrk(url, script, max(args.duration, row.min_seconds), args.connections)
+        # A run in which no answer came back (scrypt on a busy core) is repeated, longer, at
+        # most twice: a slow peer gets measured, a dead one still fails the run.
+        seconds = max(args.duration, row.min_seconds)
+        for attempt in range(3):
+            busy, ours = machine_busy_s(), process_cpu_s(pids)
+            fig = run_wrk(url, script, seconds, args.connections, allow_none=attempt < 2)
+            if fig.requests:
+                break
+            wait_idle(pids)
+            seconds *= 2
         busy, ours = machine_busy_s() - busy, process_cpu_s(pids) - ours + fig.cpu_s
         loaded = rss_kib(pids)
         others = max(0.0, busy - ours) / (fig.wall_s * (os.cpu_count() or 1)) * 100
@@ -649,7 +657,10 @@ def report(results: dict[str, list[Sample]], table: list[Row], meta: dict, chart
         "the shorter paths), the same extra header, one session cookie (exception noted).",
         "- SQLite everywhere with Tessera's own settings: WAL journal, `synchronous=NORMAL`.",
         "- RSS: resident memory of the server process(es) after the measured load (idle: after "
-        "start-up and sign-in, before any load).",
+        "start-up and sign-in, before any load). Others' CPU: the share of the machine's CPU "
+        "that processes outside the benchmark used during the row's measured runs (median); "
+        "figures from rows where it is high are the least trustworthy.",
+        "- Every sample of every round: `benchmarks.json` beside this file.",
         "",
         f"![requests per second, log scale]({chart})",
         "",
@@ -657,8 +668,9 @@ def report(results: dict[str, list[Sample]], table: list[Row], meta: dict, chart
     for group in ("verified", "create", "guest"):
         lines += [f"## {GROUP_TITLES[group]}", "",
                   "| peer | requests/s | × bare axum | p50 ms | × bare | p99 ms | × bare "
-                  "| RSS MiB | × bare | idle RSS MiB | req/s over rounds | request bytes |",
-                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+                  "| RSS MiB | × bare | idle RSS MiB | req/s over rounds | request bytes "
+                  "| others' CPU |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         notes = []
         for row in table:
             if row.group != group and not (row.key == "axum" and group != "verified"):
@@ -672,7 +684,8 @@ def report(results: dict[str, list[Sample]], table: list[Row], meta: dict, chart
             lines.append(
                 f"| {label} | {fmt_rps(rps)} | {fmt_ratio(rps / f_rps)} | {p50:.2f} | "
                 f"{fmt_ratio(p50 / f_p50)} | {p99:.2f} | {fmt_ratio(p99 / f_p99)} | {rss:.1f} | "
-                f"{fmt_ratio(rss / f_rss)} | {idle:.1f} | {spread} | {s[0].request_bytes} |")
+                f"{fmt_ratio(rss / f_rss)} | {idle:.1f} | {spread} | {s[0].request_bytes} | "
+                f"{median([x.others_pct for x in s]):.0f}% |")
             if row.note and row.group == group:
                 notes.append(f"- {row.label}: {row.note}.")
         lines += [""] + notes + [""]
@@ -751,7 +764,7 @@ def chart(results: dict[str, list[Sample]], table: list[Row], out: Path, work: P
             f.write(f'{x} {rps:.1f} {group} "{row.short}"\n')
     gp = work / "chart.gp"
     gp.write_text(f"""
-set terminal pngcairo size 1400,760 font "sans,10"
+set terminal pngcairo size 1400,680 font "sans,10"
 set output "{out}"
 set title "Requests per second (median, log scale). Blue: verified request; orange: session \\
 creation; green: guest first visit"
@@ -761,7 +774,7 @@ set grid ytics
 set style fill solid 0.85 border -1
 set boxwidth 0.75
 set xtics rotate by 35 right nomirror
-set bmargin 16
+set bmargin 12
 set lmargin 10
 set key off
 set ylabel "requests/s"
@@ -838,6 +851,8 @@ def main() -> int:
         chart(results, table, args.out / "benchmarks.png", work)
         text = report(results, table, meta, "benchmarks.png")
         (args.out / "benchmarks.md").write_text(text)
+        raw = {"meta": meta, "samples": {k: [vars(x) for x in v] for k, v in results.items()}}
+        (args.out / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
         found = parse_report((args.out / "benchmarks.md").read_text(), table)
         if not args.smoke:
             print("\n" + text)
