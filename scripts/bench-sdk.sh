@@ -57,13 +57,13 @@ for _ in $(seq 1 "$ROUNDS"); do
   bare+=("$(axum --mode bare)")
 done
 
-peer_line="peer: skipped (run npm ci in tests/compat/node)"
-if [ -d tests/compat/node/node_modules/supertokens-node ]; then
+peer_line="peer: skipped (run npm ci in bench/peers/node, or scripts/bench-peers.sh once)"
+if [ -d bench/peers/node/node_modules/supertokens-node ]; then
   dir=$(mktemp -d)
   taskset -c 0 "$TARGET"/release/tessera serve --port 3599 --sqlite-path "$dir/core.db" >/dev/null 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:3599/hello"
-  (cd tests/compat/node && PORT=8095 CORE_URL=http://127.0.0.1:3599 exec taskset -c 0 node bench-express.mjs >/dev/null) &
+  (cd bench/peers/node && PORT=8095 CORE_URL=http://127.0.0.1:3599 exec taskset -c 0 node express-supertokens.mjs >/dev/null) &
   pids+=($!)
   wait_up "http://127.0.0.1:8095/hello"
   cookie=$(login_cookie "http://127.0.0.1:8095/login")

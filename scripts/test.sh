@@ -72,5 +72,8 @@ log "headless Chromium with the stock supertokens-website against tessera-axum"
 cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-app --bin website-test-app --bin shop
 (cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" SHOP_BIN="$PWD/../../target/debug/shop" npm test)
 
+log "peer benchmarks, smoke mode: every peer answers without errors, the report parses (figures: scripts/bench-peers.sh)"
+SMOKE=1 scripts/bench-peers.sh
+
 log "benchmarks, one iteration each (figures: scripts/bench-*.sh)"
 cargo test --workspace --benches

@@ -8,6 +8,10 @@
 //! `--mode anonymous` serves the same handler with an [`AnySession`] behind the layer with
 //! anonymous sessions on: a request with an anonymous-token cookie is verified, one without
 //! gets a new anonymous session minted. Used by `scripts/bench-anonymous.sh`.
+//!
+//! `scripts/bench-peers.sh` runs it as the bare-axum floor and the tessera-axum peer, with
+//! `--port 0` (any free port: the line `listening on http://127.0.0.1:<port>` names it) and
+//! `--db` (the SQLite file, which the script removes afterwards).
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -25,9 +29,12 @@ enum Mode {
 /// Flags.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Port on 127.0.0.1.
+    /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8090)]
     port: u16,
+    /// SQLite database file (default: one in a temporary directory that is left behind).
+    #[arg(long)]
+    db: Option<std::path::PathBuf>,
     /// What to serve.
     #[arg(long, value_enum, default_value_t = Mode::Session)]
     mode: Mode,
@@ -58,12 +65,21 @@ async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let port = listener.local_addr()?.port();
     let app = match args.mode {
         Mode::Bare => Router::new().route("/hello", get(hello)),
         Mode::Session | Mode::Anonymous => {
-            let dir = tempfile::tempdir()?;
-            let store = Arc::new(tessera::SqliteStore::open(dir.path().join("bench.db")).await?);
-            std::mem::forget(dir); // lives as long as the process
+            let path = match args.db {
+                Some(path) => path,
+                None => {
+                    let dir = tempfile::tempdir()?;
+                    let path = dir.path().join("bench.db");
+                    std::mem::forget(dir); // lives as long as the process
+                    path
+                }
+            };
+            let store = Arc::new(tessera::SqliteStore::open(path).await?);
             let engine = tessera::SessionEngine::builder(store)
                 .config(tessera::SessionConfig {
                     verified_token_cache: if args.no_cache { 0 } else { 10_000 },
@@ -71,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .build()
                 .await?;
-            let origin = format!("http://localhost:{}", args.port);
+            let origin = format!("http://localhost:{port}");
             let anonymous = matches!(args.mode, Mode::Anonymous);
             let config = Config::builder(&origin, &origin)
                 .anonymous_sessions(anonymous)
@@ -86,8 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             router.route("/login", post(login)).layer(tessera.layer())
         }
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    println!("listening on http://127.0.0.1:{}", args.port);
+    println!("listening on http://127.0.0.1:{port}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,7 +1,11 @@
-// The peer figure for scripts/bench-sdk.sh: an express app with supertokens-node 24's
-// verifySession in front of `tessera serve` (CORE_URL). Routes: GET /hello (bare express),
-// GET /session (the same handler behind verifySession), POST /login (creates a session in
-// cookie mode). Prints "listening on http://127.0.0.1:<port>" when ready.
+// The supertokens-node peer (scripts/bench-peers.sh, scripts/bench-sdk.sh): an express app with
+// supertokens-node 24's verifySession in front of `tessera serve` (CORE_URL), as the
+// SuperTokens documentation sets it up. Routes:
+//   GET  /hello    bare express (the node baseline)
+//   GET  /session  the same handler behind verifySession (access token checked locally against
+//                  the core's JWKS, no core call per request)
+//   POST /login    creates a session through the core (cookie transfer)
+// PORT=0 picks a free port; prints "listening on http://127.0.0.1:<port>" when ready.
 
 import express from "express";
 import supertokens from "supertokens-node";
@@ -16,8 +20,8 @@ supertokens.init({
   supertokens: { connectionURI: core },
   appInfo: {
     appName: "bench",
-    apiDomain: `http://localhost:${port}`,
-    websiteDomain: `http://localhost:${port}`,
+    apiDomain: "http://localhost",
+    websiteDomain: "http://localhost",
   },
   recipeList: [Session.init({ antiCsrf: "NONE", getTokenTransferMethod: () => "cookie" })],
 });
@@ -31,4 +35,7 @@ app.post("/login", async (req, res) => {
   res.send("ok");
 });
 app.use(errorHandler());
-app.listen(port, "127.0.0.1", () => console.log(`listening on http://127.0.0.1:${port}`));
+const server = app.listen(port, "127.0.0.1", () =>
+  console.log(`listening on http://127.0.0.1:${server.address().port}`),
+);
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));
