@@ -24,7 +24,7 @@ start_app() { # mode
   wait_up "http://127.0.0.1:$PORT/hello"
 }
 
-mint_cookie() { # from the running anonymous app → "sAnonymousToken=…"
+mint_cookie() { # from the running anonymous app → "__Host-sAnonymousToken=…"
   curl -s -D - -o /dev/null -H 'st-auth-mode: cookie' "http://127.0.0.1:$PORT/hello" \
     | awk -F'[;:] *' 'tolower($1)=="set-cookie" && $2 ~ /AnonymousToken=/ {print $2}'
 }
@@ -47,7 +47,7 @@ measure() { # mode guest|first|bare-cookie|bare → req/s
         && { echo "a returning guest got a new token" >&2; exit 1; }
       rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H "Cookie: $cookie" -H 'st-auth-mode: cookie') ;;
     first)
-      curl -s -D - -o /dev/null -H 'st-auth-mode: cookie' "http://127.0.0.1:$PORT/hello" | grep -qi '^set-cookie: sAnonymousToken=' \
+      curl -s -D - -o /dev/null -H 'st-auth-mode: cookie' "http://127.0.0.1:$PORT/hello" | grep -qi '^set-cookie: __Host-sAnonymousToken=' \
         || { echo "a first visit did not mint" >&2; exit 1; }
       rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H 'st-auth-mode: cookie') ;;
     bare-cookie) rps=$(run_wrk "http://127.0.0.1:$PORT/hello" -H "Cookie: $BARE_COOKIE" -H 'st-auth-mode: cookie') ;;

@@ -377,7 +377,7 @@ def rows() -> list[Row]:
         # Guest visitor: a first visit, an anonymous session minted.
         Row("tessera-guest", g, "Tessera: first visit, anonymous token minted (no database)",
             "Tessera guest mint", start_bench_app("--mode", "anonymous"),
-            Shape("GET", "/hello", "hello", answers_cookie="sAnonymousToken"),
+            Shape("GET", "/hello", "hello", answers_cookie="__Host-sAnonymousToken"),
             "Ed25519-signed anonymous token in a cookie; nothing stored"),
         Row("better-auth-guest", g, "Better Auth 1.7 anonymous plugin sign-in, SQLite",
             "Better Auth anonymous", start_better_auth(),
