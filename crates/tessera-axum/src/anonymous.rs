@@ -35,7 +35,7 @@ use crate::changes::{ChangeSink, ResponseChanges};
 use crate::config::{AntiCsrfMode, Config, TokenTransfer};
 use crate::error::{RejectionKind, SessionRejection};
 use crate::session::{RequestContext, Session};
-use crate::transfer::{self, names, CookieRef, TokenLocation};
+use crate::transfer::{self, names, CookieRef, SeenCookies, SharedCookie, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
 use crate::Tessera;
 use axum::extract::FromRequestParts;
@@ -179,12 +179,20 @@ impl<S: Send + Sync> FromRequestParts<S> for AnySession {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = crate::session::context(parts)?;
         let tessera = &ctx.tessera;
-        if has_access_token(tessera.config(), &parts.headers) {
+        let has_access_token = match &ctx.cookies {
+            SeenCookies::Read { access, .. } => {
+                !matches!(access, SharedCookie::Absent)
+                    || has_bearer_access_token(tessera.config(), &parts.headers)
+            }
+            SeenCookies::NotRead => has_access_token(tessera.config(), &parts.headers),
+        };
+        if has_access_token {
             let found = get_session(
                 tessera,
                 &ctx.sink,
                 &parts.method,
                 &parts.headers,
+                &ctx.cookies,
                 false,
                 VerifyRequest::default(),
             )
@@ -419,24 +427,53 @@ fn mint_request(
     }
 }
 
-/// Decides, without I/O, what the layer does for a request to `path` (A7).
-pub(crate) fn plan(tessera: &Tessera, method: &Method, path: &str, headers: &HeaderMap) -> Plan {
+/// Decides, without I/O, what the layer does for a request to `path` (A7), and hands the
+/// session cookies it read to the extractors (one parse of the `Cookie` headers per request).
+pub(crate) fn plan(
+    tessera: &Tessera,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> (Plan, SeenCookies) {
     let config = tessera.config();
     if has_bearer_access_token(config, headers) {
-        return Plan::Nothing;
+        return (Plan::Nothing, SeenCookies::NotRead);
     }
-    // One pass over the cookies for both the access-token and the anonymous cookie.
-    let [access, anonymous] = if config.transfer != TokenTransfer::Header {
-        transfer::find_cookies(
-            headers,
-            [names::ACCESS_COOKIE, config.anonymous_cookie_name()],
-        )
-    } else {
-        [CookieRef::Absent, CookieRef::Absent]
+    if config.transfer == TokenTransfer::Header {
+        let plan = plan_anonymous(tessera, method, path, headers, CookieRef::Absent);
+        return (plan, SeenCookies::NotRead);
+    }
+    // One pass over the cookies for the access-token, legacy and anonymous cookies.
+    let [access, legacy, anonymous] = transfer::find_cookies(
+        headers,
+        [
+            names::ACCESS_COOKIE,
+            names::LEGACY_ID_REFRESH_COOKIE,
+            config.anonymous_cookie_name(),
+        ],
+    );
+    let seen = SeenCookies::Read {
+        access: SharedCookie::keep(&access),
+        legacy: transfer::is_legacy_present(&legacy),
     };
     if !matches!(access, CookieRef::Absent) {
-        return Plan::Nothing;
+        return (Plan::Nothing, seen);
     }
+    (
+        plan_anonymous(tessera, method, path, headers, anonymous),
+        seen,
+    )
+}
+
+/// [`plan`] for a request with no access token, given its anonymous cookie.
+fn plan_anonymous(
+    tessera: &Tessera,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    anonymous: CookieRef<'_>,
+) -> Plan {
+    let config = tessera.config();
     if !config.anonymous_sessions() {
         return match anonymous_token_from(tessera, headers, anonymous) {
             FoundAnonymous::Token(_, location) => Plan::Clear(location),
@@ -577,7 +614,7 @@ pub(crate) async fn run_later(
         Plan::Mint {
             unknown_key: true, ..
         } if tessera.core().refresh_anonymous_keys().await => {
-            match self::plan(tessera, method, path, headers) {
+            match self::plan(tessera, method, path, headers).0 {
                 Plan::Mint {
                     request, location, ..
                 } => Plan::Mint {

@@ -87,13 +87,15 @@ where
             let mut inner = std::mem::replace(&mut self.inner, clone);
             // The anonymous middleware (A7): decided without I/O; only a remote mint (or a
             // key refetch) takes the async path.
-            let plan = anonymous::plan(tessera, request.method(), path, request.headers());
+            let (plan, cookies) =
+                anonymous::plan(tessera, request.method(), path, request.headers());
             match anonymous::run_now(tessera, &sink, plan) {
                 Ok(state) => {
                     request.extensions_mut().insert(RequestContext {
                         tessera: tessera.clone(),
                         sink: sink.clone(),
                         anonymous: state,
+                        cookies,
                     });
                     Kind::Inner {
                         future: inner.call(request),
@@ -116,6 +118,7 @@ where
                                 tessera,
                                 sink: route_sink,
                                 anonymous: state,
+                                cookies,
                             });
                             match inner.call(request).await {
                                 Ok(response) => response,

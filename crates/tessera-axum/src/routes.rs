@@ -4,7 +4,7 @@ use crate::anonymous::{self, FoundAnonymous};
 use crate::changes::ChangeSink;
 use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::error::{json_response, RejectionKind, SessionRejection};
-use crate::transfer::{self, names, CookieRef, CookieValue, TokenLocation};
+use crate::transfer::{self, names, CookieRef, CookieValue, SeenCookies, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
 use crate::Tessera;
 use axum::response::{IntoResponse, Response};
@@ -292,7 +292,17 @@ pub(crate) async fn signout(
         }
         return ok();
     }
-    let session = match get_session(tessera, sink, method, headers, true, request).await {
+    let session = match get_session(
+        tessera,
+        sink,
+        method,
+        headers,
+        &SeenCookies::NotRead,
+        true,
+        request,
+    )
+    .await
+    {
         Ok(Some(session)) => session,
         Ok(None) => {
             return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()

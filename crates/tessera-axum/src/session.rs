@@ -5,7 +5,7 @@ use crate::anonymous::{self, AnonymousSession, AnonymousState};
 use crate::changes::ChangeSink;
 use crate::config::AntiCsrfMode;
 use crate::error::{RejectionKind, SessionRejection};
-use crate::transfer::{self, names, CookieValue, TokenLocation};
+use crate::transfer::{self, names, CookieValue, SeenCookies, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
 use crate::Tessera;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -24,6 +24,8 @@ pub(crate) struct RequestContext {
     pub(crate) sink: ChangeSink,
     /// The request's anonymous session, as the layer found or minted it.
     pub(crate) anonymous: AnonymousState,
+    /// The session cookies the layer read (one parse per request).
+    pub(crate) cookies: SeenCookies,
 }
 
 pub(crate) fn context(parts: &Parts) -> Result<RequestContext, SessionRejection> {
@@ -47,7 +49,7 @@ struct State {
     sink: ChangeSink,
     location: TokenLocation,
     identity: Identity,
-    access_token: Mutex<String>,
+    access_token: Mutex<Arc<str>>,
 }
 
 /// Who the session is: the verified claims as the core's cache shares them (the hot path,
@@ -159,7 +161,7 @@ impl Session {
         sink: ChangeSink,
         location: TokenLocation,
         identity: Identity,
-        access_token: String,
+        access_token: Arc<str>,
     ) -> Self {
         Self(Arc::new(State {
             tessera,
@@ -212,7 +214,7 @@ impl Session {
             .access_token
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .to_string()
     }
 
     /// The whole access-token payload, protected claims included.
@@ -265,7 +267,7 @@ impl Session {
             });
             *st.access_token
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = token.token;
+                .unwrap_or_else(PoisonError::into_inner) = token.token.into();
         }
         Ok(())
     }
@@ -321,6 +323,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             &ctx.sink,
             &parts.method,
             &parts.headers,
+            &ctx.cookies,
             true,
             VerifyRequest::default(),
         )
@@ -342,6 +345,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
             &ctx.sink,
             &parts.method,
             &parts.headers,
+            &ctx.cookies,
             false,
             VerifyRequest::default(),
         )
@@ -493,7 +497,7 @@ impl Sessions {
             self.ctx.sink.clone(),
             location,
             Identity::from(created.session),
-            created.access_token.token,
+            created.access_token.token.into(),
         ))
     }
 }

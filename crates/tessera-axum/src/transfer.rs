@@ -103,41 +103,104 @@ pub(crate) fn find_cookies<'a, const N: usize>(
     names: [&str; N],
 ) -> [CookieRef<'a>; N] {
     let mut found = std::array::from_fn(|_| CookieRef::Absent);
-    let pairs = headers
+    for line in headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|line| line.split(';'));
-    for pair in pairs {
-        let Some((n, value)) = pair.split_once('=') else {
-            continue;
-        };
-        let n = n.trim();
-        let decoded;
-        let n = if n.contains('%') {
-            decoded = percent_decode(n);
-            decoded.as_str()
-        } else {
-            n
-        };
-        for (slot, name) in found.iter_mut().zip(names) {
-            if n != name {
+    {
+        for pair in cookie_pairs(line) {
+            let Some(eq) = memchr::memchr(b'=', pair.as_bytes()) else {
                 continue;
-            }
-            *slot = match slot {
-                CookieRef::Absent => {
-                    let value = value.trim().trim_matches('"');
-                    CookieRef::One(if value.contains('%') {
-                        Cow::Owned(percent_decode(value))
-                    } else {
-                        Cow::Borrowed(value)
-                    })
-                }
-                _ => CookieRef::Duplicate,
             };
+            // `=` is ASCII, so both sides are on character boundaries.
+            let (n, value) = (pair[..eq].trim(), &pair[eq + 1..]);
+            let decoded;
+            let n = if memchr::memchr(b'%', n.as_bytes()).is_some() {
+                decoded = percent_decode(n);
+                decoded.as_str()
+            } else {
+                n
+            };
+            for (slot, name) in found.iter_mut().zip(names) {
+                if n != name {
+                    continue;
+                }
+                *slot = match slot {
+                    CookieRef::Absent => {
+                        let value = value.trim().trim_matches('"');
+                        CookieRef::One(if memchr::memchr(b'%', value.as_bytes()).is_some() {
+                            Cow::Owned(percent_decode(value))
+                        } else {
+                            Cow::Borrowed(value)
+                        })
+                    }
+                    _ => CookieRef::Duplicate,
+                };
+            }
         }
     }
     found
+}
+
+/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`, with a SIMD search).
+fn cookie_pairs(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b';', current.as_bytes()) {
+            // `;` is ASCII, so both sides are on character boundaries.
+            Some(i) => {
+                rest = Some(&current[i + 1..]);
+                Some(&current[..i])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// The session cookies of a request as the layer read them, in its one pass over the `Cookie`
+/// headers, handed to the extractors so they do not parse the headers again. The layer is the
+/// session boundary: extractors see the cookies as the request reached it.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum SeenCookies {
+    /// The layer did not read the cookies (a bearer access token decided the request, header
+    /// transfer, or no layer pass): the extractor reads them itself.
+    #[default]
+    NotRead,
+    /// What the layer found.
+    Read {
+        /// The access-token cookie.
+        access: SharedCookie,
+        /// A non-empty legacy `sIdRefreshToken` cookie is present (exactly one copy).
+        legacy: bool,
+    },
+}
+
+/// A cookie value the layer keeps for the extractors.
+#[derive(Debug, Clone)]
+pub(crate) enum SharedCookie {
+    Absent,
+    One(Arc<str>),
+    Duplicate,
+}
+
+impl SharedCookie {
+    /// Keeps `found` beyond the request headers' borrow.
+    pub(crate) fn keep(found: &CookieRef<'_>) -> Self {
+        match found {
+            CookieRef::Absent => Self::Absent,
+            CookieRef::One(value) => Self::One(Arc::from(value.as_ref())),
+            CookieRef::Duplicate => Self::Duplicate,
+        }
+    }
+}
+
+/// True for exactly one non-empty copy of the legacy `sIdRefreshToken` cookie.
+pub(crate) fn is_legacy_present(legacy: &CookieRef<'_>) -> bool {
+    matches!(legacy, CookieRef::One(v) if !v.is_empty())
 }
 
 /// The token of `Authorization: Bearer <token>` (exact, case-sensitive prefix, trimmed). Several
@@ -189,14 +252,15 @@ pub(crate) fn with_access_token_kid<R>(token: &str, f: impl FnOnce(&str) -> R) -
 
 /// The header segment of `token` when it has three segments and the last two are not empty.
 fn access_token_header(token: &str) -> Option<&str> {
-    // Counting the dots is one vectorised pass; then only the short header is searched.
-    if token.bytes().filter(|&b| b == b'.').count() != 2 {
-        return None;
-    }
-    let (h, rest) = token.split_once('.')?;
-    // Exactly two dots: the payload is empty iff the rest starts with the second one, the
-    // signature is empty iff the token ends with it.
-    (!rest.starts_with('.') && !token.ends_with('.')).then_some(h)
+    // Three searches for `.` that together read the token once (each a vectorised `memchr`):
+    // the header ends at the first dot, the payload at the second, and the signature must hold
+    // no third.
+    let dot = |s: &str| memchr::memchr(b'.', s.as_bytes());
+    let first = dot(token)?;
+    let (header, rest) = (&token[..first], &token[first + 1..]);
+    let second = dot(rest)?;
+    let (payload, signature) = (&rest[..second], &rest[second + 1..]);
+    (!payload.is_empty() && !signature.is_empty() && dot(signature).is_none()).then_some(header)
 }
 
 /// Remembers the last access-token header seen and whether its `kid` names a dynamic key:

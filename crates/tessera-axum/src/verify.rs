@@ -8,10 +8,10 @@ use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::core::Verified;
 use crate::error::{RejectionKind, SessionRejection};
 use crate::session::{Identity, Session};
-use crate::transfer::{self, names, CookieRef, TokenLocation};
+use crate::transfer::{self, names, SeenCookies, SharedCookie, TokenLocation};
 use crate::Tessera;
 use http::{HeaderMap, Method};
-use std::borrow::Cow;
+use std::sync::Arc;
 use tessera::{SessionError, VerifyOptions};
 
 /// Per-call choices.
@@ -25,19 +25,43 @@ pub struct VerifyRequest {
     pub skip_claims: bool,
 }
 
-/// An access token found in a request, borrowed from its headers when possible.
+/// An access token found in a request: borrowed from the `Authorization` header, or the
+/// cookie value the layer kept.
 pub(crate) struct FoundToken<'a> {
-    pub(crate) token: Cow<'a, str>,
+    pub(crate) token: TokenText<'a>,
     /// The `kid` names a dynamic key (`d-…`).
     pub(crate) dynamic_key: bool,
     pub(crate) location: TokenLocation,
+}
+
+/// The text of a found access token, shared without a copy where it can be.
+pub(crate) enum TokenText<'a> {
+    Borrowed(&'a str),
+    Shared(Arc<str>),
+}
+
+impl TokenText<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Borrowed(s) => s,
+            Self::Shared(s) => s,
+        }
+    }
+
+    /// The token for the [`Session`] (a copy only when borrowed).
+    fn into_shared(self) -> Arc<str> {
+        match self {
+            Self::Borrowed(s) => Arc::from(s),
+            Self::Shared(s) => s,
+        }
+    }
 }
 
 /// The access token of a request: `Authorization: Bearer` first, then the cookie.
 pub(crate) fn find_access_token<'a>(
     tessera: &Tessera,
     headers: &'a HeaderMap,
-    access_cookie: CookieRef<'a>,
+    access_cookie: SharedCookie,
 ) -> Result<Option<FoundToken<'a>>, RejectionKind> {
     let transfer = tessera.config().transfer;
     let dynamic = |token: &str| tessera.kid_memo().dynamic_key(token);
@@ -46,7 +70,7 @@ pub(crate) fn find_access_token<'a>(
         if let Some(token) = transfer::bearer_ref(headers).filter(|t| !is_anonymous_token(t)) {
             if let Some(dynamic_key) = dynamic(token) {
                 return Ok(Some(FoundToken {
-                    token: Cow::Borrowed(token),
+                    token: TokenText::Borrowed(token),
                     dynamic_key,
                     location: TokenLocation::Header,
                 }));
@@ -55,20 +79,38 @@ pub(crate) fn find_access_token<'a>(
     }
     if transfer != TokenTransfer::Header {
         match access_cookie {
-            CookieRef::One(token) => {
+            SharedCookie::One(token) => {
                 if let Some(dynamic_key) = dynamic(&token) {
                     return Ok(Some(FoundToken {
-                        token,
+                        token: TokenText::Shared(token),
                         dynamic_key,
                         location: TokenLocation::Cookie,
                     }));
                 }
             }
-            CookieRef::Duplicate => return Err(RejectionKind::TryRefreshToken),
-            CookieRef::Absent => {}
+            SharedCookie::Duplicate => return Err(RejectionKind::TryRefreshToken),
+            SharedCookie::Absent => {}
         }
     }
     Ok(None)
+}
+
+/// The access-token cookie and whether a legacy cookie is present: as the layer read them, or
+/// read here when it did not.
+fn session_cookies(headers: &HeaderMap, cookies: &SeenCookies) -> (SharedCookie, bool) {
+    match cookies {
+        SeenCookies::Read { access, legacy } => (access.clone(), *legacy),
+        SeenCookies::NotRead => {
+            let [legacy, access] = transfer::find_cookies(
+                headers,
+                [names::LEGACY_ID_REFRESH_COOKIE, names::ACCESS_COOKIE],
+            );
+            (
+                SharedCookie::keep(&access),
+                transfer::is_legacy_present(&legacy),
+            )
+        }
+    }
 }
 
 /// Verifies the session of a request. `Ok(None)` only when `required` is false and there is no
@@ -78,6 +120,7 @@ pub(crate) async fn get_session(
     sink: &ChangeSink,
     method: &Method,
     headers: &HeaderMap,
+    cookies: &SeenCookies,
     required: bool,
     request: VerifyRequest,
 ) -> Result<Option<Session>, SessionRejection> {
@@ -90,11 +133,8 @@ pub(crate) async fn get_session(
         };
     }
     let config = tessera.config();
-    let [legacy, access_cookie] = transfer::find_cookies(
-        headers,
-        [names::LEGACY_ID_REFRESH_COOKIE, names::ACCESS_COOKIE],
-    );
-    if matches!(legacy, CookieRef::One(ref v) if !v.is_empty()) {
+    let (access_cookie, legacy) = session_cookies(headers, cookies);
+    if legacy {
         return reject(RejectionKind::TryRefreshToken);
     }
     let FoundToken {
@@ -128,11 +168,14 @@ pub(crate) async fn get_session(
         anti_csrf_check: via_token,
         anti_csrf_token: anti_csrf_header,
     };
-    let outcome = match tessera.core().verify_session_shared(&token, options) {
+    let outcome = match tessera
+        .core()
+        .verify_session_shared(token.as_str(), options)
+    {
         Some(outcome) => outcome,
         None => tessera
             .core()
-            .verify_session(&token, options)
+            .verify_session(token.as_str(), options)
             .await
             .map(Verified::Owned),
     };
@@ -144,7 +187,7 @@ pub(crate) async fn get_session(
                 sink.clone(),
                 location,
                 Identity::Claims(claims),
-                token.into_owned(),
+                token.into_shared(),
             );
             return check_claims(tessera, session, request);
         }
@@ -180,9 +223,9 @@ pub(crate) async fn get_session(
                     new_token,
                 )
             });
-            new_token.token.clone()
+            Arc::from(new_token.token.as_str())
         }
-        None => token.into_owned(),
+        None => token.into_shared(),
     };
     let session = Session::new(
         tessera.clone(),
