@@ -85,6 +85,7 @@ pub fn claim_sets() -> Vec<AccessTokenClaims> {
         anti_csrf_token: None,
         tenant_id: "public".into(),
         rsub: "user-1".into(),
+        auth_time: None,
         user_claims: Default::default(),
     };
     let mut with_csrf = base.clone();

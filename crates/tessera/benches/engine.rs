@@ -33,6 +33,7 @@ fn claims(now_s: u64) -> AccessTokenClaims {
         anti_csrf_token: None,
         tenant_id: "public".into(),
         rsub: "5a1f1c9e-7d2b-4a39-9d0e-0d9b1d0b7c11".into(),
+        auth_time: None,
         user_claims: user,
     }
 }

@@ -121,6 +121,10 @@ pub enum InputError {
         "The access token payload is too large: the token would be {0} bytes, the limit is {1}"
     )]
     PayloadTooLarge(usize, usize),
+    /// A sign-in would exceed the configured number of sessions per user and the app chose
+    /// to refuse it (see [`crate::OverCap`]).
+    #[error("The user already has the maximum number of sessions ({0})")]
+    SessionLimitReached(u32),
     /// A value is outside what the engine accepts; the text names it.
     #[error("{0}")]
     Invalid(String),

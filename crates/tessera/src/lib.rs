@@ -39,6 +39,9 @@ pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SessionConfig;
+pub use engine::devices::{
+    device_label, signed_in_within, Device, DeviceConfig, DeviceInfo, DevicePage, OverCap,
+};
 pub use engine::{CleanupReport, EngineBuilder, SessionEngine};
 pub use error::{
     EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,

@@ -98,6 +98,7 @@ fn claims_for(sub: &str, exp: u64, iat: u64) -> AccessTokenClaims {
         anti_csrf_token: Some("7e0c2d5b-1f3a-4b6c-9d8e-0a1b2c3d4e5f".into()),
         tenant_id: "public".into(),
         rsub: sub.into(),
+        auth_time: None,
         user_claims,
     }
 }

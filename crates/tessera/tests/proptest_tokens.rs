@@ -102,7 +102,7 @@ prop_compose! {
     ) -> AccessTokenClaims {
         AccessTokenClaims {
             sub, exp: iat + life, iat, session_handle, refresh_token_hash1: rth1,
-            parent_refresh_token_hash1: prth1, anti_csrf_token: csrf, tenant_id, rsub, user_claims,
+            parent_refresh_token_hash1: prth1, anti_csrf_token: csrf, tenant_id, rsub, auth_time: None, user_claims,
         }
     }
 }
@@ -223,6 +223,7 @@ fn genuine_access_tokens() -> &'static [String] {
             anti_csrf_token: None,
             tenant_id: "public".into(),
             rsub: "user-1".into(),
+            auth_time: None,
             user_claims: Map::new(),
         };
         let plain = encode_access_token(&c, key()).unwrap();

@@ -1,12 +1,13 @@
 //! Creating sessions, minting access tokens, and the background clean-up.
 
+use super::devices::{checked_device, DeviceInfo};
 use super::SessionEngine;
 use crate::error::{EngineError, InputError, SessionError};
 use crate::keys::rsa_key::KeyKind;
 use crate::random;
 use crate::session::{NewSession, SessionSummary, SessionTokens, TokenInfo, PUBLIC};
 use crate::store::SessionRow;
-use crate::token::access::{contains_protected_claim, AccessTokenClaims};
+use crate::token::access::{contains_protected_claim, strip_sign_in_time, AccessTokenClaims};
 use crate::token::anonymous::{plausible_anonymous_id, ANONYMOUS_ID_CLAIM};
 use crate::token::mint::encode_access_token;
 use crate::token::refresh::{mint_refresh_token, RefreshTokenFields};
@@ -63,6 +64,35 @@ impl SessionEngine {
     /// Creates a session: one row, an access token, a refresh token and, if asked, an
     /// anti-CSRF token. A payload naming a protected claim is refused before any write.
     pub async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
+        self.create_session_on_device(new, DeviceInfo::default())
+            .await
+    }
+
+    /// [`Self::create_session`] recording the device the sign-in came from (user agent,
+    /// client IP; see [`super::devices`]). Applies the per-user cap first.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: tessera::SessionEngine) -> Result<(), tessera::SessionError> {
+    /// let device = tessera::DeviceInfo {
+    ///     user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".into()),
+    ///     ip: Some("203.0.113.7".into()),
+    /// };
+    /// let created = engine
+    ///     .create_session_on_device(tessera::NewSession::for_user("alice"), device)
+    ///     .await?;
+    /// # let _ = created; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::create_session`]; also [`InputError::Invalid`] for an IP that is not an
+    /// address and [`InputError::SessionLimitReached`] when the cap refuses the sign-in.
+    pub async fn create_session_on_device(
+        &self,
+        mut new: NewSession,
+        device: DeviceInfo,
+    ) -> Result<SessionTokens, SessionError> {
+        strip_sign_in_time(&mut new.access_token_payload);
+        let device = checked_device(device)?;
         if contains_protected_claim(&new.access_token_payload)
             || new.access_token_payload.contains_key(ANONYMOUS_ID_CLAIM)
         {
@@ -77,6 +107,7 @@ impl SessionEngine {
         }
         validate_id("userId", &new.user_id)?;
         validate_tenant(&new.tenant_id)?;
+        self.make_room_for(&new.user_id).await?;
         let now = self.now();
         let mut handle = random::uuid_v4()?;
         if new.tenant_id != PUBLIC {
@@ -113,6 +144,7 @@ impl SessionEngine {
             anti_csrf_token: anti_csrf.clone(),
             tenant_id: new.tenant_id.clone(),
             rsub: new.user_id.clone(),
+            auth_time: self.sign_in_claim(now),
             user_claims: payload,
         };
         let access_token = self.mint_access_token(&claims, new.use_static_key).await?;
@@ -132,6 +164,7 @@ impl SessionEngine {
             use_static_key: new.use_static_key,
         };
         self.inner.store.insert_session(&row).await?;
+        self.record_device(&row, device).await?;
         Ok(SessionTokens {
             session: SessionSummary {
                 handle,

@@ -6,7 +6,9 @@ use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
 use crate::session::{tenant_of_handle, Regenerated, SessionInfo, SessionSummary};
-use crate::token::access::{carry_anonymous_id, contains_protected_claim, AccessTokenClaims};
+use crate::token::access::{
+    carry_anonymous_id, contains_protected_claim, strip_sign_in_time, AccessTokenClaims,
+};
 use crate::token::anonymous::ANONYMOUS_ID_CLAIM;
 use crate::token::verify::{verify_access_token, VerifyPolicy};
 use serde_json::{Map, Value};
@@ -37,6 +39,7 @@ impl SessionEngine {
         }
         let mut new_payload = new_payload;
         if let Some(payload) = new_payload.as_mut() {
+            strip_sign_in_time(payload);
             carry_anonymous_id(payload, claims.user_claims.get(ANONYMOUS_ID_CLAIM))
                 .map_err(SessionError::InvalidInput)?;
         }
@@ -166,6 +169,7 @@ impl SessionEngine {
             ));
         }
         let mut payload = payload.clone();
+        strip_sign_in_time(&mut payload);
         let current = self
             .inner
             .store

@@ -1,6 +1,7 @@
 //! [`SessionEngine`]: create, verify, refresh, regenerate, read, update and revoke sessions for
 //! one app, on any [`Store`].
 
+pub mod devices;
 mod jwt;
 mod keys;
 mod lifecycle;
@@ -24,6 +25,7 @@ use crate::store::Store;
 use crate::token::anonymous::AnonymousRejection;
 use crate::token::refresh::RefreshTokenKey;
 use arc_swap::ArcSwap;
+use devices::DeviceConfig;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -68,6 +70,7 @@ struct Inner {
     refresh_key: RefreshTokenKey,
     verified: crate::token::cache::VerifiedTokenCache,
     anonymous: Arc<AnonymousSessions>,
+    devices: DeviceConfig,
 }
 
 /// Builds a [`SessionEngine`].
@@ -78,6 +81,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     static_key: Option<String>,
     anonymous: AnonymousSetup,
+    devices: DeviceConfig,
 }
 
 /// How the anonymous-token key is chosen.
@@ -99,6 +103,12 @@ impl EngineBuilder {
     /// Session settings.
     pub fn config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Device, lifetime, cap and freshness settings (see [`devices`]).
+    pub fn devices(mut self, devices: DeviceConfig) -> Self {
+        self.devices = devices;
         self
     }
 
@@ -147,6 +157,7 @@ impl EngineBuilder {
     /// Loads (creating where missing) the signing keys and the refresh-token master key.
     pub async fn build(self) -> Result<SessionEngine, EngineError> {
         self.config.validate()?;
+        self.devices.validate()?;
         let now = self.clock.now_ms();
         let configured_static = match &self.static_key {
             Some(text) => Some(Arc::new(keys::parse_configured_static_key(text, now)?)),
@@ -179,6 +190,7 @@ impl EngineBuilder {
                 refresh_key,
                 verified,
                 anonymous: Arc::new(anonymous),
+                devices: self.devices,
             }),
         };
         engine.install_configured_static_key().await?;
@@ -233,6 +245,7 @@ impl SessionEngine {
             clock: Arc::new(SystemClock),
             static_key: None,
             anonymous: AnonymousSetup::default(),
+            devices: DeviceConfig::default(),
         }
     }
 
@@ -244,6 +257,11 @@ impl SessionEngine {
     /// The settings.
     pub fn config(&self) -> &SessionConfig {
         &self.inner.config
+    }
+
+    /// The device, lifetime, cap and freshness settings.
+    pub fn device_config(&self) -> &DeviceConfig {
+        &self.inner.devices
     }
 
     /// The store.

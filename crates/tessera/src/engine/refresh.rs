@@ -49,6 +49,7 @@ impl SessionEngine {
                 .store
                 .get_session(&self.inner.app_id, tenant, &payload.session_handle)
                 .await?;
+            let row = self.unless_lapsed(row).await?;
             let Some(row) = row.filter(|r| r.expires_at >= now) else {
                 return unauthorised(UnauthorisedReason::SessionMissingOrExpired);
             };
@@ -154,6 +155,7 @@ impl SessionEngine {
                 None => {}
             }
 
+            let auth_time = self.note_refresh(&row).await?;
             let (iat, exp) = self.token_times();
             let claims = AccessTokenClaims {
                 sub: row.user_id.clone(),
@@ -165,6 +167,7 @@ impl SessionEngine {
                 anti_csrf_token: anti_csrf.clone(),
                 tenant_id: row.tenant_id.clone(),
                 rsub: row.user_id.clone(),
+                auth_time,
                 user_claims,
             };
             let access_token = self.mint_access_token(&claims, use_static_key).await?;

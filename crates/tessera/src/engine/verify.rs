@@ -130,7 +130,7 @@ impl SessionEngine {
             return Ok(VerifiedSession::from_claims(claims, None));
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let row = self.load_row(&claims).await?;
+            let row = self.unless_lapsed(self.load_row(&claims).await?).await?;
             let Some(row) = row else {
                 let reason = if options.check_database {
                     UnauthorisedReason::SessionEnded

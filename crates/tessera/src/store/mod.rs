@@ -2,6 +2,7 @@
 //! plain implementation. Every multi-step rule the engine needs atomically is expressed as a
 //! single conditional statement (compare-and-set), so no transaction crosses the trait.
 
+pub mod devices;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -9,6 +10,7 @@ pub mod sqlite;
 use crate::error::StoreError;
 use async_trait::async_trait;
 
+pub use devices::{DeviceListing, DeviceRow, DeviceStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -78,9 +80,9 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-/// What the engine needs from a database.
+/// What the engine needs from a database (device metadata: [`DeviceStore`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DeviceStore {
     /// Inserts a new session row.
     async fn insert_session(&self, row: &SessionRow) -> Result<(), StoreError>;
 

@@ -61,3 +61,4 @@ impl PostgresStore {
 }
 
 super::sql::impl_sql_store!(PostgresStore, Some(KEY_LOCK));
+super::devices::impl_device_store!(PostgresStore);

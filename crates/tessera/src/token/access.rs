@@ -65,6 +65,22 @@ pub fn carry_anonymous_id(
     Ok(())
 }
 
+/// The sign-in time claim (OIDC `auth_time`, epoch seconds), owned by the engine.
+pub const SIGN_IN_TIME_CLAIM: &str = "auth_time";
+
+/// Removes the sign-in time from an app-supplied payload. It is not refused like the other
+/// protected claims because SDKs send a session's whole payload back when they merge into it
+/// (supertokens-node `mergeIntoAccessTokenPayload`); the engine's value always wins.
+///
+/// ```
+/// let mut p = serde_json::json!({"auth_time": 1, "role": "a"}).as_object().unwrap().clone();
+/// tessera::token::access::strip_sign_in_time(&mut p);
+/// assert_eq!(p.len(), 1);
+/// ```
+pub fn strip_sign_in_time(payload: &mut Map<String, Value>) {
+    payload.remove(SIGN_IN_TIME_CLAIM);
+}
+
 /// True when `payload` names a protected claim.
 pub fn contains_protected_claim(payload: &Map<String, Value>) -> bool {
     PROTECTED_CLAIMS.iter().any(|c| payload.contains_key(*c))
@@ -96,6 +112,11 @@ pub struct AccessTokenClaims {
     pub tenant_id: String,
     /// Recipe user id.
     pub rsub: String,
+    /// When the user last signed in or re-authenticated, epoch seconds (OIDC `auth_time`;
+    /// issue 15). Kept across refresh and regenerate; an app payload cannot set it (see
+    /// [`strip_sign_in_time`]). Absent in tokens from before it was carried.
+    #[serde(rename = "auth_time", skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
     /// Custom claims, merged at the top level.
     #[serde(flatten)]
     pub user_claims: Map<String, Value>,
@@ -153,6 +174,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AccessTokenClaims, A::Error> {
         let (mut sub, mut exp, mut iat, mut handle, mut rth1) = (None, None, None, None, None);
         let (mut prth1, mut csrf, mut tid, mut rsub) = (None, None, None, None);
+        let mut auth_time = None;
         let mut user = UniqueMap::default();
         while let Some(MemberName(key)) = map.next_key::<MemberName<'de>>()? {
             match key.as_ref() {
@@ -175,6 +197,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                 )?,
                 "tId" => once(&mut tid, map.next_value::<String>()?, "tId")?,
                 "rsub" => once(&mut rsub, map.next_value::<String>()?, "rsub")?,
+                SIGN_IN_TIME_CLAIM => {
+                    once(&mut auth_time, map.next_value::<u64>()?, SIGN_IN_TIME_CLAIM)?
+                }
                 _ => {
                     let value: Value = map.next_value()?;
                     if user.0.insert(key.into_owned(), value).is_some() {
@@ -195,6 +220,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             anti_csrf_token: csrf.ok_or_else(|| missing("antiCsrfToken"))?,
             tenant_id: tid.ok_or_else(|| missing("tId"))?,
             rsub: rsub.ok_or_else(|| missing("rsub"))?,
+            auth_time,
             user_claims: user.0,
         })
     }

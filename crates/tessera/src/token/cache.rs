@@ -118,6 +118,7 @@ mod tests {
             anti_csrf_token: None,
             tenant_id: "public".into(),
             rsub: "u".into(),
+            auth_time: None,
             user_claims: Default::default(),
         })
     }
