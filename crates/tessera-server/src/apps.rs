@@ -130,7 +130,8 @@ impl AppRegistry {
         let settings = apply_app_settings(&self.base, &overrides, false)?;
         let mut builder = SessionEngine::builder(Arc::clone(&self.store))
             .app_id(app_id)
-            .config(settings.session.clone());
+            .config(settings.session.clone())
+            .devices(settings.devices.clone());
         if app_id == PUBLIC {
             if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());

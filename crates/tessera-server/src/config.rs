@@ -189,6 +189,8 @@ pub struct AppSettings {
     pub session: SessionConfig,
     /// API keys; `None` means no key is needed.
     pub api_keys: Option<Vec<String>>,
+    /// Device, lifetime and cap settings (issue 15; all off by default).
+    pub devices: tessera::DeviceConfig,
 }
 
 /// Prints how many API keys there are, never the keys (ROB-05).
@@ -197,6 +199,7 @@ impl std::fmt::Debug for AppSettings {
         f.debug_struct("AppSettings")
             .field("session", &self.session)
             .field("api_keys", &self.api_keys.as_ref().map(Vec::len))
+            .field("devices", &self.devices)
             .finish()
     }
 }
@@ -316,6 +319,12 @@ const FILE_KEYS: &[&str] = &[
     "static_signing_key",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
+    "session_idle_timeout",
+    "session_absolute_lifetime",
+    "session_last_active_update_interval",
+    "max_sessions_per_user",
+    "session_cap_policy",
+    "session_sign_in_time_claim",
 ];
 
 /// Marks an unknown config-file key in the raw map (reported as a warning, otherwise ignored).
@@ -543,6 +552,12 @@ pub const APP_KEYS: &[&str] = &[
     "access_token_dynamic_signing_key_update_interval",
     "refresh_token_rotation_grace_period",
     "api_keys",
+    "session_idle_timeout",
+    "session_absolute_lifetime",
+    "session_last_active_update_interval",
+    "max_sessions_per_user",
+    "session_cap_policy",
+    "session_sign_in_time_claim",
 ];
 
 fn env_of(key: &str, with_env: bool) -> Option<&'static str> {
@@ -653,6 +668,67 @@ pub fn apply_app_settings(
                 }
                 out.api_keys = Some(keys);
             }
+            // Issue 15: seconds; 0 turns the rule off.
+            "session_idle_timeout"
+            | "session_absolute_lifetime"
+            | "session_last_active_update_interval" => {
+                let secs: u64 =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|s| *s <= 86_400_000)
+                        .ok_or_else(|| {
+                            bad(
+                                key,
+                                env,
+                                "must be a whole number of seconds from 0 to 86400000",
+                                value,
+                            )
+                        })?;
+                let ms = secs * 1000;
+                let on = (secs > 0).then_some(ms);
+                match key.as_str() {
+                    "session_idle_timeout" => out.devices.idle_timeout_ms = on,
+                    "session_absolute_lifetime" => out.devices.absolute_lifetime_ms = on,
+                    _ => out.devices.last_active_interval_ms = ms,
+                }
+            }
+            "max_sessions_per_user" => {
+                let cap: u32 = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 100_000)
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            env,
+                            "must be a whole number from 0 (no cap) to 100000",
+                            value,
+                        )
+                    })?;
+                out.devices.max_sessions_per_user = (cap > 0).then_some(cap);
+            }
+            "session_sign_in_time_claim" => {
+                out.devices.sign_in_time_claim = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(key, env, "must be true or false", value)),
+                };
+            }
+            "session_cap_policy" => {
+                out.devices.over_cap = match value {
+                    "revoke_least_recently_active" => tessera::OverCap::RevokeLeastRecentlyActive,
+                    "refuse_sign_in" => tessera::OverCap::RefuseSignIn,
+                    _ => {
+                        return Err(bad(
+                            key,
+                            env,
+                            "must be revoke_least_recently_active or refuse_sign_in",
+                            value,
+                        ))
+                    }
+                };
+            }
             _ => {}
         }
     }
@@ -669,6 +745,9 @@ pub fn apply_app_settings(
         ));
     }
     out.session
+        .validate()
+        .map_err(|e| ConfigError(e.to_string()))?;
+    out.devices
         .validate()
         .map_err(|e| ConfigError(e.to_string()))?;
     Ok(out)

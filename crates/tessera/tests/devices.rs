@@ -76,6 +76,23 @@ async fn last_active(store: &Arc<dyn Store>, handle: &str) -> u64 {
         .last_active_at
 }
 
+/// Off by default: the token has exactly the core's claims (SuperTokens SessionTest1).
+async fn sign_in_time_claim_is_off_by_default(backend: Backend) {
+    let (engine, _clock, _store) = setup(backend, DeviceConfig::default()).await;
+    let s = sign_in(&engine, "alice", CHROME_LINUX).await;
+    let claims = engine
+        .verify_access_token(&s.access_token.token)
+        .await
+        .unwrap();
+    assert_eq!(claims.auth_time, None);
+    let s = refresh(&engine, &s).await.unwrap();
+    let claims = engine
+        .verify_access_token(&s.access_token.token)
+        .await
+        .unwrap();
+    assert_eq!(claims.auth_time, None);
+}
+
 /// Metadata is recorded, listed newest activity first with labels, the caller's marked,
 /// paged; user agents are bounded; a bad IP is refused before any write.
 async fn devices_are_recorded_and_listed(backend: Backend) {
@@ -400,7 +417,11 @@ async fn revoke_other_devices_keeps_current(backend: Backend) {
 /// The access token carries the sign-in time, kept across refresh and regenerate; an app
 /// payload cannot set it; renewing it after re-authentication moves it without a new session.
 async fn sign_in_time_claim_is_kept_and_renewable(backend: Backend) {
-    let (engine, clock, _store) = setup(backend, DeviceConfig::default()).await;
+    let devices = DeviceConfig {
+        sign_in_time_claim: true,
+        ..Default::default()
+    };
+    let (engine, clock, _store) = setup(backend, devices).await;
     let t0_s = 1_700_000_000;
     let s = sign_in(&engine, "alice", CHROME_LINUX).await;
     let claims = engine
@@ -503,4 +524,5 @@ on_both_stores!(
     revoke_device_checks_ownership,
     revoke_other_devices_keeps_current,
     sign_in_time_claim_is_kept_and_renewable,
+    sign_in_time_claim_is_off_by_default,
 );

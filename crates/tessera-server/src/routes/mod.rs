@@ -3,6 +3,7 @@
 //! rule, body size) and calls the endpoint module.
 
 mod apps;
+mod devices;
 mod jwt;
 mod misc;
 mod session;
@@ -64,6 +65,9 @@ enum Api {
     RemoveApp,
     UserById,
     Anonymous,
+    Devices,
+    DevicesRevoke,
+    DevicesRevokeOthers,
 }
 
 impl Api {
@@ -88,6 +92,9 @@ impl Api {
             "/recipe/multitenancy/app/remove" => Api::RemoveApp,
             "/user/id" => Api::UserById,
             "/recipe/session/anonymous" => Api::Anonymous,
+            "/recipe/session/devices" => Api::Devices,
+            "/recipe/session/devices/revoke" => Api::DevicesRevoke,
+            "/recipe/session/devices/revoke-others" => Api::DevicesRevokeOthers,
             _ => return None,
         })
     }
@@ -100,7 +107,8 @@ impl Api {
             | Api::AnonymousJwks
             | Api::SessionUser
             | Api::JwtJwks
-            | Api::UserById => &[Method::GET],
+            | Api::UserById
+            | Api::Devices => &[Method::GET],
             Api::Session => &[Method::GET, Method::POST],
             Api::Verify
             | Api::Refresh
@@ -108,7 +116,9 @@ impl Api {
             | Api::Remove
             | Api::Jwt
             | Api::Anonymous
-            | Api::RemoveApp => &[Method::POST],
+            | Api::RemoveApp
+            | Api::DevicesRevoke
+            | Api::DevicesRevokeOthers => &[Method::POST],
             Api::SessionData | Api::JwtData => &[Method::GET, Method::PUT],
             Api::CreateApp => &[Method::PUT],
         }
@@ -267,5 +277,8 @@ async fn handle(
         Api::RemoveApp => apps::remove(&ctx).await,
         Api::UserById => misc::user_by_id(&ctx),
         Api::Anonymous => session::mint_anonymous(&ctx),
+        Api::Devices => devices::list(&ctx).await,
+        Api::DevicesRevoke => devices::revoke(&ctx).await,
+        Api::DevicesRevokeOthers => devices::revoke_others(&ctx).await,
     }
 }

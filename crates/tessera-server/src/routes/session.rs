@@ -33,6 +33,8 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     let use_dynamic = input.opt_bool("useDynamicSigningKey")?.unwrap_or(true);
     // Tessera extension: the visitor's anonymousId, carried into the access token (A15).
     let anonymous_id = input.opt_string("anonymousId")?;
+    // Tessera extension (issue 15): the device the SDK saw, `{"userAgent", "ip"}`, optional.
+    let device = device_of(input.opt_object("device")?)?;
     let new = NewSession {
         anonymous_id,
         tenant_id: ctx.tenant_id.clone(),
@@ -42,9 +44,31 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
         enable_anti_csrf,
         use_static_key: !use_dynamic,
     };
-    Ok(match ctx.app.engine.create_session(new).await {
-        Ok(t) => json_ok(&tokens_body(&t)),
-        Err(e) => session_error(e),
+    Ok(
+        match ctx.app.engine.create_session_on_device(new, device).await {
+            Ok(t) => json_ok(&tokens_body(&t)),
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// The `device` extension field of create: string `userAgent` and `ip`, both optional.
+fn device_of(
+    device: Option<serde_json::Map<String, Value>>,
+) -> Result<tessera::DeviceInfo, ApiError> {
+    let Some(device) = device else {
+        return Ok(tessera::DeviceInfo::default());
+    };
+    let field = |name: &str| match device.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "Field name 'device.{name}' is invalid in JSON input"
+        ))),
+    };
+    Ok(tessera::DeviceInfo {
+        user_agent: field("userAgent")?,
+        ip: field("ip")?,
     })
 }
 

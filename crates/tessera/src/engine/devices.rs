@@ -3,8 +3,10 @@
 //! The rules, in the order they apply:
 //! 1. **Sign-in records the device**: the user agent (at most [`MAX_USER_AGENT_LEN`] bytes, cut
 //!    at a character boundary, stored as given, never interpreted), the client IP (must parse
-//!    as an IP address), and created = last active = signed in = now. The access token
-//!    carries the sign-in time as the protected claim `auth_time` (epoch seconds).
+//!    as an IP address), and created = last active = signed in = now. With
+//!    `sign_in_time_claim`, the access token carries the sign-in time as the protected claim
+//!    `auth_time` (epoch seconds); off by default, because SuperTokens tokens have exactly
+//!    the core's claim set (core SessionTest1) and SDK test suites check it.
 //! 2. **Cap per user** (off by default): a sign-in that would give the user more than
 //!    `max_sessions_per_user` live sessions either revokes the least recently active ones or
 //!    is refused, as [`OverCap`] says.
@@ -44,8 +46,8 @@ pub enum OverCap {
     RefuseSignIn,
 }
 
-/// Device, lifetime and freshness settings of one app; everything is off by default except
-/// the sign-in time claim. Durations in milliseconds.
+/// Device, lifetime, cap and freshness settings of one app; everything is off by default.
+/// Durations in milliseconds.
 ///
 /// ```
 /// let devices = tessera::DeviceConfig {
@@ -67,7 +69,8 @@ pub struct DeviceConfig {
     pub max_sessions_per_user: Option<u32>,
     /// What a sign-in beyond the cap does.
     pub over_cap: OverCap,
-    /// Put the sign-in time (`auth_time`) into access tokens.
+    /// Put the sign-in time (`auth_time`) into access tokens (off by default: SuperTokens
+    /// access tokens have exactly the core's claims; `tessera-axum` turns it on).
     pub sign_in_time_claim: bool,
 }
 
@@ -79,7 +82,7 @@ impl Default for DeviceConfig {
             last_active_interval_ms: 0,
             max_sessions_per_user: None,
             over_cap: OverCap::default(),
-            sign_in_time_claim: true,
+            sign_in_time_claim: false,
         }
     }
 }
