@@ -57,7 +57,7 @@ pub enum OverCap {
 /// };
 /// devices.validate().unwrap();
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceConfig {
     /// A session not refreshed for this long ends (`None`: never).
     pub idle_timeout_ms: Option<u64>,
@@ -72,19 +72,6 @@ pub struct DeviceConfig {
     /// Put the sign-in time (`auth_time`) into access tokens (off by default: SuperTokens
     /// access tokens have exactly the core's claims; `tessera-axum` turns it on).
     pub sign_in_time_claim: bool,
-}
-
-impl Default for DeviceConfig {
-    fn default() -> Self {
-        Self {
-            idle_timeout_ms: None,
-            absolute_lifetime_ms: None,
-            last_active_interval_ms: 0,
-            max_sessions_per_user: None,
-            over_cap: OverCap::default(),
-            sign_in_time_claim: false,
-        }
-    }
 }
 
 impl DeviceConfig {
