@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
 use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    AccessTokenClaims, NewSession, RefreshOptions, Regenerated, SessionEngine, SessionError,
-    SessionInfo, SessionTokens, UnauthorisedReason, VerifiedSession, VerifyOptions,
+    AccessTokenClaims, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions, Regenerated,
+    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedSession,
+    VerifyOptions,
 };
 
 /// A session verified without I/O by [`Core::verify_session_shared`].
@@ -122,6 +123,51 @@ pub trait Core: Send + Sync + 'static {
     async fn refresh_anonymous_keys(&self) -> bool {
         false
     }
+
+    /// [`Core::create_session`] recording the device of the sign-in (issue 15). The default
+    /// drops the device (a core without the extension).
+    async fn create_session_on_device(
+        &self,
+        new: NewSession,
+        device: DeviceInfo,
+    ) -> Result<SessionTokens, SessionError> {
+        let _ = device;
+        self.create_session(new).await
+    }
+    /// A user's sessions with their devices, most recently active first.
+    async fn list_devices(
+        &self,
+        user_id: &str,
+        current: Option<&str>,
+        page: DevicePage,
+    ) -> Result<Vec<Device>, SessionError> {
+        let _ = (user_id, current, page);
+        Err(unsupported("listing devices"))
+    }
+    /// Revokes a session of `user_id`; false when it is not one ("not found").
+    async fn revoke_device(&self, user_id: &str, handle: &str) -> Result<bool, SessionError> {
+        let _ = (user_id, handle);
+        Err(unsupported("revoking a device"))
+    }
+    /// Revokes every other session of the user of `current_handle`.
+    async fn revoke_other_devices(
+        &self,
+        current_handle: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let _ = current_handle;
+        Err(unsupported("signing out other devices"))
+    }
+    /// Sets the sign-in time to now and re-issues the access token.
+    async fn renew_sign_in_time(&self, access_token: &str) -> Result<Regenerated, SessionError> {
+        let _ = access_token;
+        Err(unsupported("renewing the sign-in time"))
+    }
+}
+
+fn unsupported(what: &str) -> SessionError {
+    SessionError::Engine(tessera::EngineError::Remote(format!(
+        "{what} is not supported by this core"
+    )))
 }
 
 /// A refresh that failed, as [`Core::refresh_session_or_anonymous_id`] reports it.
@@ -212,6 +258,33 @@ impl Core for SessionEngine {
     }
     async fn revoke_session(&self, handle: &str) -> Result<bool, SessionError> {
         SessionEngine::revoke_session(self, handle).await
+    }
+    async fn create_session_on_device(
+        &self,
+        new: NewSession,
+        device: DeviceInfo,
+    ) -> Result<SessionTokens, SessionError> {
+        SessionEngine::create_session_on_device(self, new, device).await
+    }
+    async fn list_devices(
+        &self,
+        user_id: &str,
+        current: Option<&str>,
+        page: DevicePage,
+    ) -> Result<Vec<Device>, SessionError> {
+        SessionEngine::list_devices(self, user_id, current, page).await
+    }
+    async fn revoke_device(&self, user_id: &str, handle: &str) -> Result<bool, SessionError> {
+        SessionEngine::revoke_device(self, user_id, handle).await
+    }
+    async fn revoke_other_devices(
+        &self,
+        current_handle: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        SessionEngine::revoke_other_devices(self, current_handle).await
+    }
+    async fn renew_sign_in_time(&self, access_token: &str) -> Result<Regenerated, SessionError> {
+        SessionEngine::renew_sign_in_time(self, access_token).await
     }
     async fn revoke_all_sessions_for_user(
         &self,

@@ -43,6 +43,7 @@ pub mod claims;
 pub mod config;
 pub mod core;
 pub mod cors;
+pub mod devices;
 pub mod domains;
 pub mod error;
 pub mod layer;

@@ -848,6 +848,84 @@ impl Core for RemoteCore {
         Ok(strings(&v["sessionHandlesRevoked"]))
     }
 
+    async fn create_session_on_device(
+        &self,
+        new: NewSession,
+        device: tessera::DeviceInfo,
+    ) -> Result<SessionTokens, SessionError> {
+        if device == tessera::DeviceInfo::default() {
+            return self.create_session(new).await;
+        }
+        // The `device` extension field of `tessera serve` (issue 15).
+        let mut body = json!({
+            "userId": new.user_id,
+            "userDataInJWT": new.access_token_payload,
+            "userDataInDatabase": new.session_data,
+            "useDynamicSigningKey": !new.use_static_key,
+            "enableAntiCsrf": new.enable_anti_csrf,
+            "device": {"userAgent": device.user_agent, "ip": device.ip},
+        });
+        if let (Some(id), Value::Object(map)) = (&new.anonymous_id, &mut body) {
+            map.insert("anonymousId".into(), Value::String(id.clone()));
+        }
+        let tenant = tenant_segment(&new.tenant_id)?;
+        let v = self
+            .post(&format!("/{tenant}/recipe/session"), body)
+            .await?;
+        match status_of(&v) {
+            "OK" => tokens(&v),
+            _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
+        }
+    }
+
+    async fn list_devices(
+        &self,
+        user_id: &str,
+        current: Option<&str>,
+        page: tessera::DevicePage,
+    ) -> Result<Vec<tessera::Device>, SessionError> {
+        let (limit, offset) = (page.limit.to_string(), page.offset.to_string());
+        let mut query = vec![("userId", user_id), ("limit", &limit), ("offset", &offset)];
+        if let Some(current) = current {
+            query.push(("currentSessionHandle", current));
+        }
+        let v = self.get("/recipe/session/devices", &query).await?;
+        if status_of(&v) != "OK" {
+            return Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist));
+        }
+        serde_json::from_value(v["devices"].clone()).map_err(|_| {
+            SessionError::Engine(tessera::EngineError::Remote(
+                "the core answered devices in an unknown form".into(),
+            ))
+        })
+    }
+
+    async fn revoke_device(&self, user_id: &str, handle: &str) -> Result<bool, SessionError> {
+        let v = self
+            .post(
+                "/recipe/session/devices/revoke",
+                json!({"userId": user_id, "sessionHandle": handle}),
+            )
+            .await?;
+        Ok(status_of(&v) == "OK")
+    }
+
+    async fn revoke_other_devices(
+        &self,
+        current_handle: &str,
+    ) -> Result<Vec<String>, SessionError> {
+        let v = self
+            .post(
+                "/recipe/session/devices/revoke-others",
+                json!({"sessionHandle": current_handle}),
+            )
+            .await?;
+        match status_of(&v) {
+            "OK" => Ok(strings(&v["sessionHandlesRevoked"])),
+            _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
+        }
+    }
+
     async fn session_handles_for_user(
         &self,
         user_id: &str,

@@ -272,6 +272,153 @@ impl Session {
         Ok(())
     }
 
+    /// Writes a re-issued access token into this response and this session.
+    fn replace_access_token(&self, token: tessera::TokenInfo) {
+        let st = &self.0;
+        st.sink.with(|c| {
+            transfer::write_access_token(
+                c,
+                st.tessera.config(),
+                st.location,
+                st.identity.user_id(),
+                &token,
+            )
+        });
+        *st.access_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = token.token.into();
+    }
+
+    /// The user's sessions with their devices (every tenant), most recently active first, this
+    /// one marked `current`; the first 50 (see [`Self::devices_page`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// for d in session.devices().await? {
+    ///     println!("{} {}", d.label, if d.current { "(this device)" } else { "" });
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The core's failure as a rejection (500 for a store failure).
+    pub async fn devices(&self) -> Result<Vec<tessera::Device>, SessionRejection> {
+        self.devices_page(tessera::DevicePage::default()).await
+    }
+
+    /// One page of [`Self::devices`] (at most 100 rows).
+    ///
+    /// # Errors
+    /// As [`Self::devices`].
+    pub async fn devices_page(
+        &self,
+        page: tessera::DevicePage,
+    ) -> Result<Vec<tessera::Device>, SessionRejection> {
+        let st = &self.0;
+        st.tessera
+            .core()
+            .list_devices(st.identity.user_id(), Some(st.identity.handle()), page)
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
+    }
+
+    /// Revokes one of the user's sessions by handle; false ("not found") when the handle is
+    /// not a live session of this user. Revoking this very session also clears its tokens.
+    ///
+    /// # Errors
+    /// The core's failure as a rejection.
+    pub async fn revoke_device(&self, handle: &str) -> Result<bool, SessionRejection> {
+        let st = &self.0;
+        let revoked = st
+            .tessera
+            .core()
+            .revoke_device(st.identity.user_id(), handle)
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
+        if revoked && handle == st.identity.handle() {
+            st.sink
+                .with(|c| transfer::clear(c, st.tessera.config(), st.location));
+        }
+        Ok(revoked)
+    }
+
+    /// Signs the user out everywhere else: revokes every other session, keeps this one.
+    /// Returns the handles revoked.
+    ///
+    /// # Errors
+    /// Unauthorised when this session is gone; the core's failure otherwise.
+    pub async fn revoke_other_devices(&self) -> Result<Vec<String>, SessionRejection> {
+        let st = &self.0;
+        st.tessera
+            .core()
+            .revoke_other_devices(st.identity.handle())
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))
+    }
+
+    /// The step-up check before a sensitive action: passes when the user signed in (or
+    /// re-authenticated, [`Self::renew_sign_in_time`]) at most `within` ago. Otherwise the
+    /// protocol's 403 invalid-claim answer with the claim id
+    /// [`crate::devices::SIGNED_IN_WITHIN_CLAIM_ID`] and `maxAgeInSeconds`. Needs an engine
+    /// built with `DeviceConfig { sign_in_time_claim: true, .. }`; a token without the claim
+    /// is never fresh.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// session.require_signed_in_within(std::time::Duration::from_secs(300))?;
+    /// // … change the password …
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The invalid-claim rejection (403) when the sign-in is older than `within`.
+    pub fn require_signed_in_within(
+        &self,
+        within: std::time::Duration,
+    ) -> Result<(), SessionRejection> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let payload = self.access_token_payload();
+        let signed_in = payload
+            .get(tessera::token::access::SIGN_IN_TIME_CLAIM)
+            .and_then(Value::as_u64);
+        if signed_in.is_some_and(|t| now_s.saturating_sub(t) <= within.as_secs()) {
+            return Ok(());
+        }
+        Err(SessionRejection::invalid_claims(
+            &self.0.tessera,
+            vec![crate::ClaimError {
+                id: crate::devices::SIGNED_IN_WITHIN_CLAIM_ID.into(),
+                reason: Some(serde_json::json!({
+                    "message": "the sign-in is too old for this action",
+                    "maxAgeInSeconds": within.as_secs(),
+                    "actualValue": signed_in,
+                })),
+            }],
+        ))
+    }
+
+    /// After the user re-authenticated (password asked again, …): sets the session's
+    /// sign-in time to now and re-issues the access token in this response; same session.
+    ///
+    /// # Errors
+    /// Try-refresh when the access token has expired; unauthorised when the session is gone.
+    pub async fn renew_sign_in_time(&self) -> Result<(), SessionRejection> {
+        let st = &self.0;
+        let renewed = st
+            .tessera
+            .core()
+            .renew_sign_in_time(&self.access_token())
+            .await
+            .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
+        if let Some(token) = renewed.access_token {
+            self.replace_access_token(token);
+        }
+        Ok(())
+    }
+
     /// The server-side session data.
     pub async fn session_data(&self) -> Result<Value, SessionRejection> {
         let st = &self.0;
@@ -367,15 +514,21 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
 pub struct Sessions {
     ctx: RequestContext,
     headers: http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Sessions {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(Self {
             ctx: context(parts)?,
             headers: parts.headers.clone(),
+            peer,
         })
     }
 }
@@ -453,9 +606,15 @@ impl Sessions {
                 && location == TokenLocation::Cookie,
             use_static_key: !config.use_dynamic_signing_key,
         };
+        // Issue 15: the device of this sign-in, recorded by the SDK itself.
+        let device = tessera::DeviceInfo {
+            user_agent: crate::devices::user_agent(&self.headers),
+            ip: crate::devices::client_ip(self.peer, &self.headers, tessera.trusted_proxies())
+                .map(|ip| ip.to_string()),
+        };
         let created = tessera
             .core()
-            .create_session(new)
+            .create_session_on_device(new, device)
             .await
             .map_err(|e| engine_error(tessera, &self.ctx.sink, e, location))?;
         let had_cookie_token = !matches!(

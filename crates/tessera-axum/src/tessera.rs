@@ -46,6 +46,7 @@ struct Inner {
     error_handler: Option<ErrorHandler>,
     sign_in_hook: Option<SignInHook>,
     kid_memo: KidMemo,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// What the sign-in hook receives: who is signing in and the anonymous session they had (A3,
@@ -80,6 +81,7 @@ impl Tessera {
             error_handler: None,
             sign_in_hook: None,
             kid_memo: KidMemo::default(),
+            trusted_proxies: Arc::from(Vec::new()),
         }))
     }
 
@@ -91,6 +93,7 @@ impl Tessera {
             error_handler: shared.error_handler.clone(),
             sign_in_hook: shared.sign_in_hook.clone(),
             kid_memo: KidMemo::default(),
+            trusted_proxies: Arc::clone(&shared.trusted_proxies),
         });
         f(&mut inner);
         Self(Arc::new(inner))
@@ -128,6 +131,18 @@ impl Tessera {
     /// ```
     pub fn with_sign_in_hook(self, hook: SignInHook) -> Self {
         self.edit(|i| i.sign_in_hook = Some(hook))
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed when recording a sign-in's
+    /// client IP (see [`crate::devices::client_ip`]). None by default: the connection's peer
+    /// address is recorded and the header ignored.
+    pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
+        let proxies: Vec<_> = proxies.into_iter().map(|p| p.to_canonical()).collect();
+        self.edit(|i| i.trusted_proxies = Arc::from(proxies))
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.0.trusted_proxies
     }
 
     /// Overrides error responses. Token clearing still happens.

@@ -126,7 +126,7 @@ impl Default for DevicePage {
 }
 
 /// One session of a user as a device list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     /// Session handle.
