@@ -15,6 +15,10 @@
 //! - `POST /api/login {"userId"}` — demo sign-in (no password); the sign-in hook moves the
 //!   guest's cart into the user's and empties the guest's
 //! - `GET /api/account` — sign-in required: `{"userId"}`, 401 for a guest
+//! - `GET /api/sessions` — sign-in required: the user's devices, most recently active first,
+//!   `[{"handle", "label", "userAgent", "ip", "created", "lastActive", "current"}]` (epoch ms)
+//! - `POST /api/sessions/revoke-others` — sign out everywhere else: `{"revoked": n}`
+//! - `POST /api/sessions/{handle}/revoke` — sign out one device of this user; 404 otherwise
 //! - `POST /auth/signout`, `POST /auth/session/refresh` — served by the tessera layer
 //!
 //! Carts live in this process's memory (it is a demo of sessions, not of a shop's database);
@@ -187,6 +191,48 @@ async fn account(session: Session) -> Json<Value> {
     Json(json!({"userId": session.user_id()}))
 }
 
+/// `GET /api/sessions`: exactly the keys the devices panel reads.
+async fn sessions_list(session: Session) -> Result<Json<Value>, SessionRejection> {
+    let devices = session.devices().await?;
+    let rows: Vec<Value> = devices
+        .into_iter()
+        .map(|d| {
+            json!({
+                "handle": d.handle,
+                "label": d.label,
+                "userAgent": d.user_agent,
+                "ip": d.ip,
+                "created": d.created_at,
+                "lastActive": d.last_active_at,
+                "current": d.current,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// `POST /api/sessions/revoke-others`.
+async fn sessions_revoke_others(session: Session) -> Result<Json<Value>, SessionRejection> {
+    let revoked = session.revoke_other_devices().await?;
+    Ok(Json(json!({"revoked": revoked.len()})))
+}
+
+/// `POST /api/sessions/{handle}/revoke`: only a session of the same user (404 otherwise).
+async fn sessions_revoke(
+    session: Session,
+    axum::extract::Path(handle): axum::extract::Path<String>,
+) -> Result<Response, SessionRejection> {
+    Ok(if session.revoke_device(&handle).await? {
+        Json(json!({"revoked": true})).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "no such session"})),
+        )
+            .into_response()
+    })
+}
+
 async fn page() -> Html<&'static str> {
     Html(include_str!("../../static/shop.html"))
 }
@@ -284,16 +330,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/api/cart", get(cart).post(add_to_cart))
         .route("/api/login", axum::routing::post(login))
         .route("/api/account", get(account))
+        .route("/api/sessions", get(sessions_list))
+        .route(
+            "/api/sessions/revoke-others",
+            axum::routing::post(sessions_revoke_others),
+        )
+        .route(
+            "/api/sessions/{handle}/revoke",
+            axum::routing::post(sessions_revoke),
+        )
         .with_state(state)
         .layer(tessera.layer());
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("shop listening on {origin}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // The peer address reaches the session layer (ConnectInfo): sign-ins record the device IP.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     drop(temp_dir);
     Ok(())
 }
