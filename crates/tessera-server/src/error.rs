@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound,
     /// 405 `Method not supported`.
     MethodNotAllowed,
+    /// 408: the request (headers to answer, body included) took longer than allowed.
+    RequestTimeout,
     /// 413: the body is over the limit.
     PayloadTooLarge,
     /// 500 with a generic text; the cause is logged, not sent.
@@ -56,6 +58,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "Method not supported")
             }
+            ApiError::RequestTimeout => text(StatusCode::REQUEST_TIMEOUT, "Request timed out"),
             ApiError::PayloadTooLarge => {
                 text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
             }

@@ -18,6 +18,7 @@ pub mod api_key;
 pub mod apps;
 pub mod cdi;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod input;
 pub mod paths;

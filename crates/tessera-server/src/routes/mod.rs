@@ -9,6 +9,7 @@ mod session;
 
 use crate::apps::{AppEntry, AppRegistry};
 use crate::cdi::{CdiPolicy, CdiVersion};
+use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
 use crate::paths::resolve;
@@ -32,6 +33,8 @@ pub struct ServerState {
     pub cdi: CdiPolicy,
     /// Path prefix of every API (`""` or `/x`).
     pub base_path: String,
+    /// Connection cap and client deadlines; the request deadline is applied here.
+    pub limits: ConnectionLimits,
 }
 
 /// The HTTP service of `tessera serve`.
@@ -173,9 +176,19 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(state, method, uri, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let deadline = state.limits.request_timeout;
+    match tokio::time::timeout(deadline, handle(state, method, uri, headers, body)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        // The body may be half read: the connection is not reused (SEC2-M4).
+        Err(_) => {
+            let mut r = ApiError::RequestTimeout.into_response();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
 }
 
