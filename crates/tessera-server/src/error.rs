@@ -28,6 +28,8 @@ pub enum ApiError {
     RequestTimeout,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 415: a JSON API got a body that does not say `application/json`.
+    UnsupportedMediaType,
     /// 500 with a generic text; the cause is logged, not sent.
     Internal,
 }
@@ -62,6 +64,10 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => {
                 text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
             }
+            ApiError::UnsupportedMediaType => text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ),
             ApiError::Internal => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error"),
         }
     }

@@ -7,6 +7,8 @@
 mod common;
 
 use common::{Backend, Place};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use tessera_server::connections::ConnectionLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -265,3 +267,103 @@ async fn sec2_m4_the_binary_cuts_half_sent_headers() {
         .duration_since(started);
     assert!(after >= Duration::from_millis(900), "{after:?}");
 }
+
+// ---- SEC2-L1: a core is called by backends, never by browsers ----
+
+/// True while the session still exists (read through the API).
+async fn alive(s: &common::TestServer, handle: &str) -> bool {
+    let r = s
+        .get(&format!("/recipe/session?sessionHandle={handle}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.status_field() == "OK"
+}
+
+both_stores!(
+    sec2_l1_csrf02_csrf15_cross_site_or_non_json_posts_revoke_nothing,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        let created = s.create("victim").await;
+        let handle = created.json["session"]["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = json!({"sessionHandles": [handle]}).to_string();
+        let remove = |content_type: Option<&'static str>,
+                      extra: &'static [(&'static str, &'static str)]| {
+            let mut req = s
+                .client
+                .post(format!("{}/recipe/session/remove", s.base))
+                .body(body.clone());
+            if let Some(t) = content_type {
+                req = req.header("content-type", t);
+            }
+            for (k, v) in extra {
+                req = req.header(*k, *v);
+            }
+            async move {
+                let r = req.send().await.unwrap();
+                let status = r.status();
+                let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+                (status, content_type, r.text().await.unwrap())
+            }
+        };
+        // The attack as reported: a cross-site form with enctype=text/plain.
+        const FORM: &[(&str, &str)] = &[
+            ("origin", "https://evil.test"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ];
+        let (status, _, text) = remove(Some("text/plain"), FORM).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert!(alive(&s, &handle).await);
+        // A browser sending JSON (a sibling subdomain, a fetch with CORS) is still a browser.
+        const BROWSERS: &[&[(&str, &str)]] = &[
+            &[("origin", "https://evil.test")],
+            &[("origin", "null")],
+            &[("sec-fetch-site", "same-site")],
+            &[("sec-fetch-site", "cross-site")],
+            &[("sec-fetch-site", "same-origin")],
+        ];
+        for headers in BROWSERS {
+            let (status, _, text) = remove(Some("application/json"), headers).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {text}");
+            assert!(!text.contains(&handle), "{text}");
+        }
+        assert!(alive(&s, &handle).await);
+        // Without browser headers, a body that is not declared JSON is refused too.
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            None,
+        ] {
+            let (status, _, text) = remove(content_type, &[]).await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}: {text}"
+            );
+        }
+        assert!(alive(&s, &handle).await);
+        // Other APIs refuse browsers too, GETs included.
+        let r = s
+            .raw(
+                Method::GET,
+                "/.well-known/jwks.json",
+                None,
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        // The request exactly as supertokens-node sends it works.
+        let (status, _, text) = remove(
+            Some("application/json; charset=utf-8"),
+            &[("cdi-version", "5.4"), ("rid", "session")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(!alive(&s, &handle).await);
+        s.stop().await;
+    }
+);

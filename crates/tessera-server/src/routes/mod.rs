@@ -1,6 +1,7 @@
-//! Request dispatch: one fallback handler resolves the app/tenant prefixes, finds the API,
-//! applies the core's checks in its order (method, `cdi-version`, app, API key, public-tenant
-//! rule, body size) and calls the endpoint module.
+//! Request dispatch: one fallback handler refuses browsers, resolves the app/tenant prefixes,
+//! finds the API, applies the core's checks in its order (method, `cdi-version`, app, API key,
+//! then JSON content type and body size, public-tenant rule) and calls the endpoint module,
+//! all within the request deadline.
 
 mod apps;
 mod jwt;
@@ -132,6 +133,12 @@ impl Api {
         )
     }
 
+    /// Reads a JSON body when called with `method` (every body-carrying API but the hello
+    /// ones, which read none).
+    fn reads_json(self, method: &Method) -> bool {
+        *method != Method::GET && !matches!(self, Api::Root | Api::Hello)
+    }
+
     /// Public-tenant-only from CDI 5.0.
     fn public_tenant_only(self) -> bool {
         matches!(
@@ -206,6 +213,11 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if crate::callers::from_browser(&headers) {
+        return Err(ApiError::Forbidden(
+            "Browsers may not call the core; call it from your backend".into(),
+        ));
+    }
     let resolved = resolve(uri.path(), &state.base_path, |p| {
         Api::from_path(p).is_some()
     })
@@ -230,6 +242,9 @@ async fn handle(
         && !crate::api_key::api_key_ok(&headers, app.settings.api_keys.as_deref())
     {
         return Err(ApiError::InvalidApiKey);
+    }
+    if api.reads_json(&method) && !crate::callers::is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
     }
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
