@@ -367,3 +367,65 @@ both_stores!(
         s.stop().await;
     }
 );
+
+// ---- SEC2-L6 (core side): tenant ids in paths ----
+
+fn new_session(user: &str) -> serde_json::Value {
+    json!({
+        "userId": user,
+        "userDataInJWT": {},
+        "userDataInDatabase": {},
+        "enableAntiCsrf": false,
+    })
+}
+
+both_stores!(
+    sec2_l6_a_tenant_id_never_addresses_an_app_and_is_validated,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        let r = s
+            .put("/recipe/multitenancy/app/v2", json!({"appId": "y"}))
+            .await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        let too_long = format!("/{}/recipe/session", "t".repeat(65));
+        for path in [
+            "/appid-public/appid-y/recipe/session",
+            "/appid-y/appid-y/recipe/session",
+            "/appid-public/appid-/recipe/session",
+            "/t_1/recipe/session",
+            "/t.1/recipe/session",
+            "/t%2Fx/recipe/session",
+            too_long.as_str(),
+        ] {
+            let r = s.post(path, new_session("u")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+            assert!(r.text.starts_with("Invalid tenantId"), "{path}: {}", r.text);
+            assert!(
+                !r.text.contains("appid-y") && !r.text.contains("t_1"),
+                "{}",
+                r.text
+            );
+        }
+        let r = s
+            .get("/appid-public/appid-y/recipe/session/user?userId=u&fetchAcrossAllTenants=false")
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        // Nothing was created, in either app.
+        for app in ["", "/appid-y"] {
+            let r = s.get(&format!("{app}/recipe/session/user?userId=u")).await;
+            assert_eq!(r.json["sessionHandles"], json!([]), "{app}: {}", r.text);
+        }
+        // Well-formed tenants work, up to 64 characters; upper case reads as lower case.
+        let longest = "t".repeat(64);
+        for (path, tenant) in [
+            (format!("/{longest}/recipe/session"), longest.as_str()),
+            ("/Tenant-1/recipe/session".to_owned(), "tenant-1"),
+            ("/appid-y/tenant-2/recipe/session".to_owned(), "tenant-2"),
+        ] {
+            let r = s.post(&path, new_session("u")).await;
+            assert_eq!(r.status_field(), "OK", "{path}: {}", r.text);
+            assert_eq!(r.json["session"]["tenantId"], tenant, "{}", r.text);
+        }
+        s.stop().await;
+    }
+);

@@ -13,7 +13,7 @@ use crate::cdi::{CdiPolicy, CdiVersion};
 use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
-use crate::paths::resolve;
+use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
@@ -221,7 +221,13 @@ async fn handle(
     let resolved = resolve(uri.path(), &state.base_path, |p| {
         Api::from_path(p).is_some()
     })
-    .ok_or(ApiError::NotFound)?;
+    .map_err(|e| match e {
+        PathError::NotFound => ApiError::NotFound,
+        PathError::BadTenant => ApiError::BadRequest(format!(
+            "Invalid tenantId: 1 to {MAX_TENANT_ID_LEN} characters of a-z, 0-9 and '-', not \
+             starting with 'appid-'"
+        )),
+    })?;
     let api = Api::from_path(&resolved.api).ok_or(ApiError::NotFound)?;
     if !api.methods().contains(&method) {
         return Err(ApiError::MethodNotAllowed);
