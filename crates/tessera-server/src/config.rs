@@ -300,12 +300,23 @@ impl Default for ServerConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Where a message names the refused value.
+const GOT: &str = "; got '";
+
+impl ConfigError {
+    /// The message without the refused value: what an API caller is answered, so input is never
+    /// echoed back (SEC2-INFO).
+    pub fn without_value(&self) -> &str {
+        self.0.split_once(GOT).map_or(&self.0, |(head, _)| head)
+    }
+}
+
 fn bad(setting: &str, env: Option<&str>, allowed: &str, got: &str) -> ConfigError {
     let name = match env {
         Some(env) => format!("{setting} ({env})"),
         None => setting.to_owned(),
     };
-    ConfigError(format!("invalid {name}: {allowed}; got '{got}'"))
+    ConfigError(format!("invalid {name}: {allowed}{GOT}{got}'"))
 }
 
 /// Settings as text, keyed by their config-file name.

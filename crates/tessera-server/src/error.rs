@@ -1,5 +1,10 @@
 //! HTTP answers for failures: 4xx text bodies with the core's messages, business outcomes of
 //! the session engine as HTTP 200 with a `status`, and a generic 500 that reveals nothing.
+//!
+//! Text bodies are `text/plain` with `X-Content-Type-Options: nosniff` (the Java core says
+//! `text/html`; SDKs read any `text/*` as text), and never repeat a value the caller sent,
+//! beyond ids already checked against `[a-z0-9-]` and the digits of a `cdi-version`
+//! (SEC2-INFO).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +14,7 @@ use tessera::SessionError;
 /// `Content-Type` of JSON answers.
 pub const JSON_TYPE: &str = "application/json; charset=UTF-8";
 /// `Content-Type` of text answers.
-pub const TEXT_TYPE: &str = "text/html; charset=UTF-8";
+pub const TEXT_TYPE: &str = "text/plain; charset=UTF-8";
 
 /// A request that ends in a non-200 answer.
 #[derive(Debug)]
@@ -37,8 +42,12 @@ pub enum ApiError {
 /// A text response with the core's content type.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut r = (status, body.into()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 

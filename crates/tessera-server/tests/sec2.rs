@@ -429,3 +429,77 @@ both_stores!(
         s.stop().await;
     }
 );
+
+// ---- SEC2-INFO (a): error bodies are plain text and repeat no input ----
+
+both_stores!(
+    sec2_info_rob06_bad_input_is_answered_in_plain_text_without_echo,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        let script = "<script>alert(1)</script>";
+        let mut answers = Vec::new();
+        // A refused coreConfig value (it used to come back inside a text/html page).
+        answers.push(
+            s.put(
+                "/recipe/multitenancy/app/v2",
+                json!({"appId": "x", "coreConfig": {"access_token_validity": script}}),
+            )
+            .await,
+        );
+        answers.push(
+            s.put(
+                "/recipe/multitenancy/app/v2",
+                json!({"appId": "x", "coreConfig": {"refresh_token_rotation_grace_period": script}}),
+            )
+            .await,
+        );
+        // Broken JSON, a wrong type, a bad tenant, an unknown path, a wrong method.
+        answers.push(
+            s.raw(
+                Method::POST,
+                "/recipe/session/verify",
+                Some(format!("{{\"accessToken\": \"{script}").into_bytes()),
+                &[],
+            )
+            .await,
+        );
+        answers.push(
+            s.post(
+                "/recipe/session/verify",
+                json!({"accessToken": {"x": script}}),
+            )
+            .await,
+        );
+        answers.push(
+            s.post("/%3Cscript%3E/recipe/session", new_session(script))
+                .await,
+        );
+        answers.push(s.get("/%3Cscript%3Ex").await);
+        answers.push(
+            s.raw(Method::DELETE, "/recipe/session/verify", None, &[])
+                .await,
+        );
+        for r in &answers {
+            assert!(r.status.is_client_error(), "{} {}", r.status, r.text);
+            assert_eq!(
+                r.headers["content-type"], "text/plain; charset=UTF-8",
+                "{}",
+                r.text
+            );
+            assert_eq!(r.headers["x-content-type-options"], "nosniff");
+            let lower = r.text.to_ascii_lowercase();
+            assert!(
+                !lower.contains("script") && !lower.contains("alert"),
+                "echoed: {}",
+                r.text
+            );
+        }
+        assert_eq!(answers[0].status, StatusCode::BAD_REQUEST);
+        assert!(
+            answers[0].text.contains("access_token_validity"),
+            "still says what is wrong: {}",
+            answers[0].text
+        );
+        s.stop().await;
+    }
+);
