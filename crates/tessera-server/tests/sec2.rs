@@ -503,3 +503,48 @@ both_stores!(
         s.stop().await;
     }
 );
+
+// ---- SEC2-INFO (b): listing a user's sessions is bounded ----
+
+both_stores!(
+    sec2_info_a_users_session_list_is_capped_at_the_newest_1000,
+    |backend: Backend| async move {
+        use tessera_server::routes::MAX_LISTED_SESSIONS;
+        let s = std::sync::Arc::new(common::start(backend).await);
+        let handle_of = |r: common::Reply| r.json["session"]["handle"].as_str().unwrap().to_owned();
+        let mut oldest = Vec::new();
+        for _ in 0..5 {
+            oldest.push(handle_of(s.create("many").await));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let s = std::sync::Arc::clone(&s);
+                tokio::spawn(async move {
+                    for _ in 0..MAX_LISTED_SESSIONS / 4 {
+                        s.create("many").await;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
+        }
+        let r = s.get("/recipe/session/user?userId=many").await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        let listed: Vec<String> = serde_json::from_value(r.json["sessionHandles"].clone()).unwrap();
+        assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
+        assert!(
+            oldest.iter().all(|h| !listed.contains(h)),
+            "the oldest are listed"
+        );
+        // Revoking by user still reaches every session, listed or not.
+        let r = s
+            .post("/recipe/session/remove", json!({"userId": "many"}))
+            .await;
+        let revoked = r.json["sessionHandlesRevoked"].as_array().unwrap();
+        assert_eq!(revoked.len(), MAX_LISTED_SESSIONS + 5);
+        let r = s.get("/recipe/session/user?userId=many").await;
+        assert_eq!(r.json["sessionHandles"], json!([]));
+    }
+);

@@ -8,6 +8,8 @@ mod jwt;
 mod misc;
 mod session;
 
+pub use session::MAX_LISTED_SESSIONS;
+
 use crate::apps::{AppEntry, AppRegistry};
 use crate::cdi::{CdiPolicy, CdiVersion};
 use crate::connections::ConnectionLimits;
