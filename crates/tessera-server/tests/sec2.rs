@@ -548,3 +548,80 @@ both_stores!(
         assert_eq!(r.json["sessionHandles"], json!([]));
     }
 );
+
+// ---- SEC2-INFO (c): tenants inside one app are labels; apps are the boundary ----
+
+both_stores!(
+    sec2_info_tenants_are_labels_apps_are_the_boundary,
+    |backend: Backend| async move {
+        let s = common::start(backend).await;
+        for app in ["y", "z"] {
+            let r = s
+                .put("/recipe/multitenancy/app/v2", json!({"appId": app}))
+                .await;
+            assert_eq!(r.status_field(), "OK", "{}", r.text);
+        }
+        let verify = |at: &str| {
+            json!({"accessToken": at, "doAntiCsrfCheck": false, "enableAntiCsrf": false,
+                   "checkDatabase": true})
+        };
+        // Inside one app, a tenant that was never created is accepted, and a session of
+        // tenant-t is read, verified and revoked through tenant-u: tenants are labels.
+        let r = s.post("/tenant-t/recipe/session", new_session("u")).await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        let handle = r.json["session"]["handle"].as_str().unwrap().to_owned();
+        let at = r.json["accessToken"]["token"].as_str().unwrap().to_owned();
+        let r = s
+            .get(&format!("/tenant-u/recipe/session?sessionHandle={handle}"))
+            .await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        assert_eq!(r.json["tenantId"], "tenant-t");
+        let r = s.post("/tenant-u/recipe/session/verify", verify(&at)).await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        let r = s
+            .post(
+                "/tenant-u/recipe/session/remove",
+                json!({"sessionHandles": [handle]}),
+            )
+            .await;
+        assert_eq!(
+            r.json["sessionHandlesRevoked"],
+            json!([handle]),
+            "{}",
+            r.text
+        );
+        // Across apps nothing is shared: app y's session is unknown to app z and to public.
+        let r = s
+            .post("/appid-y/tenant-t/recipe/session", new_session("u"))
+            .await;
+        let handle = r.json["session"]["handle"].as_str().unwrap().to_owned();
+        let at = r.json["accessToken"]["token"].as_str().unwrap().to_owned();
+        for app in ["/appid-z", ""] {
+            let r = s
+                .get(&format!("{app}/recipe/session?sessionHandle={handle}"))
+                .await;
+            assert_eq!(r.status_field(), "UNAUTHORISED", "{app}: {}", r.text);
+            let r = s
+                .post(&format!("{app}/recipe/session/verify"), verify(&at))
+                .await;
+            assert_ne!(r.status_field(), "OK", "{app}: {}", r.text);
+            let r = s
+                .post(
+                    &format!("{app}/recipe/session/remove"),
+                    json!({"sessionHandles": [handle]}),
+                )
+                .await;
+            assert_eq!(
+                r.json["sessionHandlesRevoked"],
+                json!([]),
+                "{app}: {}",
+                r.text
+            );
+        }
+        let r = s
+            .get(&format!("/appid-y/recipe/session?sessionHandle={handle}"))
+            .await;
+        assert_eq!(r.status_field(), "OK", "{}", r.text);
+        s.stop().await;
+    }
+);
