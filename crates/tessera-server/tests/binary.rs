@@ -157,6 +157,7 @@ async fn serves_from_a_config_file_and_stops_on_sigterm() {
     assert_eq!(hello, "Hello");
     let created: serde_json::Value = client
         .post(format!("{}/public/recipe/session", server.base))
+        .header("content-type", "application/json")
         .body(r#"{"userId":"u","enableAntiCsrf":false,"userDataInJWT":{},"userDataInDatabase":{}}"#)
         .send()
         .await
@@ -213,6 +214,7 @@ async fn flags_override_the_environment_and_the_file() {
     let created: serde_json::Value = client
         .post(format!("{}/public/recipe/session", server.base))
         .header("api-key", "aaaaaaaaaaaaaaaaaaaaaaaaa")
+        .header("content-type", "application/json")
         .body(r#"{"userId":"u","enableAntiCsrf":false,"userDataInJWT":{},"userDataInDatabase":{}}"#)
         .send()
         .await
