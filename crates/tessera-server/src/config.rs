@@ -843,7 +843,8 @@ mod tests {
     fn toml_file_values() {
         let raw = parse_toml(
             "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
-             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n",
+             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n\
+             header_read_timeout = 2\nrequest_timeout = 0.5\nmax_connections = 7\n",
         )
         .unwrap();
         let c = resolve_raw(&raw).unwrap();
@@ -851,6 +852,9 @@ mod tests {
         assert_eq!(c.app.session.access_token_validity_ms, 30_000);
         assert_eq!(c.app.api_keys.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(c.storage.describe(), "PostgreSQL postgres://u:***@h/db");
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.max_connections, 7);
         assert_eq!(
             c.warnings,
             vec!["ignoring unknown config file setting 'unknown'"]
