@@ -265,7 +265,7 @@ impl AppRegistry {
             overrides.insert(key.to_owned(), text);
         }
         apply_app_settings(&self.base, &overrides, false)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            .map_err(|e| ApiError::BadRequest(e.without_value().to_owned()))?;
         let json = serde_json::to_string(&overrides).map_err(|_| ApiError::Internal)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -3,9 +3,11 @@
 //! stops start-up with a message that names the setting and says what is allowed.
 
 use crate::cdi::CdiVersion;
+use crate::connections::ConnectionLimits;
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use tessera::SessionConfig;
 
 /// `tessera` command line.
@@ -78,6 +80,17 @@ pub struct ServeArgs {
     /// Log level: trace, debug, info, warn, error or none (default info).
     #[arg(long, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Seconds a client may take to send a request's line and headers; also how long an idle
+    /// keep-alive connection stays open (default 10; 0.1 … 3600).
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Seconds from a request's headers to its answer, body included; past it the answer is
+    /// 408 (default 30; 0.1 … 3600).
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Connections open at once; more wait, unaccepted (default 10000; 1 … 1000000).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
     /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
     #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
     pub static_signing_key: Option<String>,
@@ -221,6 +234,8 @@ pub struct ServerConfig {
     pub min_cdi: Option<CdiVersion>,
     /// `tracing` filter directive.
     pub log_level: String,
+    /// Connection cap and client deadlines (SEC2-M4).
+    pub limits: ConnectionLimits,
     /// Operator static signing key.
     pub static_signing_key: Option<String>,
     /// Operator anonymous-token signing key (public app).
@@ -242,6 +257,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_cdi", &self.max_cdi)
             .field("min_cdi", &self.min_cdi)
             .field("log_level", &self.log_level)
+            .field("limits", &self.limits)
             .field(
                 "static_signing_key",
                 &self.static_signing_key.as_ref().map(|_| ".."),
@@ -270,6 +286,7 @@ impl Default for ServerConfig {
             max_cdi: None,
             min_cdi: None,
             log_level: "info".into(),
+            limits: ConnectionLimits::default(),
             static_signing_key: None,
             anonymous_signing_key: None,
             previous_anonymous_signing_keys: Vec::new(),
@@ -283,12 +300,23 @@ impl Default for ServerConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Where a message names the refused value.
+const GOT: &str = "; got '";
+
+impl ConfigError {
+    /// The message without the refused value: what an API caller is answered, so input is never
+    /// echoed back (SEC2-INFO).
+    pub fn without_value(&self) -> &str {
+        self.0.split_once(GOT).map_or(&self.0, |(head, _)| head)
+    }
+}
+
 fn bad(setting: &str, env: Option<&str>, allowed: &str, got: &str) -> ConfigError {
     let name = match env {
         Some(env) => format!("{setting} ({env})"),
         None => setting.to_owned(),
     };
-    ConfigError(format!("invalid {name}: {allowed}; got '{got}'"))
+    ConfigError(format!("invalid {name}: {allowed}{GOT}{got}'"))
 }
 
 /// Settings as text, keyed by their config-file name.
@@ -313,6 +341,9 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_max_cdi_version",
     "supertokens_min_cdi_version",
     "log_level",
+    "header_read_timeout",
+    "request_timeout",
+    "max_connections",
     "static_signing_key",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
@@ -372,7 +403,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 17] = [
+        let flags: [(&str, Option<String>); 20] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -406,6 +437,9 @@ impl ServeArgs {
                 self.supertokens_min_cdi_version.clone(),
             ),
             ("log_level", self.log_level.clone()),
+            ("header_read_timeout", self.header_read_timeout.clone()),
+            ("request_timeout", self.request_timeout.clone()),
+            ("max_connections", self.max_connections.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
             ("anonymous_signing_key", self.anonymous_signing_key.clone()),
             (
@@ -516,6 +550,41 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                 ))
             }
         };
+    }
+    let seconds = |key: &str, env: &str| -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = get(key) else { return Ok(None) };
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| (0.1..=3600.0).contains(s))
+            .map(|s| Some(Duration::from_secs_f64(s)))
+            .ok_or_else(|| {
+                bad(
+                    key,
+                    Some(env),
+                    "must be a number of seconds from 0.1 to 3600",
+                    v,
+                )
+            })
+    };
+    if let Some(d) = seconds("header_read_timeout", "TESSERA_HEADER_READ_TIMEOUT")? {
+        config.limits.header_read_timeout = d;
+    }
+    if let Some(d) = seconds("request_timeout", "TESSERA_REQUEST_TIMEOUT")? {
+        config.limits.request_timeout = d;
+    }
+    if let Some(v) = get("max_connections") {
+        config.limits.max_connections = v
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "max_connections",
+                    Some("TESSERA_MAX_CONNECTIONS"),
+                    "must be a whole number from 1 to 1000000",
+                    v,
+                )
+            })?;
     }
     config.static_signing_key = get("static_signing_key").map(str::to_owned);
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
@@ -774,7 +843,8 @@ mod tests {
     fn toml_file_values() {
         let raw = parse_toml(
             "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
-             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n",
+             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n\
+             header_read_timeout = 2\nrequest_timeout = 0.5\nmax_connections = 7\n",
         )
         .unwrap();
         let c = resolve_raw(&raw).unwrap();
@@ -782,6 +852,9 @@ mod tests {
         assert_eq!(c.app.session.access_token_validity_ms, 30_000);
         assert_eq!(c.app.api_keys.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(c.storage.describe(), "PostgreSQL postgres://u:***@h/db");
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.max_connections, 7);
         assert_eq!(
             c.warnings,
             vec!["ignoring unknown config file setting 'unknown'"]
