@@ -46,6 +46,8 @@ impl std::fmt::Debug for AppEntry {
 pub struct OperatorKeys {
     /// Static access-token signing key.
     pub static_signing_key: Option<String>,
+    /// Previous static keys that still verify (never sign).
+    pub previous_static_signing_keys: Vec<String>,
     /// Anonymous-token signing key.
     pub anonymous_signing_key: Option<String>,
     /// Previous anonymous keys that still verify.
@@ -135,6 +137,8 @@ impl AppRegistry {
             if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());
             }
+            builder = builder
+                .previous_static_signing_keys(self.keys.previous_static_signing_keys.clone());
             if let Some(key) = &self.keys.anonymous_signing_key {
                 builder = builder.anonymous_signing_key(key.clone());
             }

@@ -78,9 +78,19 @@ pub struct ServeArgs {
     /// Log level: trace, debug, info, warn, error or none (default info).
     #[arg(long, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
-    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
+    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form. Only
+    /// this key and the previous keys below verify static-key tokens (a replaced key stops at
+    /// once).
     #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
     pub static_signing_key: Option<String>,
+    /// Comma-separated previous operator static keys (same forms): they still verify and stay
+    /// in the JWKS during an overlap, but never sign; drop one to reject its tokens.
+    #[arg(
+        long,
+        env = "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
+        hide_env_values = true
+    )]
+    pub previous_static_signing_keys: Option<String>,
     /// Anonymous-token signing key of the public app: an Ed25519 (or RSA) PKCS#8 PEM, or
     /// `ed25519|<b64 PKCS#8>`. Without it one is generated once and kept in the database.
     #[arg(long, env = "TESSERA_ANONYMOUS_SIGNING_KEY", hide_env_values = true)]
@@ -111,6 +121,10 @@ impl std::fmt::Debug for ServeArgs {
             .field("sqlite_path", &self.sqlite_path)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
+            .field(
+                "previous_static_signing_keys",
+                &set(&self.previous_static_signing_keys),
+            )
             .field("anonymous_signing_key", &set(&self.anonymous_signing_key))
             .field(
                 "previous_anonymous_signing_keys",
@@ -223,6 +237,8 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Operator static signing key.
     pub static_signing_key: Option<String>,
+    /// Previous operator static keys that still verify (never sign).
+    pub previous_static_signing_keys: Vec<String>,
     /// Operator anonymous-token signing key (public app).
     pub anonymous_signing_key: Option<String>,
     /// Previous anonymous keys that still verify (public app).
@@ -245,6 +261,10 @@ impl std::fmt::Debug for ServerConfig {
             .field(
                 "static_signing_key",
                 &self.static_signing_key.as_ref().map(|_| ".."),
+            )
+            .field(
+                "previous_static_signing_keys",
+                &self.previous_static_signing_keys.len(),
             )
             .field(
                 "anonymous_signing_key",
@@ -271,6 +291,7 @@ impl Default for ServerConfig {
             min_cdi: None,
             log_level: "info".into(),
             static_signing_key: None,
+            previous_static_signing_keys: Vec::new(),
             anonymous_signing_key: None,
             previous_anonymous_signing_keys: Vec::new(),
             warnings: Vec::new(),
@@ -314,6 +335,7 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_min_cdi_version",
     "log_level",
     "static_signing_key",
+    "previous_static_signing_keys",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
 ];
@@ -372,7 +394,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 17] = [
+        let flags: [(&str, Option<String>); 18] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -407,6 +429,10 @@ impl ServeArgs {
             ),
             ("log_level", self.log_level.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
+            (
+                "previous_static_signing_keys",
+                self.previous_static_signing_keys.clone(),
+            ),
             ("anonymous_signing_key", self.anonymous_signing_key.clone()),
             (
                 "previous_anonymous_signing_keys",
@@ -518,8 +544,20 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
         };
     }
     config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    config.previous_static_signing_keys = key_list(get("previous_static_signing_keys"));
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
-    config.previous_anonymous_signing_keys = get("previous_anonymous_signing_keys")
+    config.previous_anonymous_signing_keys = key_list(get("previous_anonymous_signing_keys"));
+    config.warnings = raw
+        .keys()
+        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
+        .map(|k| format!("ignoring unknown config file setting '{k}'"))
+        .collect();
+    Ok(config)
+}
+
+/// A comma-separated list of keys (PEM and the storage forms hold no comma).
+fn key_list(value: Option<&str>) -> Vec<String> {
+    value
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -527,13 +565,7 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    config.warnings = raw
-        .keys()
-        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
-        .map(|k| format!("ignoring unknown config file setting '{k}'"))
-        .collect();
-    Ok(config)
+        .unwrap_or_default()
 }
 
 /// Settings an app's `coreConfig` may override.

@@ -186,8 +186,12 @@ pub trait Store: Send + Sync + 'static {
         key: &StoredKey,
     ) -> Result<bool, StoreError>;
 
-    /// Inserts a static key unconditionally (operator-supplied key).
+    /// Inserts a static key unconditionally (tests and imports; the engine never stores an
+    /// operator-supplied key).
     async fn insert_static_key(&self, app_id: &str, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Deletes one static key; true if it existed.
+    async fn delete_static_key(&self, app_id: &str, kid: &str) -> Result<bool, StoreError>;
 
     /// Returns the value under `name`, inserting `value` first if absent (first writer wins).
     async fn get_or_insert_key_value(

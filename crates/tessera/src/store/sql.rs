@@ -385,6 +385,21 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn delete_static_key(
+                &self,
+                app_id: &str,
+                kid: &str,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM jwt_signing_keys WHERE app_id = $1 AND key_id = $2",
+                )
+                .bind(app_id)
+                .bind(kid)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn get_or_insert_key_value(
                 &self,
                 app_id: &str,
