@@ -80,27 +80,44 @@ pub struct ServeArgs {
     pub log_level: Option<String>,
     /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form. Only
     /// this key and the previous keys below verify static-key tokens (a replaced key stops at
-    /// once).
-    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
+    /// once). Prefer `--static-signing-key-file`: a value on the command line is visible to
+    /// every local user in the process list.
+    #[arg(
+        long,
+        env = "TESSERA_STATIC_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub static_signing_key: Option<String>,
+    /// A file holding the operator static signing key (same forms); exclusive with
+    /// `--static-signing-key`.
+    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY_FILE")]
+    pub static_signing_key_file: Option<PathBuf>,
     /// Comma-separated previous operator static keys (same forms): they still verify and stay
     /// in the JWKS during an overlap, but never sign; drop one to reject its tokens.
     #[arg(
         long,
         env = "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub previous_static_signing_keys: Option<String>,
     /// Anonymous-token signing key of the public app: an Ed25519 (or RSA) PKCS#8 PEM, or
     /// `ed25519|<b64 PKCS#8>`. Without it one is generated once and kept in the database.
-    #[arg(long, env = "TESSERA_ANONYMOUS_SIGNING_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TESSERA_ANONYMOUS_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub anonymous_signing_key: Option<String>,
     /// Comma-separated previous anonymous keys (same forms): they still verify, so tokens they
     /// signed keep working and are re-signed; drop one to reject its tokens at once.
     #[arg(
         long,
         env = "TESSERA_PREVIOUS_ANONYMOUS_SIGNING_KEYS",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub previous_anonymous_signing_keys: Option<String>,
 }
@@ -121,6 +138,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("sqlite_path", &self.sqlite_path)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
+            .field("static_signing_key_file", &self.static_signing_key_file)
             .field(
                 "previous_static_signing_keys",
                 &set(&self.previous_static_signing_keys),
@@ -335,6 +353,7 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_min_cdi_version",
     "log_level",
     "static_signing_key",
+    "static_signing_key_file",
     "previous_static_signing_keys",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
@@ -394,7 +413,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 18] = [
+        let flags: [(&str, Option<String>); 19] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -429,6 +448,12 @@ impl ServeArgs {
             ),
             ("log_level", self.log_level.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
+            (
+                "static_signing_key_file",
+                self.static_signing_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
             (
                 "previous_static_signing_keys",
                 self.previous_static_signing_keys.clone(),
@@ -543,7 +568,19 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
             }
         };
     }
-    config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    config.static_signing_key = match (get("static_signing_key"), get("static_signing_key_file")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "give the operator static key once: static_signing_key \
+                 (TESSERA_STATIC_SIGNING_KEY) or static_signing_key_file \
+                 (TESSERA_STATIC_SIGNING_KEY_FILE), not both"
+                    .into(),
+            ))
+        }
+        (Some(key), None) => Some(key.to_owned()),
+        (None, Some(path)) => Some(read_key_file(path)?),
+        (None, None) => None,
+    };
     config.previous_static_signing_keys = key_list(get("previous_static_signing_keys"));
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
     config.previous_anonymous_signing_keys = key_list(get("previous_anonymous_signing_keys"));
@@ -553,6 +590,22 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
         .map(|k| format!("ignoring unknown config file setting '{k}'"))
         .collect();
     Ok(config)
+}
+
+/// Reads a key file; the error names the file, never its content.
+fn read_key_file(path: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE) {path}: {}",
+            e.kind()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(ConfigError(format!(
+            "static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE) {path} is empty"
+        )));
+    }
+    Ok(text)
 }
 
 /// A comma-separated list of keys (PEM and the storage forms hold no comma).

@@ -159,3 +159,99 @@ async fn sec2_h1_restart_with_a_new_static_key_postgres() {
     })
     .await;
 }
+
+/// The storage form as an unencrypted PKCS#8 PEM.
+fn to_pem(stored: &str) -> String {
+    let der = stored.split('|').nth(1).expect("pkcs8");
+    let body: Vec<String> = der
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        body.join("\n")
+    )
+}
+
+/// Runs `tessera` with `args` (no environment settings) and returns its exit code and stderr.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TESSERA") || k.starts_with("SUPERTOKENS") || k == "API_KEYS" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.args(args).output().expect("run tessera");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// SEC2-L9: a key on the command line next to a bad argument — in the space form, the `=`
+/// form, as a stray argument, twice — is never echoed: exit 2 and no 12-character piece of the
+/// key on stderr. The key file argument is the way that keeps keys off the command line.
+#[tokio::test]
+async fn sec2_l9_argument_errors_never_print_key_material() {
+    let pem = to_pem(&operator_key());
+    let eq = format!("--static-signing-key={pem}");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["serve", "--static-signing-key", &pem, "--bogus"],
+        vec!["serve", "--bogus", "--static-signing-key", &pem],
+        vec!["serve", &eq, "--bogus"],
+        vec!["serve", &pem],
+        vec![
+            "serve",
+            "--static-signing-key",
+            &pem,
+            "--static-signing-key",
+            &pem,
+        ],
+        vec!["serve", "--anonymous-signing-key", &pem, "--port"],
+        vec!["serve", "--previous-static-signing-keys", &pem, "--nope"],
+    ];
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    for args in cases {
+        let (code, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{stderr}");
+        let leaked = body
+            .as_bytes()
+            .windows(12)
+            .find(|w| stderr.contains(std::str::from_utf8(w).unwrap()));
+        assert!(leaked.is_none(), "key bytes on stderr: {stderr}");
+    }
+
+    // The file form: the key is used (its kid signs static-key sessions), never printed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("static.pem");
+    std::fs::write(&file, &pem).unwrap();
+    let storage = Storage::Sqlite(dir.path().join("t.db"));
+    let log = dir.path().join("server.log");
+    let arg = format!("--static-signing-key-file={}", file.display());
+    let server = start(&storage, vec![arg.clone()], &log).await;
+    let client = support::client();
+    let created = support::post(
+        &client,
+        &server.base,
+        "/recipe/session",
+        &json!({"userId": "u", "userDataInJWT": {}, "userDataInDatabase": {},
+                "enableAntiCsrf": false, "useDynamicSigningKey": false}),
+    )
+    .await;
+    let kid = support::jwt_header(&token(&created, "accessToken"))["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        kid.starts_with("s-") && kid.len() == 34,
+        "operator kid: {kid}"
+    );
+    assert!(jwks(&client, &server.base).await.contains(&kid));
+    server.sigkill();
+    // Both forms at once are refused, naming the settings only.
+    let (code, stderr) = run(&["serve", &arg, "--static-signing-key", &pem]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("static_signing_key_file"), "{stderr}");
+    assert!(!stderr.contains(&body[..40]), "{stderr}");
+}
