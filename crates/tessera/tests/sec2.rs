@@ -164,3 +164,75 @@ async fn sec2_h1_replaced_static_key_stops_verifying(backend: Backend) {
 }
 
 on_both_stores!(sec2_h1_replaced_static_key_stops_verifying);
+
+/// Every byte-level variant of a genuine refresh token that an attacker (or a proxy that
+/// changes case) can produce without the key.
+fn malleated(token: &str) -> Vec<String> {
+    let (blob, rest) = token.split_once('.').expect("blob");
+    let (nonce, _tag) = rest.split_once('.').expect("nonce");
+    let mut out = vec![
+        format!("{blob}.{nonce}.v2"),
+        format!("{blob}.{}.V2", nonce.to_ascii_uppercase()),
+        format!("{blob}.{nonce}.V2."),
+        format!(" {token}"),
+    ];
+    if let Some(stripped) = blob.strip_suffix('=') {
+        out.push(format!("{stripped}.{nonce}.V2"));
+    } else {
+        out.push(format!("{blob}=.{nonce}.V2"));
+    }
+    out
+}
+
+/// SEC2-L8: a malleated copy of the current refresh token (`v2` for `V2`, and the other
+/// variants) is invalid — UNAUTHORISED, never theft — and the session stays alive: the genuine
+/// token still refreshes and the row is still there.
+async fn sec2_l8_malleated_refresh_token_is_invalid_not_theft(backend: Backend) {
+    let store = fresh_store(backend).await;
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let engine = engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
+    let created = engine
+        .create_session(NewSession::for_user("alice"))
+        .await
+        .unwrap();
+    let handle = created.session.handle.clone();
+    let mut current = created.refresh_token.token.clone();
+    for round in 0..2 {
+        for variant in malleated(&current) {
+            let verdict = engine
+                .refresh_session(&variant, tessera::RefreshOptions::default())
+                .await;
+            assert!(
+                matches!(
+                    verdict,
+                    Err(SessionError::Unauthorised(
+                        tessera::UnauthorisedReason::InvalidRefreshToken
+                    ))
+                ),
+                "round {round}, {:?}: {verdict:?}",
+                &variant[variant.len() - 4..]
+            );
+            assert!(
+                store
+                    .get_session("public", "public", &handle)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "the session survives a malleated token"
+            );
+        }
+        // The genuine token still works; use the child so it becomes current.
+        let next = engine
+            .refresh_session(&current, tessera::RefreshOptions::default())
+            .await
+            .expect("the genuine token refreshes");
+        engine
+            .verify_session(&next.access_token.token, VerifyOptions::default())
+            .await
+            .expect("child verifies");
+        current = next.refresh_token.token;
+        clock.advance_ms(60_000);
+    }
+}
+
+on_both_stores!(sec2_l8_malleated_refresh_token_is_invalid_not_theft);
