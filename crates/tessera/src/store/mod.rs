@@ -217,15 +217,19 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
-    /// The stored core-config overrides of an app, if the app was created.
-    async fn get_app_config(&self, app_id: &str) -> Result<Option<String>, StoreError> {
+    /// The stored core-config overrides of an app and when the app was created (epoch ms),
+    /// if it was created. The creation time tells a re-created app from the one removed
+    /// before it.
+    async fn get_app_config(&self, app_id: &str) -> Result<Option<(String, u64)>, StoreError> {
         let _ = app_id;
         Ok(None)
     }
 
-    /// Forgets an app created with [`Store::put_app_config`]; true if it existed. Its sessions
-    /// and keys stay in place (unreachable while the app does not exist).
-    async fn delete_app_config(&self, app_id: &str) -> Result<bool, StoreError> {
+    /// Removes an app with everything it owns — its sessions, signing keys, refresh-token
+    /// master key, anonymous key and stored settings — in one transaction, so a re-created
+    /// app of the same id starts empty (SEC2-M2). Never removes `public`. True if the app was
+    /// created (its settings existed).
+    async fn delete_app(&self, app_id: &str) -> Result<bool, StoreError> {
         let _ = app_id;
         Ok(false)
     }
