@@ -236,3 +236,133 @@ async fn sec2_l8_malleated_refresh_token_is_invalid_not_theft(backend: Backend) 
 }
 
 on_both_stores!(sec2_l8_malleated_refresh_token_is_invalid_not_theft);
+
+/// A store of `backend` holding `expired` sessions that expired before `NOW_MS`, inserted in
+/// one statement (as a long-idle database accumulates them).
+async fn store_with_expired(backend: Backend, expired: u64) -> Arc<dyn Store> {
+    let cols = "app_id, tenant_id, session_handle, user_id, refresh_token_hash_2, \
+                session_data, jwt_user_payload, expires_at, created_at_time, use_static_key";
+    let expires = NOW_MS - 1_000;
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("tessera-l2-{}.db", uuid::Uuid::new_v4()));
+            let store = tessera::SqliteStore::open(&path).await.expect("sqlite");
+            sqlx::query(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {expired}) \
+                 INSERT INTO session_info ({cols}) SELECT 'public', 'public', 'expired-' || i, \
+                 'user-' || (i % 1000), 'h', '{{}}', '{{}}', {expires}, {expires} - 3600000, false FROM n"
+            ))
+            .execute(store.pool())
+            .await
+            .expect("bulk insert");
+            Arc::new(store)
+        }
+        Backend::Postgres => {
+            let schema = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+            let store = tessera::PostgresStore::connect(&common::postgres_url(), Some(&schema))
+                .await
+                .expect("postgres");
+            sqlx::query(&format!(
+                "INSERT INTO session_info ({cols}) SELECT 'public', 'public', 'expired-' || i, \
+                 'user-' || (i % 1000), 'h', '{{}}', '{{}}', {expires}, {expires} - 3600000, false \
+                 FROM generate_series(1, {expired}) AS i"
+            ))
+            .execute(store.pool())
+            .await
+            .expect("bulk insert");
+            Arc::new(store)
+        }
+    }
+}
+
+/// SEC2-L2, the bound: one clean-up statement deletes at most the batch it is given, and
+/// never a live session.
+async fn sec2_l2_one_statement_deletes_at_most_one_batch(backend: Backend) {
+    let store = store_with_expired(backend, 2_500).await;
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let engine = engine_on(Arc::clone(&store), test_config(), clock).await;
+    for user in ["a", "b", "c"] {
+        engine
+            .create_session(NewSession::for_user(user))
+            .await
+            .unwrap();
+    }
+    let batch = tessera::CLEANUP_BATCH;
+    assert_eq!(batch, 1_000);
+    let mut counts = Vec::new();
+    loop {
+        let n = store.delete_expired_sessions(NOW_MS, batch).await.unwrap();
+        counts.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(counts, vec![1_000, 1_000, 500, 0]);
+    assert_eq!(
+        store.count_sessions("public").await.unwrap(),
+        3,
+        "live sessions stay"
+    );
+}
+
+/// SEC2-L2, the symptom: 200,000 expired sessions are cleaned while four clients keep
+/// creating sessions. Every create succeeds, none waits long for the write lock, and the
+/// clean-up removes exactly the expired rows.
+async fn sec2_l2_cleanup_of_many_expired_rows_never_blocks_creates(backend: Backend) {
+    const EXPIRED: u64 = 200_000;
+    let store = store_with_expired(backend, EXPIRED).await;
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let engine = engine_on(Arc::clone(&store), test_config(), clock).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (engine, done) = (engine.clone(), Arc::clone(&done));
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut slowest) = (0u64, Vec::new(), std::time::Duration::ZERO);
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || i < 5 {
+                let started = std::time::Instant::now();
+                match engine
+                    .create_session(NewSession::for_user(format!("live-{c}-{i}")))
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                slowest = slowest.max(started.elapsed());
+                i += 1;
+            }
+            (ok, failed, slowest)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let report = engine.cleanup().await.expect("cleanup");
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut created, mut slowest) = (0, std::time::Duration::ZERO);
+    for client in clients {
+        let (ok, failed, slow) = client.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "creates failed during clean-up: {failed:?}"
+        );
+        created += ok;
+        slowest = slowest.max(slow);
+    }
+    eprintln!(
+        "{backend:?}: cleaned {} rows in {took:?}; {created} creates meanwhile, slowest {slowest:?}",
+        report.sessions
+    );
+    assert_eq!(report.sessions, EXPIRED);
+    assert_eq!(store.count_sessions("public").await.unwrap(), created);
+    assert!(
+        slowest < std::time::Duration::from_millis(1_500),
+        "a create waited {slowest:?} for the clean-up"
+    );
+}
+
+on_both_stores!(
+    sec2_l2_one_statement_deletes_at_most_one_batch,
+    sec2_l2_cleanup_of_many_expired_rows_never_blocks_creates
+);

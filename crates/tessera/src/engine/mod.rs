@@ -4,7 +4,7 @@
 mod jwt;
 mod keys;
 mod lifecycle;
-pub use lifecycle::CleanupReport;
+pub use lifecycle::{CleanupReport, CLEANUP_BATCH};
 mod manage;
 mod refresh;
 mod verify;

@@ -147,8 +147,10 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// Deletes every session with `expires_at <= now`, in every app; returns the count.
-    async fn delete_expired_sessions(&self, now_ms: u64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` sessions with `expires_at <= now`, in every app, in one
+    /// statement; returns the count. The engine calls it in a loop (SEC2-L2): one statement
+    /// over millions of rows would hold SQLite's write lock for seconds.
+    async fn delete_expired_sessions(&self, now_ms: u64, limit: u64) -> Result<u64, StoreError>;
 
     /// Counts session rows of an app (for tests and metrics).
     async fn count_sessions(&self, app_id: &str) -> Result<u64, StoreError>;

@@ -243,11 +243,17 @@ macro_rules! impl_sql_store {
             async fn delete_expired_sessions(
                 &self,
                 now_ms: u64,
+                limit: u64,
             ) -> Result<u64, $crate::error::StoreError> {
-                let done = sqlx::query("DELETE FROM session_info WHERE expires_at <= $1")
-                    .bind($crate::store::sql::to_db(now_ms))
-                    .execute(&self.pool)
-                    .await?;
+                let done = sqlx::query(
+                    "DELETE FROM session_info WHERE (app_id, tenant_id, session_handle) IN \
+                     (SELECT app_id, tenant_id, session_handle FROM session_info \
+                     WHERE expires_at <= $1 LIMIT $2)",
+                )
+                .bind($crate::store::sql::to_db(now_ms))
+                .bind($crate::store::sql::to_db(limit))
+                .execute(&self.pool)
+                .await?;
                 Ok(done.rows_affected())
             }
 
