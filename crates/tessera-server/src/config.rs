@@ -592,18 +592,31 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
     Ok(config)
 }
 
-/// Reads a key file; the error names the file, never its content.
+/// Longest key file read (an RSA-4096 PKCS#8 PEM is about 3.3 KB).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a key file: a regular file of at most [`MAX_KEY_FILE_BYTES`]. The error names the
+/// file, never its content.
 fn read_key_file(path: &str) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(format!(
-            "cannot read static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE) {path}: {}",
-            e.kind()
-        ))
-    })?;
-    if text.trim().is_empty() {
-        return Err(ConfigError(format!(
-            "static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE) {path} is empty"
+    use std::io::Read as _;
+    let name = "static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE)";
+    let fail = |what: String| ConfigError(format!("invalid {name} {path}: {what}"));
+    let file =
+        std::fs::File::open(path).map_err(|e| fail(format!("cannot open ({})", e.kind())))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(fail(format!(
+            "must be a regular file of at most {MAX_KEY_FILE_BYTES} bytes"
         )));
+    }
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if text.trim().is_empty() {
+        return Err(fail("the file is empty".into()));
     }
     Ok(text)
 }
@@ -853,6 +866,32 @@ mod tests {
                 assert!(!text.contains(secret), "{secret} in {text}");
             }
         }
+    }
+
+    #[test]
+    fn sec2_l9_key_file_errors_name_the_file_only() {
+        let dir = std::env::temp_dir();
+        let missing = dir.join(format!("tessera-missing-{}.pem", std::process::id()));
+        let e = resolve_raw(&raw(&[(
+            "static_signing_key_file",
+            &missing.display().to_string(),
+        )]))
+        .unwrap_err();
+        assert!(e.0.contains("TESSERA_STATIC_SIGNING_KEY_FILE"), "{e}");
+        let e = resolve_raw(&raw(&[("static_signing_key_file", "/dev/zero")])).unwrap_err();
+        assert!(e.0.contains("regular file"), "{e}");
+        let file = dir.join(format!("tessera-key-{}.pem", std::process::id()));
+        std::fs::write(&file, "-----BEGIN PRIVATE KEY-----\nMIIEsecretsecret\n").unwrap();
+        let path = file.display().to_string();
+        let c = resolve_raw(&raw(&[("static_signing_key_file", &path)])).unwrap();
+        assert!(c.static_signing_key.unwrap().contains("MIIEsecretsecret"));
+        let e = resolve_raw(&raw(&[
+            ("static_signing_key_file", &path),
+            ("static_signing_key", "-----BEGIN PRIVATE KEY-----MIIEother"),
+        ]))
+        .unwrap_err();
+        assert!(!e.0.contains("MIIE"), "{e}");
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]
