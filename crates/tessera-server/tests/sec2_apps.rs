@@ -51,11 +51,21 @@ both_stores!(
             .await;
         assert_eq!(v.status_field(), "OK", "{}", v.text);
 
+        s.create("public-user").await;
+        let store = place.open().await;
+        let master_key = |store: std::sync::Arc<dyn tessera::Store>| async move {
+            store
+                .get_or_insert_key_value("x", "refresh_token_key", "unused", 0)
+                .await
+                .unwrap()
+        };
+        let old_master = master_key(std::sync::Arc::clone(&store)).await;
+        assert_ne!(old_master, "unused");
+
         let r = s
             .post("/recipe/multitenancy/app/remove", json!({"appId": "x"}))
             .await;
         assert_eq!(r.json["didExist"], true, "{}", r.text);
-        let store = place.open().await;
         assert_eq!(
             store.count_sessions("x").await.unwrap(),
             0,
@@ -71,14 +81,17 @@ both_stores!(
         );
         assert_eq!(
             store.count_sessions("public").await.unwrap(),
-            0,
-            "nothing of public was touched (it had no sessions)"
+            1,
+            "the public app's session stays"
         );
 
         let r = s
             .put("/recipe/multitenancy/app/v2", json!({"appId": "x"}))
             .await;
         assert_eq!(r.json["createdNew"], true, "re-created: {}", r.text);
+        let new_master = master_key(std::sync::Arc::clone(&store)).await;
+        assert_ne!(new_master, old_master, "a new refresh-token master key");
+        assert_ne!(new_master, "unused");
         // Past the other instance's re-check interval.
         tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
 
