@@ -91,19 +91,46 @@ pub struct ServeArgs {
     /// Connections open at once; more wait, unaccepted (default 10000; 1 … 1000000).
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<String>,
-    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
-    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
+    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form. Only
+    /// this key and the previous keys below verify static-key tokens (a replaced key stops at
+    /// once). Prefer `--static-signing-key-file`: a value on the command line is visible to
+    /// every local user in the process list.
+    #[arg(
+        long,
+        env = "TESSERA_STATIC_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub static_signing_key: Option<String>,
+    /// A file holding the operator static signing key (same forms); exclusive with
+    /// `--static-signing-key`.
+    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY_FILE")]
+    pub static_signing_key_file: Option<PathBuf>,
+    /// Comma-separated previous operator static keys (same forms): they still verify and stay
+    /// in the JWKS during an overlap, but never sign; drop one to reject its tokens.
+    #[arg(
+        long,
+        env = "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub previous_static_signing_keys: Option<String>,
     /// Anonymous-token signing key of the public app: an Ed25519 (or RSA) PKCS#8 PEM, or
     /// `ed25519|<b64 PKCS#8>`. Without it one is generated once and kept in the database.
-    #[arg(long, env = "TESSERA_ANONYMOUS_SIGNING_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TESSERA_ANONYMOUS_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub anonymous_signing_key: Option<String>,
     /// Comma-separated previous anonymous keys (same forms): they still verify, so tokens they
     /// signed keep working and are re-signed; drop one to reject its tokens at once.
     #[arg(
         long,
         env = "TESSERA_PREVIOUS_ANONYMOUS_SIGNING_KEYS",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub previous_anonymous_signing_keys: Option<String>,
 }
@@ -124,6 +151,11 @@ impl std::fmt::Debug for ServeArgs {
             .field("sqlite_path", &self.sqlite_path)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
+            .field("static_signing_key_file", &self.static_signing_key_file)
+            .field(
+                "previous_static_signing_keys",
+                &set(&self.previous_static_signing_keys),
+            )
             .field("anonymous_signing_key", &set(&self.anonymous_signing_key))
             .field(
                 "previous_anonymous_signing_keys",
@@ -238,6 +270,8 @@ pub struct ServerConfig {
     pub limits: ConnectionLimits,
     /// Operator static signing key.
     pub static_signing_key: Option<String>,
+    /// Previous operator static keys that still verify (never sign).
+    pub previous_static_signing_keys: Vec<String>,
     /// Operator anonymous-token signing key (public app).
     pub anonymous_signing_key: Option<String>,
     /// Previous anonymous keys that still verify (public app).
@@ -261,6 +295,10 @@ impl std::fmt::Debug for ServerConfig {
             .field(
                 "static_signing_key",
                 &self.static_signing_key.as_ref().map(|_| ".."),
+            )
+            .field(
+                "previous_static_signing_keys",
+                &self.previous_static_signing_keys.len(),
             )
             .field(
                 "anonymous_signing_key",
@@ -288,6 +326,7 @@ impl Default for ServerConfig {
             log_level: "info".into(),
             limits: ConnectionLimits::default(),
             static_signing_key: None,
+            previous_static_signing_keys: Vec::new(),
             anonymous_signing_key: None,
             previous_anonymous_signing_keys: Vec::new(),
             warnings: Vec::new(),
@@ -345,6 +384,8 @@ const FILE_KEYS: &[&str] = &[
     "request_timeout",
     "max_connections",
     "static_signing_key",
+    "static_signing_key_file",
+    "previous_static_signing_keys",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
 ];
@@ -403,7 +444,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 20] = [
+        let flags: [(&str, Option<String>); 22] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -441,6 +482,16 @@ impl ServeArgs {
             ("request_timeout", self.request_timeout.clone()),
             ("max_connections", self.max_connections.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
+            (
+                "static_signing_key_file",
+                self.static_signing_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+            (
+                "previous_static_signing_keys",
+                self.previous_static_signing_keys.clone(),
+            ),
             ("anonymous_signing_key", self.anonymous_signing_key.clone()),
             (
                 "previous_anonymous_signing_keys",
@@ -586,9 +637,62 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                 )
             })?;
     }
-    config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    config.static_signing_key = match (get("static_signing_key"), get("static_signing_key_file")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "give the operator static key once: static_signing_key \
+                 (TESSERA_STATIC_SIGNING_KEY) or static_signing_key_file \
+                 (TESSERA_STATIC_SIGNING_KEY_FILE), not both"
+                    .into(),
+            ))
+        }
+        (Some(key), None) => Some(key.to_owned()),
+        (None, Some(path)) => Some(read_key_file(path)?),
+        (None, None) => None,
+    };
+    config.previous_static_signing_keys = key_list(get("previous_static_signing_keys"));
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
-    config.previous_anonymous_signing_keys = get("previous_anonymous_signing_keys")
+    config.previous_anonymous_signing_keys = key_list(get("previous_anonymous_signing_keys"));
+    config.warnings = raw
+        .keys()
+        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
+        .map(|k| format!("ignoring unknown config file setting '{k}'"))
+        .collect();
+    Ok(config)
+}
+
+/// Longest key file read (an RSA-4096 PKCS#8 PEM is about 3.3 KB).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a key file: a regular file of at most [`MAX_KEY_FILE_BYTES`]. The error names the
+/// file, never its content.
+fn read_key_file(path: &str) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let name = "static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE)";
+    let fail = |what: String| ConfigError(format!("invalid {name} {path}: {what}"));
+    let file =
+        std::fs::File::open(path).map_err(|e| fail(format!("cannot open ({})", e.kind())))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(fail(format!(
+            "must be a regular file of at most {MAX_KEY_FILE_BYTES} bytes"
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if text.trim().is_empty() {
+        return Err(fail("the file is empty".into()));
+    }
+    Ok(text)
+}
+
+/// A comma-separated list of keys (PEM and the storage forms hold no comma).
+fn key_list(value: Option<&str>) -> Vec<String> {
+    value
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -596,13 +700,7 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    config.warnings = raw
-        .keys()
-        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
-        .map(|k| format!("ignoring unknown config file setting '{k}'"))
-        .collect();
-    Ok(config)
+        .unwrap_or_default()
 }
 
 /// Settings an app's `coreConfig` may override.
@@ -837,6 +935,32 @@ mod tests {
                 assert!(!text.contains(secret), "{secret} in {text}");
             }
         }
+    }
+
+    #[test]
+    fn sec2_l9_key_file_errors_name_the_file_only() {
+        let dir = std::env::temp_dir();
+        let missing = dir.join(format!("tessera-missing-{}.pem", std::process::id()));
+        let e = resolve_raw(&raw(&[(
+            "static_signing_key_file",
+            &missing.display().to_string(),
+        )]))
+        .unwrap_err();
+        assert!(e.0.contains("TESSERA_STATIC_SIGNING_KEY_FILE"), "{e}");
+        let e = resolve_raw(&raw(&[("static_signing_key_file", "/dev/zero")])).unwrap_err();
+        assert!(e.0.contains("regular file"), "{e}");
+        let file = dir.join(format!("tessera-key-{}.pem", std::process::id()));
+        std::fs::write(&file, "-----BEGIN PRIVATE KEY-----\nMIIEsecretsecret\n").unwrap();
+        let path = file.display().to_string();
+        let c = resolve_raw(&raw(&[("static_signing_key_file", &path)])).unwrap();
+        assert!(c.static_signing_key.unwrap().contains("MIIEsecretsecret"));
+        let e = resolve_raw(&raw(&[
+            ("static_signing_key_file", &path),
+            ("static_signing_key", "-----BEGIN PRIVATE KEY-----MIIEother"),
+        ]))
+        .unwrap_err();
+        assert!(!e.0.contains("MIIE"), "{e}");
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod api_key;
 pub mod apps;
+pub mod args;
 pub mod callers;
 pub mod cdi;
 pub mod config;

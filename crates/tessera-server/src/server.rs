@@ -51,6 +51,7 @@ pub async fn build_state(
         config.app.clone(),
         crate::apps::OperatorKeys {
             static_signing_key: config.static_signing_key.clone(),
+            previous_static_signing_keys: config.previous_static_signing_keys.clone(),
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },

@@ -39,7 +39,7 @@ pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SessionConfig;
-pub use engine::{CleanupReport, EngineBuilder, SessionEngine};
+pub use engine::{CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH};
 pub use error::{
     EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
 };

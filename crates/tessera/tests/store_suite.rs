@@ -116,7 +116,10 @@ async fn sessions_crud(backend: Backend) {
         .unwrap();
     assert_eq!(deleted, vec!["h1".to_string()], "only handles that existed");
     assert_eq!(store.count_sessions("public").await.unwrap(), 2);
-    assert_eq!(store.delete_expired_sessions(2_000).await.unwrap(), 2);
+    assert_eq!(
+        store.delete_expired_sessions(2_000, 1_000).await.unwrap(),
+        2
+    );
     assert_eq!(store.count_sessions("public").await.unwrap(), 0);
     store.ping().await.unwrap();
 }
