@@ -833,10 +833,9 @@ async fn sec2_h1_a_replaced_static_key_stops_verifying_in_the_remote_sdk_within_
     };
     let (key_a, key_b) = (operator_key(), operator_key());
     let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-    let with_key = |key: &str| {
-        let mut config = tessera_server::config::ServerConfig::default();
-        config.static_signing_key = Some(key.to_owned());
-        config
+    let with_key = |key: &str| tessera_server::config::ServerConfig {
+        static_signing_key: Some(key.to_owned()),
+        ..Default::default()
     };
     let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let (addr, stop, task) = serve_store(with_key(&key_a), store.clone(), any_port).await;
