@@ -2,6 +2,7 @@
 //! named by the finding's id (SEC2-H2, SEC2-M3, SEC2-L4 … L7) and by the catalogue id where a
 //! row fits (security-tests.md). Each attack is judged by what the server hands out. The
 //! anonymous scenarios run on the engine in-process and on a real `tessera serve` over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The `tessera` binary: start-up messages, configuration errors, config file, environment
 //! variables, and a clean stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
 //! General HTTP behaviour: /hello, /apiversion, JWKS, /recipe/jwt, API keys, cdi-version and
 //! bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

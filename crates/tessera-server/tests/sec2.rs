@@ -3,6 +3,7 @@
 //! fits (security-tests.md). Each test runs the attack over real HTTP against `tessera serve`
 //! (the library's server on a real listener, or the binary) and judges it by what the server
 //! answers or keeps.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

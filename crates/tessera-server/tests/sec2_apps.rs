@@ -1,5 +1,6 @@
 //! Security round 2 (issue 11), SEC2-M2: removing an app removes what it owns. Over HTTP on a
 //! real server, on SQLite and PostgreSQL, with a second instance on the same database.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Security round 2 (issue 11), operator keys through the real `tessera serve` binary:
 //! SEC2-H1 (a replaced static key stops verifying across a restart, on SQLite and PostgreSQL)
 //! and SEC2-L9 (key material never printed, also in argument errors).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Security round 2 (issue 11), the engine and store findings: each test is the attack, then the
 //! verdict read from the engine and the store. Ids: SEC2-H1, SEC2-L8, SEC2-M2, SEC2-L2.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

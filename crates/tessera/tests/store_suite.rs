@@ -1,6 +1,7 @@
 //! One test-suite for every `Store` implementation: the same assertions on SQLite and
 //! PostgreSQL, including the atomicity of compare-and-set and of key creation across two
 //! connections (two instances).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
