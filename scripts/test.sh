@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n== %s\n' "$*"; }
+START=$SECONDS
+log() { printf '\n== [%4ds] %s\n' "$((SECONDS - START))" "$*"; }
 
 export CARGO_TERM_COLOR=never
 export TESSERA_TEST_POSTGRES_URL="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -77,3 +78,5 @@ SMOKE=1 scripts/bench-peers.sh
 
 log "benchmarks, one iteration each (figures: scripts/bench-*.sh)"
 cargo test --workspace --benches
+
+log "all tests passed"

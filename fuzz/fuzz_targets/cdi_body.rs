@@ -82,7 +82,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(method) = method.parse::<Method>() else {
         return;
     };
-    let mut request = Request::builder().method(method).uri(uri);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json; charset=utf-8");
     if let Some(v) = cdi {
         request = request.header("cdi-version", v);
     }

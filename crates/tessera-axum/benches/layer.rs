@@ -6,6 +6,7 @@
 //! criterion and sends N requests (`LAYER_BENCH_MODE=bare|session|nocache`, default session
 //! with the cache on), for instruction counts of the request loop alone:
 //! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use axum::body::Body;
 use axum::routing::{get, post};

@@ -38,8 +38,10 @@ const CDI_VERSION: &str = "5.4";
 const JWKS_COOLDOWN_MS: u64 = 500;
 /// After a failed fetch, the next attempt waits this long (SEC2-L7).
 const JWKS_FAILURE_COOLDOWN_MS: u64 = 10_000;
-/// A key set is refetched at least this often by default (supertokens-node's default, 4 h).
-const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// A key set is refetched at least this often by default: a key the core stops publishing (an
+/// operator key replaced after a leak, SEC2-H1) stops verifying here within this time. One small
+/// background request per minute; supertokens-node's default is 4 h.
+const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// While fetches fail, the last good key set serves for at most this long after it was
 /// fetched; then verification fails closed (ROB-12).
 const JWKS_STALE_LIMIT_MS: u64 = 24 * 3600 * 1000;
@@ -139,8 +141,9 @@ impl RemoteCoreBuilder {
         self
     }
 
-    /// How often the key sets are refetched at the latest (default 4 h, supertokens-node's
-    /// `jwksRefreshIntervalSec`). An unknown `kid` refetches sooner.
+    /// How often the key sets are refetched at the latest (default 60 s, so a key the core
+    /// retires stops verifying within a minute; supertokens-node's `jwksRefreshIntervalSec` is
+    /// 4 h). An unknown `kid` refetches sooner.
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_refresh_interval = interval;
         self

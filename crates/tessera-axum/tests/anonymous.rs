@@ -2,6 +2,7 @@
 //! sign-out, the unauthorised/theft hand-over, transport in cookies and headers, and the
 //! switch. Every scenario runs on the engine in-process and on `tessera serve` over HTTP
 //! (B5). Test names carry the requirement ids (anonymous-sessions.md, security-tests.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! from a trusted proxy's `X-Forwarded-For` only), `Session::devices`, `revoke_device`,
 //! `revoke_other_devices`, the freshness check and renewing the sign-in time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path};
 use axum::routing::{get, post};

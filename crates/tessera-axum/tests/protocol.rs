@@ -1,6 +1,7 @@
 //! The front-end protocol, row by row (browser-protocol.md §1–§7, §12): cookies and headers
 //! written, statuses and bodies, clearing, anti-CSRF, transfer-method tables. Each test drives
 //! a real axum app with the layer over a real engine (SQLite).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use axum::body::Body;
 use axum::routing::{get, post};

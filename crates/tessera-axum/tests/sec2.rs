@@ -2,6 +2,7 @@
 //! named by the finding's id (SEC2-H2, SEC2-M3, SEC2-L4 … L7) and by the catalogue id where a
 //! row fits (security-tests.md). Each attack is judged by what the server hands out. The
 //! anonymous scenarios run on the engine in-process and on a real `tessera serve` over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -723,7 +724,7 @@ async fn sec2_l7_rob12_a_failing_jwks_keeps_the_last_good_keys_with_a_cool_down(
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
     let mut config = tessera_server::config::ServerConfig::default();
-    // Long-lived access tokens, so the SDK's key set goes stale (4 h) while they still verify.
+    // Long-lived access tokens, so the SDK's key set goes stale (past its refresh interval) while they still verify.
     config.app.session.access_token_validity_ms = 6 * 3_600_000;
     config.app.session.refresh_token_validity_ms = 12 * 3_600_000;
     let (addr, _stop) = serve(config).await;
@@ -793,4 +794,82 @@ async fn sec2_l7_rob12_a_failing_jwks_keeps_the_last_good_keys_with_a_cool_down(
     proxy.mode.store(proxy::FORWARD, Ordering::SeqCst);
     clock.advance_ms(10 * 60_000);
     verify().await.unwrap();
+}
+
+// ---- SEC2-H1, the remote SDK: a key the core stops publishing stops verifying here too ----
+
+/// `tessera serve` over `store` on `bind` (port 0: any); the handle ends when stopped.
+async fn serve_store(
+    config: tessera_server::config::ServerConfig,
+    store: Arc<dyn tessera::Store>,
+    bind: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let state = tessera_server::server::build_state(&config, store)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = tessera_server::server::serve(listener, state, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (addr, tx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec2_h1_a_replaced_static_key_stops_verifying_in_the_remote_sdk_within_a_minute() {
+    use std::time::Duration;
+    use tessera::{KeyKind, SigningKey};
+    let operator_key = || {
+        SigningKey::generate("s-x".into(), KeyKind::Static, 0, u64::MAX)
+            .and_then(|k| k.to_stored())
+            .unwrap()
+    };
+    let (key_a, key_b) = (operator_key(), operator_key());
+    let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let with_key = |key: &str| tessera_server::config::ServerConfig {
+        static_signing_key: Some(key.to_owned()),
+        ..Default::default()
+    };
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (addr, stop, task) = serve_store(with_key(&key_a), store.clone(), any_port).await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let core = RemoteCore::new(&format!("http://{addr}"), None)
+        .unwrap()
+        .with_clock(clock.clone());
+    let mut new = NewSession::for_user("u");
+    new.use_static_key = true;
+    let leaked = core.create_session(new).await.unwrap().access_token.token;
+    let verify = || core.verify_session(&leaked, tessera::VerifyOptions::default());
+    verify().await.expect("signed with the operator key A");
+
+    // The operator replaces the leaked key A with B and restarts the core on the same address.
+    drop(stop);
+    task.await.unwrap();
+    let (_, _stop, _task) = serve_store(with_key(&key_b), store.clone(), addr).await;
+
+    // Past the SDK's key-set refresh interval (default one minute), the refetched set no longer
+    // holds A: the token A signed is refused (the first request may still be served from the
+    // held set while the refetch runs in the background).
+    clock.advance_ms(61_000);
+    let _ = verify().await;
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if verify().await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "a token signed with the replaced key A still verifies"
+    );
 }

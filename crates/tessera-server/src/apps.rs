@@ -23,6 +23,9 @@ pub struct AppEntry {
     /// Its settings.
     pub settings: AppSettings,
     overrides: BTreeMap<String, String>,
+    /// When the stored app was created (`None`: `public` without stored settings). A removed
+    /// and re-created app has a new time, so instances drop the engine of the old one.
+    created_at: Option<u64>,
     checked_at: Mutex<Instant>,
     cleanup: tokio::task::JoinHandle<()>,
 }
@@ -46,6 +49,8 @@ impl std::fmt::Debug for AppEntry {
 pub struct OperatorKeys {
     /// Static access-token signing key.
     pub static_signing_key: Option<String>,
+    /// Previous static keys that still verify (never sign).
+    pub previous_static_signing_keys: Vec<String>,
     /// Anonymous-token signing key.
     pub anonymous_signing_key: Option<String>,
     /// Previous anonymous keys that still verify.
@@ -97,12 +102,12 @@ impl AppRegistry {
             apps: RwLock::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         };
-        let overrides = match registry.store.get_app_config(PUBLIC).await {
-            Ok(Some(json)) => parse_overrides(&json),
-            Ok(None) => BTreeMap::new(),
+        let (overrides, created_at) = match registry.store.get_app_config(PUBLIC).await {
+            Ok(Some((json, created))) => (parse_overrides(&json), Some(created)),
+            Ok(None) => (BTreeMap::new(), None),
             Err(e) => return Err(RegistryError::Engine(EngineError::Store(e))),
         };
-        let entry = registry.build_entry(PUBLIC, overrides).await?;
+        let entry = registry.build_entry(PUBLIC, overrides, created_at).await?;
         registry.insert(PUBLIC, entry);
         Ok(registry)
     }
@@ -126,6 +131,7 @@ impl AppRegistry {
         &self,
         app_id: &str,
         overrides: BTreeMap<String, String>,
+        created_at: Option<u64>,
     ) -> Result<Arc<AppEntry>, RegistryError> {
         let settings = apply_app_settings(&self.base, &overrides, false)?;
         let mut builder = SessionEngine::builder(Arc::clone(&self.store))
@@ -136,6 +142,8 @@ impl AppRegistry {
             if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());
             }
+            builder = builder
+                .previous_static_signing_keys(self.keys.previous_static_signing_keys.clone());
             if let Some(key) = &self.keys.anonymous_signing_key {
                 builder = builder.anonymous_signing_key(key.clone());
             }
@@ -148,6 +156,7 @@ impl AppRegistry {
             engine,
             settings,
             overrides,
+            created_at,
             checked_at: Mutex::new(Instant::now()),
             cleanup,
         }))
@@ -181,8 +190,8 @@ impl AppRegistry {
         current: Option<Arc<AppEntry>>,
     ) -> Result<Option<Arc<AppEntry>>, ApiError> {
         let stored = self.store.get_app_config(app_id).await?;
-        let overrides = match (stored, &current) {
-            (Some(json), _) => parse_overrides(&json),
+        let (overrides, created_at) = match (stored, &current) {
+            (Some((json, created)), _) => (parse_overrides(&json), Some(created)),
             (None, Some(entry)) if app_id == PUBLIC => return Ok(Some(Arc::clone(entry))),
             (None, Some(_)) => {
                 // Removed (possibly by another instance).
@@ -192,18 +201,20 @@ impl AppRegistry {
             }
             (None, None) => return Ok(None),
         };
+        let same =
+            |entry: &AppEntry| entry.overrides == overrides && entry.created_at == created_at;
         if let Some(entry) = &current {
-            if entry.overrides == overrides {
+            if same(entry) {
                 return Ok(Some(Arc::clone(entry)));
             }
         }
         let _guard = self.build.lock().await;
         if let Some(entry) = self.cached(app_id) {
-            if entry.overrides == overrides {
+            if same(&entry) {
                 return Ok(Some(entry));
             }
         }
-        match self.build_entry(app_id, overrides).await {
+        match self.build_entry(app_id, overrides, created_at).await {
             Ok(entry) => {
                 self.insert(app_id, Arc::clone(&entry));
                 Ok(Some(entry))
@@ -228,7 +239,7 @@ impl AppRegistry {
     ) -> Result<bool, ApiError> {
         let _guard = self.build.lock().await;
         let mut overrides = match self.store.get_app_config(app_id).await? {
-            Some(json) => parse_overrides(&json),
+            Some((json, _)) => parse_overrides(&json),
             None => self
                 .cached(app_id)
                 .map(|e| e.overrides.clone())
@@ -266,28 +277,40 @@ impl AppRegistry {
             overrides.insert(key.to_owned(), text);
         }
         apply_app_settings(&self.base, &overrides, false)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            .map_err(|e| ApiError::BadRequest(e.without_value().to_owned()))?;
         let json = serde_json::to_string(&overrides).map_err(|_| ApiError::Internal)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         let created = self.store.put_app_config(app_id, &json, now).await?;
+        let created_at = self
+            .store
+            .get_app_config(app_id)
+            .await?
+            .map(|(_, created)| created);
         let created = created && app_id != PUBLIC;
-        let entry = self.build_entry(app_id, overrides).await.map_err(|e| {
-            tracing::error!(app = %app_id, error = %e, "cannot build app");
-            ApiError::Internal
-        })?;
+        let entry = self
+            .build_entry(app_id, overrides, created_at)
+            .await
+            .map_err(|e| {
+                tracing::error!(app = %app_id, error = %e, "cannot build app");
+                ApiError::Internal
+            })?;
         self.insert(app_id, entry);
         Ok(created)
     }
 }
 
 impl AppRegistry {
-    /// Removes an app (never `public`); true if it existed.
+    /// Removes an app (never `public`) with its sessions and keys (SEC2-M2); true if it
+    /// existed.
     pub async fn remove(&self, app_id: &str) -> Result<bool, ApiError> {
+        if app_id == PUBLIC {
+            return Ok(false);
+        }
         let _guard = self.build.lock().await;
-        let stored = self.store.delete_app_config(app_id).await?;
+        let stored = self.store.delete_app(app_id).await?;
         let cached = {
             let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
             apps.remove(app_id).is_some()

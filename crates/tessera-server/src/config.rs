@@ -3,9 +3,11 @@
 //! stops start-up with a message that names the setting and says what is allowed.
 
 use crate::cdi::CdiVersion;
+use crate::connections::ConnectionLimits;
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use tessera::SessionConfig;
 
 /// `tessera` command line.
@@ -78,19 +80,57 @@ pub struct ServeArgs {
     /// Log level: trace, debug, info, warn, error or none (default info).
     #[arg(long, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
-    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form.
-    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY", hide_env_values = true)]
+    /// Seconds a client may take to send a request's line and headers; also how long an idle
+    /// keep-alive connection stays open (default 10; 0.1 … 3600).
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Seconds from a request's headers to its answer, body included; past it the answer is
+    /// 408 (default 30; 0.1 … 3600).
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Connections open at once; more wait, unaccepted (default 10000; 1 … 1000000).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form. Only
+    /// this key and the previous keys below verify static-key tokens (a replaced key stops at
+    /// once). Prefer `--static-signing-key-file`: a value on the command line is visible to
+    /// every local user in the process list.
+    #[arg(
+        long,
+        env = "TESSERA_STATIC_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub static_signing_key: Option<String>,
+    /// A file holding the operator static signing key (same forms); exclusive with
+    /// `--static-signing-key`.
+    #[arg(long, env = "TESSERA_STATIC_SIGNING_KEY_FILE")]
+    pub static_signing_key_file: Option<PathBuf>,
+    /// Comma-separated previous operator static keys (same forms): they still verify and stay
+    /// in the JWKS during an overlap, but never sign; drop one to reject its tokens.
+    #[arg(
+        long,
+        env = "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub previous_static_signing_keys: Option<String>,
     /// Anonymous-token signing key of the public app: an Ed25519 (or RSA) PKCS#8 PEM, or
     /// `ed25519|<b64 PKCS#8>`. Without it one is generated once and kept in the database.
-    #[arg(long, env = "TESSERA_ANONYMOUS_SIGNING_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TESSERA_ANONYMOUS_SIGNING_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub anonymous_signing_key: Option<String>,
     /// Comma-separated previous anonymous keys (same forms): they still verify, so tokens they
     /// signed keep working and are re-signed; drop one to reject its tokens at once.
     #[arg(
         long,
         env = "TESSERA_PREVIOUS_ANONYMOUS_SIGNING_KEYS",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub previous_anonymous_signing_keys: Option<String>,
 }
@@ -111,6 +151,11 @@ impl std::fmt::Debug for ServeArgs {
             .field("sqlite_path", &self.sqlite_path)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
+            .field("static_signing_key_file", &self.static_signing_key_file)
+            .field(
+                "previous_static_signing_keys",
+                &set(&self.previous_static_signing_keys),
+            )
             .field("anonymous_signing_key", &set(&self.anonymous_signing_key))
             .field(
                 "previous_anonymous_signing_keys",
@@ -224,8 +269,12 @@ pub struct ServerConfig {
     pub min_cdi: Option<CdiVersion>,
     /// `tracing` filter directive.
     pub log_level: String,
+    /// Connection cap and client deadlines (SEC2-M4).
+    pub limits: ConnectionLimits,
     /// Operator static signing key.
     pub static_signing_key: Option<String>,
+    /// Previous operator static keys that still verify (never sign).
+    pub previous_static_signing_keys: Vec<String>,
     /// Operator anonymous-token signing key (public app).
     pub anonymous_signing_key: Option<String>,
     /// Previous anonymous keys that still verify (public app).
@@ -245,9 +294,14 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_cdi", &self.max_cdi)
             .field("min_cdi", &self.min_cdi)
             .field("log_level", &self.log_level)
+            .field("limits", &self.limits)
             .field(
                 "static_signing_key",
                 &self.static_signing_key.as_ref().map(|_| ".."),
+            )
+            .field(
+                "previous_static_signing_keys",
+                &self.previous_static_signing_keys.len(),
             )
             .field(
                 "anonymous_signing_key",
@@ -273,7 +327,9 @@ impl Default for ServerConfig {
             max_cdi: None,
             min_cdi: None,
             log_level: "info".into(),
+            limits: ConnectionLimits::default(),
             static_signing_key: None,
+            previous_static_signing_keys: Vec::new(),
             anonymous_signing_key: None,
             previous_anonymous_signing_keys: Vec::new(),
             warnings: Vec::new(),
@@ -286,12 +342,23 @@ impl Default for ServerConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Where a message names the refused value.
+const GOT: &str = "; got '";
+
+impl ConfigError {
+    /// The message without the refused value: what an API caller is answered, so input is never
+    /// echoed back (SEC2-INFO).
+    pub fn without_value(&self) -> &str {
+        self.0.split_once(GOT).map_or(&self.0, |(head, _)| head)
+    }
+}
+
 fn bad(setting: &str, env: Option<&str>, allowed: &str, got: &str) -> ConfigError {
     let name = match env {
         Some(env) => format!("{setting} ({env})"),
         None => setting.to_owned(),
     };
-    ConfigError(format!("invalid {name}: {allowed}; got '{got}'"))
+    ConfigError(format!("invalid {name}: {allowed}{GOT}{got}'"))
 }
 
 /// Settings as text, keyed by their config-file name.
@@ -316,7 +383,12 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_max_cdi_version",
     "supertokens_min_cdi_version",
     "log_level",
+    "header_read_timeout",
+    "request_timeout",
+    "max_connections",
     "static_signing_key",
+    "static_signing_key_file",
+    "previous_static_signing_keys",
     "anonymous_signing_key",
     "previous_anonymous_signing_keys",
     "session_idle_timeout",
@@ -381,7 +453,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 17] = [
+        let flags: [(&str, Option<String>); 22] = [
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -415,7 +487,20 @@ impl ServeArgs {
                 self.supertokens_min_cdi_version.clone(),
             ),
             ("log_level", self.log_level.clone()),
+            ("header_read_timeout", self.header_read_timeout.clone()),
+            ("request_timeout", self.request_timeout.clone()),
+            ("max_connections", self.max_connections.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
+            (
+                "static_signing_key_file",
+                self.static_signing_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+            (
+                "previous_static_signing_keys",
+                self.previous_static_signing_keys.clone(),
+            ),
             ("anonymous_signing_key", self.anonymous_signing_key.clone()),
             (
                 "previous_anonymous_signing_keys",
@@ -526,9 +611,97 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
             }
         };
     }
-    config.static_signing_key = get("static_signing_key").map(str::to_owned);
+    let seconds = |key: &str, env: &str| -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = get(key) else { return Ok(None) };
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| (0.1..=3600.0).contains(s))
+            .map(|s| Some(Duration::from_secs_f64(s)))
+            .ok_or_else(|| {
+                bad(
+                    key,
+                    Some(env),
+                    "must be a number of seconds from 0.1 to 3600",
+                    v,
+                )
+            })
+    };
+    if let Some(d) = seconds("header_read_timeout", "TESSERA_HEADER_READ_TIMEOUT")? {
+        config.limits.header_read_timeout = d;
+    }
+    if let Some(d) = seconds("request_timeout", "TESSERA_REQUEST_TIMEOUT")? {
+        config.limits.request_timeout = d;
+    }
+    if let Some(v) = get("max_connections") {
+        config.limits.max_connections = v
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "max_connections",
+                    Some("TESSERA_MAX_CONNECTIONS"),
+                    "must be a whole number from 1 to 1000000",
+                    v,
+                )
+            })?;
+    }
+    config.static_signing_key = match (get("static_signing_key"), get("static_signing_key_file")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "give the operator static key once: static_signing_key \
+                 (TESSERA_STATIC_SIGNING_KEY) or static_signing_key_file \
+                 (TESSERA_STATIC_SIGNING_KEY_FILE), not both"
+                    .into(),
+            ))
+        }
+        (Some(key), None) => Some(key.to_owned()),
+        (None, Some(path)) => Some(read_key_file(path)?),
+        (None, None) => None,
+    };
+    config.previous_static_signing_keys = key_list(get("previous_static_signing_keys"));
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
-    config.previous_anonymous_signing_keys = get("previous_anonymous_signing_keys")
+    config.previous_anonymous_signing_keys = key_list(get("previous_anonymous_signing_keys"));
+    config.warnings = raw
+        .keys()
+        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
+        .map(|k| format!("ignoring unknown config file setting '{k}'"))
+        .collect();
+    Ok(config)
+}
+
+/// Longest key file read (an RSA-4096 PKCS#8 PEM is about 3.3 KB).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a key file: a regular file of at most [`MAX_KEY_FILE_BYTES`]. The error names the
+/// file, never its content.
+fn read_key_file(path: &str) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let name = "static_signing_key_file (TESSERA_STATIC_SIGNING_KEY_FILE)";
+    let fail = |what: String| ConfigError(format!("invalid {name} {path}: {what}"));
+    let file =
+        std::fs::File::open(path).map_err(|e| fail(format!("cannot open ({})", e.kind())))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(fail(format!(
+            "must be a regular file of at most {MAX_KEY_FILE_BYTES} bytes"
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
+    if text.trim().is_empty() {
+        return Err(fail("the file is empty".into()));
+    }
+    Ok(text)
+}
+
+/// A comma-separated list of keys (PEM and the storage forms hold no comma).
+fn key_list(value: Option<&str>) -> Vec<String> {
+    value
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -536,13 +709,7 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    config.warnings = raw
-        .keys()
-        .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))
-        .map(|k| format!("ignoring unknown config file setting '{k}'"))
-        .collect();
-    Ok(config)
+        .unwrap_or_default()
 }
 
 /// Settings an app's `coreConfig` may override.
@@ -850,10 +1017,37 @@ mod tests {
     }
 
     #[test]
+    fn sec2_l9_key_file_errors_name_the_file_only() {
+        let dir = std::env::temp_dir();
+        let missing = dir.join(format!("tessera-missing-{}.pem", std::process::id()));
+        let e = resolve_raw(&raw(&[(
+            "static_signing_key_file",
+            &missing.display().to_string(),
+        )]))
+        .unwrap_err();
+        assert!(e.0.contains("TESSERA_STATIC_SIGNING_KEY_FILE"), "{e}");
+        let e = resolve_raw(&raw(&[("static_signing_key_file", "/dev/zero")])).unwrap_err();
+        assert!(e.0.contains("regular file"), "{e}");
+        let file = dir.join(format!("tessera-key-{}.pem", std::process::id()));
+        std::fs::write(&file, "-----BEGIN PRIVATE KEY-----\nMIIEsecretsecret\n").unwrap();
+        let path = file.display().to_string();
+        let c = resolve_raw(&raw(&[("static_signing_key_file", &path)])).unwrap();
+        assert!(c.static_signing_key.unwrap().contains("MIIEsecretsecret"));
+        let e = resolve_raw(&raw(&[
+            ("static_signing_key_file", &path),
+            ("static_signing_key", "-----BEGIN PRIVATE KEY-----MIIEother"),
+        ]))
+        .unwrap_err();
+        assert!(!e.0.contains("MIIE"), "{e}");
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
     fn toml_file_values() {
         let raw = parse_toml(
             "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
-             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n",
+             postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n\
+             header_read_timeout = 2\nrequest_timeout = 0.5\nmax_connections = 7\n",
         )
         .unwrap();
         let c = resolve_raw(&raw).unwrap();
@@ -861,6 +1055,9 @@ mod tests {
         assert_eq!(c.app.session.access_token_validity_ms, 30_000);
         assert_eq!(c.app.api_keys.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(c.storage.describe(), "PostgreSQL postgres://u:***@h/db");
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.max_connections, 7);
         assert_eq!(
             c.warnings,
             vec!["ignoring unknown config file setting 'unknown'"]

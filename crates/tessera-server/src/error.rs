@@ -1,5 +1,10 @@
 //! HTTP answers for failures: 4xx text bodies with the core's messages, business outcomes of
 //! the session engine as HTTP 200 with a `status`, and a generic 500 that reveals nothing.
+//!
+//! Text bodies are `text/plain` with `X-Content-Type-Options: nosniff` (the Java core says
+//! `text/html`; SDKs read any `text/*` as text), and never repeat a value the caller sent,
+//! beyond ids already checked against `[a-z0-9-]` and the digits of a `cdi-version`
+//! (SEC2-INFO).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +14,7 @@ use tessera::SessionError;
 /// `Content-Type` of JSON answers.
 pub const JSON_TYPE: &str = "application/json; charset=UTF-8";
 /// `Content-Type` of text answers.
-pub const TEXT_TYPE: &str = "text/html; charset=UTF-8";
+pub const TEXT_TYPE: &str = "text/plain; charset=UTF-8";
 
 /// A request that ends in a non-200 answer.
 #[derive(Debug)]
@@ -24,8 +29,12 @@ pub enum ApiError {
     NotFound,
     /// 405 `Method not supported`.
     MethodNotAllowed,
+    /// 408: the request (headers to answer, body included) took longer than allowed.
+    RequestTimeout,
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 415: a JSON API got a body that does not say `application/json`.
+    UnsupportedMediaType,
     /// 500 with a generic text; the cause is logged, not sent.
     Internal,
 }
@@ -33,8 +42,12 @@ pub enum ApiError {
 /// A text response with the core's content type.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut r = (status, body.into()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    let headers = r.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_TYPE));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -56,9 +69,14 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "Method not supported")
             }
+            ApiError::RequestTimeout => text(StatusCode::REQUEST_TIMEOUT, "Request timed out"),
             ApiError::PayloadTooLarge => {
                 text(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
             }
+            ApiError::UnsupportedMediaType => text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ),
             ApiError::Internal => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error"),
         }
     }

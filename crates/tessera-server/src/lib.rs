@@ -16,8 +16,11 @@
 
 pub mod api_key;
 pub mod apps;
+pub mod args;
+pub mod callers;
 pub mod cdi;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod input;
 pub mod paths;

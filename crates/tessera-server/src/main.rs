@@ -1,11 +1,22 @@
 //! The `tessera` binary.
 
-use clap::Parser;
-use tessera_server::config::{Cli, Command};
+use tessera_server::args::{self, ArgsOutcome};
+use tessera_server::config::Command;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // Never `Cli::parse()`: clap's own error text may quote a key (SEC2-L9).
+    let cli = match args::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ArgsOutcome::Info(text)) => {
+            print!("{text}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(ArgsOutcome::Error(text)) => {
+            eprint!("{text}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let Command::Serve(args) = cli.command;
     let config = match args.resolve() {
         Ok(c) => c,

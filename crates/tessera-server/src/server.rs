@@ -4,6 +4,7 @@
 use crate::apps::{AppRegistry, RegistryError};
 use crate::cdi::CdiPolicy;
 use crate::config::{ServerConfig, Storage};
+use crate::connections::serve_connections;
 use crate::routes::{router, ServerState};
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub async fn build_state(
         config.app.clone(),
         crate::apps::OperatorKeys {
             static_signing_key: config.static_signing_key.clone(),
+            previous_static_signing_keys: config.previous_static_signing_keys.clone(),
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },
@@ -59,19 +61,25 @@ pub async fn build_state(
         registry,
         cdi: CdiPolicy::new(config.max_cdi.clone(), config.min_cdi.clone()),
         base_path: config.base_path.clone(),
+        limits: config.limits,
     }))
 }
 
 /// Serves `state` on `listener` until `shutdown` completes; in-flight requests finish first.
+/// Connections are capped and slow clients cut as `state.limits` says
+/// ([`crate::connections`]).
+///
+/// # Errors
+///
+/// None today (accept errors are logged and retried); the `Result` is kept for callers.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartError::Serve)
+    let limits = state.limits;
+    serve_connections(listener, router(state), limits, shutdown).await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

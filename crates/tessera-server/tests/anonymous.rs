@@ -1,6 +1,7 @@
 //! `POST /recipe/session/anonymous` (B5): the core mints anonymous tokens with its anonymous
 //! key, publishes that key at `/.well-known/anonymous-jwks.json` (apart from the access-token
 //! JWKS, SEC2-L3), and writes nothing to the database.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Apps: `PUT /recipe/multitenancy/app/v2` with per-app core config, the `appid-…` prefix,
 //! persistence across restarts, and two instances on one database.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The `tessera` binary: start-up messages, configuration errors, config file, environment
 //! variables, and a clean stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,11 @@ const ENV_KEYS: &[&str] = &[
     "SUPERTOKENS_MIN_CDI_VERSION",
     "LOG_LEVEL",
     "TESSERA_STATIC_SIGNING_KEY",
+    "TESSERA_HEADER_READ_TIMEOUT",
+    "TESSERA_REQUEST_TIMEOUT",
+    "TESSERA_MAX_CONNECTIONS",
+    "TESSERA_STATIC_SIGNING_KEY_FILE",
+    "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
 ];
 
 fn tessera() -> Command {
@@ -154,6 +160,7 @@ async fn serves_from_a_config_file_and_stops_on_sigterm() {
     assert_eq!(hello, "Hello");
     let created: serde_json::Value = client
         .post(format!("{}/public/recipe/session", server.base))
+        .header("content-type", "application/json")
         .body(r#"{"userId":"u","enableAntiCsrf":false,"userDataInJWT":{},"userDataInDatabase":{}}"#)
         .send()
         .await
@@ -210,6 +217,7 @@ async fn flags_override_the_environment_and_the_file() {
     let created: serde_json::Value = client
         .post(format!("{}/public/recipe/session", server.base))
         .header("api-key", "aaaaaaaaaaaaaaaaaaaaaaaaa")
+        .header("content-type", "application/json")
         .body(r#"{"userId":"u","enableAntiCsrf":false,"userDataInJWT":{},"userDataInDatabase":{}}"#)
         .send()
         .await

@@ -16,6 +16,7 @@
 //!   first start, and an access token minted before the first kill verifies after the last;
 //! * no duplicate session rows: a user whose create succeeded on the first try has exactly one
 //!   session; one whose create was retried after a lost response has at most one per attempt.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

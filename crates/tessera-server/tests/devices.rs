@@ -1,6 +1,8 @@
 //! Issue 15 over HTTP: the device extension endpoints, the `device` field of create, and the
 //! per-app lifetime and cap settings, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{Backend, Place, TestServer};

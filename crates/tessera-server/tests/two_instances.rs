@@ -13,6 +13,7 @@
 //!
 //! PostgreSQL only (a shared SQLite file is not a multi-instance deployment). Never skipped
 //! under `CI=true`; `TESSERA_SKIP_POSTGRES=1` skips locally.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

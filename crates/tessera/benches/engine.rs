@@ -8,6 +8,7 @@
 //! - `anonymous/*`: minting and verifying anonymous tokens against the raw Ed25519 calls.
 //!
 //! `scripts/bench-engine.sh` runs them and prints the ratios.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;

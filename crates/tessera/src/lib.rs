@@ -42,7 +42,7 @@ pub use config::SessionConfig;
 pub use engine::devices::{
     device_label, signed_in_within, Device, DeviceConfig, DeviceInfo, DevicePage, OverCap,
 };
-pub use engine::{CleanupReport, EngineBuilder, SessionEngine};
+pub use engine::{CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH};
 pub use error::{
     EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
 };

@@ -2,6 +2,7 @@
 //! anonymousId claim in access tokens, and the separation of the two token kinds. Test names
 //! carry the requirement ids of `anonymous-sessions.md` (A*, B*) and `security-tests.md`
 //! (ANON-*).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The SuperTokens core's session scenarios (core-api.md §14), ported to the engine and run on
 //! both stores. Every negative case asserts the exact error variant and its side effects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

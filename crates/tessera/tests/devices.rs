@@ -1,6 +1,8 @@
 //! Issue 15: devices, sign out others, idle and absolute lifetimes, the per-user cap and the
 //! sign-in time claim, on SQLite and PostgreSQL with the manual clock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{fresh_store, test_config, Backend};

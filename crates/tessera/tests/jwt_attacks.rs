@@ -7,6 +7,7 @@
 //!
 //! Forged tokens that should fail on a *header* or *claim* rule are signed with OUR key, so the
 //! signature passes and the rule under test is what rejects them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature as lc_sig;

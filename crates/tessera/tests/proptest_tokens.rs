@@ -3,6 +3,7 @@
 //! parse ∘ serialise is the identity for access-token claims, JWKS, refresh tokens and
 //! base64url; a genuine token changed by random byte edits, insertions and deletions never
 //! verifies unless its bytes are unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;

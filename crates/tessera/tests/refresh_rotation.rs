@@ -1,6 +1,7 @@
 //! Refresh-token rotation and reuse detection, named by the catalogue's RT-* ids
 //! (security-tests.md §3). Every case runs on both stores and asserts the exact outcome and
 //! its side effects on the session row.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

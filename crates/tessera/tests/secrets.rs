@@ -6,6 +6,7 @@
 //! The `PartialEq` check runs twice: at compile time (`assert_not_partial_eq!`, which stops this
 //! file compiling if an impl appears) and at run time with an autoref-specialisation probe whose
 //! positive control (`String`) shows the probe can tell the difference.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::marker::PhantomData;
 use tessera::encoding::{b64url_encode, constant_time_eq, sha256_hex};

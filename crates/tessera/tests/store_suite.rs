@@ -1,6 +1,7 @@
 //! One test-suite for every `Store` implementation: the same assertions on SQLite and
 //! PostgreSQL, including the atomicity of compare-and-set and of key creation across two
 //! connections (two instances).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -116,7 +117,10 @@ async fn sessions_crud(backend: Backend) {
         .unwrap();
     assert_eq!(deleted, vec!["h1".to_string()], "only handles that existed");
     assert_eq!(store.count_sessions("public").await.unwrap(), 2);
-    assert_eq!(store.delete_expired_sessions(2_000).await.unwrap(), 2);
+    assert_eq!(
+        store.delete_expired_sessions(2_000, 1_000).await.unwrap(),
+        2
+    );
     assert_eq!(store.count_sessions("public").await.unwrap(), 0);
     store.ping().await.unwrap();
 }

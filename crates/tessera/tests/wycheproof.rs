@@ -17,6 +17,7 @@
 //! `acceptable` vectors are held to the stricter rule (PRJ-01: acceptable counts as reject):
 //! the only ones in these files are the RSA "Missing NULL in the ASN encoding" signatures
 //! (tcId 8), which must be rejected. Each test prints its counts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use tessera::keys::anonymous_key::{verify_ed25519, AnonymousVerifyingKey};
 use tessera::token::refresh::aes_256_gcm_open;

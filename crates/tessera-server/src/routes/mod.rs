@@ -1,6 +1,7 @@
-//! Request dispatch: one fallback handler resolves the app/tenant prefixes, finds the API,
-//! applies the core's checks in its order (method, `cdi-version`, app, API key, public-tenant
-//! rule, body size) and calls the endpoint module.
+//! Request dispatch: one fallback handler refuses browsers, resolves the app/tenant prefixes,
+//! finds the API, applies the core's checks in its order (method, `cdi-version`, app, API key,
+//! then JSON content type and body size, public-tenant rule) and calls the endpoint module,
+//! all within the request deadline.
 
 mod apps;
 mod devices;
@@ -8,11 +9,14 @@ mod jwt;
 mod misc;
 mod session;
 
+pub use session::MAX_LISTED_SESSIONS;
+
 use crate::apps::{AppEntry, AppRegistry};
 use crate::cdi::{CdiPolicy, CdiVersion};
+use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
-use crate::paths::resolve;
+use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
@@ -33,6 +37,8 @@ pub struct ServerState {
     pub cdi: CdiPolicy,
     /// Path prefix of every API (`""` or `/x`).
     pub base_path: String,
+    /// Connection cap and client deadlines; the request deadline is applied here.
+    pub limits: ConnectionLimits,
 }
 
 /// The HTTP service of `tessera serve`.
@@ -139,6 +145,12 @@ impl Api {
         )
     }
 
+    /// Reads a JSON body when called with `method` (every body-carrying API but the hello
+    /// ones, which read none).
+    fn reads_json(self, method: &Method) -> bool {
+        *method != Method::GET && !matches!(self, Api::Root | Api::Hello)
+    }
+
     /// Public-tenant-only from CDI 5.0.
     fn public_tenant_only(self) -> bool {
         matches!(
@@ -183,9 +195,19 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(state, method, uri, headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let deadline = state.limits.request_timeout;
+    match tokio::time::timeout(deadline, handle(state, method, uri, headers, body)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        // The body may be half read: the connection is not reused (SEC2-M4).
+        Err(_) => {
+            let mut r = ApiError::RequestTimeout.into_response();
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
 }
 
@@ -203,10 +225,21 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if crate::callers::from_browser(&headers) {
+        return Err(ApiError::Forbidden(
+            "Browsers may not call the core; call it from your backend".into(),
+        ));
+    }
     let resolved = resolve(uri.path(), &state.base_path, |p| {
         Api::from_path(p).is_some()
     })
-    .ok_or(ApiError::NotFound)?;
+    .map_err(|e| match e {
+        PathError::NotFound => ApiError::NotFound,
+        PathError::BadTenant => ApiError::BadRequest(format!(
+            "Invalid tenantId: 1 to {MAX_TENANT_ID_LEN} characters of a-z, 0-9 and '-', not \
+             starting with 'appid-'"
+        )),
+    })?;
     let api = Api::from_path(&resolved.api).ok_or(ApiError::NotFound)?;
     if !api.methods().contains(&method) {
         return Err(ApiError::MethodNotAllowed);
@@ -227,6 +260,9 @@ async fn handle(
         && !crate::api_key::api_key_ok(&headers, app.settings.api_keys.as_deref())
     {
         return Err(ApiError::InvalidApiKey);
+    }
+    if api.reads_json(&method) && !crate::callers::is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
     }
     let declared_len = headers
         .get(header::CONTENT_LENGTH)

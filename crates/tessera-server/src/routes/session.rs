@@ -273,7 +273,12 @@ pub(super) async fn remove(ctx: &Ctx) -> Result<Response, ApiError> {
     })
 }
 
-/// `GET /[<tenant>/]recipe/session/user?userId=`.
+/// Most handles `GET /recipe/session/user` lists: a user's newest live sessions (SEC2-INFO).
+/// Revoking by `userId` still revokes every one of them.
+pub const MAX_LISTED_SESSIONS: usize = 1_000;
+
+/// `GET /[<tenant>/]recipe/session/user?userId=`: the handles of the user's newest
+/// [`MAX_LISTED_SESSIONS`] live sessions, oldest first.
 pub(super) async fn user(ctx: &Ctx) -> Result<Response, ApiError> {
     let user_id = ctx.query.required("userId")?;
     let across = ctx
@@ -294,7 +299,17 @@ pub(super) async fn user(ctx: &Ctx) -> Result<Response, ApiError> {
             .session_handles_for_user(user_id, tenant)
             .await
         {
-            Ok(handles) => json_ok(&json!({"status": "OK", "sessionHandles": handles})),
+            Ok(mut handles) => {
+                if handles.len() > MAX_LISTED_SESSIONS {
+                    tracing::warn!(
+                        live = handles.len(),
+                        listed = MAX_LISTED_SESSIONS,
+                        "a user's session list was cut to the newest sessions"
+                    );
+                    handles.drain(..handles.len() - MAX_LISTED_SESSIONS);
+                }
+                json_ok(&json!({"status": "OK", "sessionHandles": handles}))
+            }
             Err(e) => session_error(e),
         },
     )

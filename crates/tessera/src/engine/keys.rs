@@ -10,7 +10,6 @@ use crate::keys::ring::KeyRing;
 use crate::keys::rsa_key::{KeyKind, SigningKey};
 use crate::random;
 use crate::store::StoredKey;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -50,18 +49,35 @@ pub(super) fn parse_configured_static_key(
     SigningKey::from_stored(&stored, kid, KeyKind::Static, now_ms, u64::MAX)
 }
 
+/// The generated static keys among stored ones (operator keys left by an earlier version are
+/// skipped).
+fn generated_static_keys(mut stored: Vec<StoredKey>) -> Vec<StoredKey> {
+    stored.retain(|k| !is_operator_kid(&k.kid));
+    stored
+}
+
+/// True for the `kid` of an operator-supplied static key (`s-` and 32 hex digits of the public
+/// key's fingerprint); generated static keys are `s-<uuid>` and never match.
+fn is_operator_kid(kid: &str) -> bool {
+    kid.strip_prefix("s-")
+        .is_some_and(|fp| fp.len() == 32 && fp.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 impl SessionEngine {
-    pub(super) async fn install_configured_static_key(&self) -> Result<(), EngineError> {
-        if let Some(key) = &self.inner.configured_static {
-            let stored = StoredKey {
-                kid: key.kid().to_owned(),
-                value: key.to_stored()?,
-                created_at: key.created_at_ms(),
-            };
-            self.inner
-                .store
-                .insert_static_key(&self.inner.app_id, &stored)
-                .await?;
+    /// Deletes operator keys an earlier version wrote to the store (SEC2-H1). An operator key
+    /// is never stored now: it verifies only while it is configured, as the current key or in
+    /// the previous-keys list, so replacing a leaked key withdraws it on restart.
+    pub(super) async fn forget_stored_operator_keys(&self) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        for key in inner.store.static_keys(&inner.app_id).await? {
+            if is_operator_kid(&key.kid)
+                && inner
+                    .store
+                    .delete_static_key(&inner.app_id, &key.kid)
+                    .await?
+            {
+                tracing::info!(app = %inner.app_id, kid = %key.kid, "removed a stored operator static key");
+            }
         }
         Ok(())
     }
@@ -107,28 +123,33 @@ impl SessionEngine {
             }
             dynamic = inner.store.dynamic_keys(&inner.app_id, since).await?;
         }
-        let mut statics = inner.store.static_keys(&inner.app_id).await?;
-        if statics.is_empty() {
-            let key = SigningKey::generate(
-                format!("s-{}", random::uuid_v4()?),
-                KeyKind::Static,
-                now,
-                u64::MAX,
-            )?;
-            let stored = StoredKey {
-                kid: key.kid().to_owned(),
-                value: key.to_stored()?,
-                created_at: now,
-            };
-            inner
-                .store
-                .insert_static_key_unless_present(&inner.app_id, &stored)
-                .await?;
-            statics = inner.store.static_keys(&inner.app_id).await?;
+        // With an operator key, exactly that key (signing) and the operator's previous keys
+        // (verifying) are static keys: nothing read from the store verifies beside them
+        // (SEC2-H1). Without one, the generated static key in the store signs.
+        let mut statics = Vec::new();
+        if inner.configured_static.is_none() {
+            statics = generated_static_keys(inner.store.static_keys(&inner.app_id).await?);
+            if statics.is_empty() {
+                let key = SigningKey::generate(
+                    format!("s-{}", random::uuid_v4()?),
+                    KeyKind::Static,
+                    now,
+                    u64::MAX,
+                )?;
+                let stored = StoredKey {
+                    kid: key.kid().to_owned(),
+                    value: key.to_stored()?,
+                    created_at: now,
+                };
+                inner
+                    .store
+                    .insert_static_key_unless_present(&inner.app_id, &stored)
+                    .await?;
+                statics = generated_static_keys(inner.store.static_keys(&inner.app_id).await?);
+            }
         }
 
         let old = inner.keys.load();
-        let mut parsed: HashMap<String, Arc<SigningKey>> = HashMap::new();
         let mut replaced = false;
         let mut parse = |k: &StoredKey, kind: KeyKind, until: u64| -> Result<_, EngineError> {
             // Keys are parsed once and kept; a kid whose stored material changed (deleted and
@@ -151,7 +172,6 @@ impl SessionEngine {
                     )?)
                 }
             };
-            parsed.insert(k.kid.clone(), Arc::clone(&key));
             Ok(key)
         };
         let dynamic_keys = dynamic
@@ -163,20 +183,20 @@ impl SessionEngine {
             .map(|k| parse(k, KeyKind::Static, u64::MAX))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(configured) = &inner.configured_static {
-            // The operator's key signs; other static keys only verify.
-            static_keys.retain(|k| k.kid() != configured.kid());
             static_keys.push(Arc::clone(configured));
         }
-        let withdrawn = replaced || old.kids().any(|kid| !parsed.contains_key(kid));
+        let ring = KeyRing::new(
+            dynamic_keys,
+            static_keys,
+            inner.configured_static.as_ref().map(|k| k.kid().to_owned()),
+        )
+        .with_retired(inner.previous_static.clone());
+        let withdrawn = replaced || old.kids().any(|kid| !ring.contains(kid));
+        inner.keys.store(Arc::new(ring));
         if withdrawn {
             // A token verified under a withdrawn key must not keep passing from the cache.
             inner.verified.clear();
         }
-        inner.keys.store(Arc::new(KeyRing::new(
-            dynamic_keys,
-            static_keys,
-            inner.configured_static.as_ref().map(|k| k.kid().to_owned()),
-        )));
         Ok(())
     }
 

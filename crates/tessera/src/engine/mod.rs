@@ -5,7 +5,7 @@ pub mod devices;
 mod jwt;
 mod keys;
 mod lifecycle;
-pub use lifecycle::CleanupReport;
+pub use lifecycle::{CleanupReport, CLEANUP_BATCH};
 mod manage;
 mod refresh;
 mod verify;
@@ -67,6 +67,7 @@ struct Inner {
     key_reload: tokio::sync::Mutex<()>,
     last_unknown_kid_reload_ms: AtomicU64,
     configured_static: Option<Arc<SigningKey>>,
+    previous_static: Vec<Arc<SigningKey>>,
     refresh_key: RefreshTokenKey,
     verified: crate::token::cache::VerifiedTokenCache,
     anonymous: Arc<AnonymousSessions>,
@@ -80,6 +81,7 @@ pub struct EngineBuilder {
     config: SessionConfig,
     clock: Arc<dyn Clock>,
     static_key: Option<String>,
+    previous_static_keys: Vec<String>,
     anonymous: AnonymousSetup,
     devices: DeviceConfig,
 }
@@ -121,8 +123,32 @@ impl EngineBuilder {
     /// An operator-supplied static signing key: an unencrypted PKCS#8 RSA key (≥ 2048 bits,
     /// e = 65537) as PEM, or in the core's storage form `<b64 SPKI>|<b64 PKCS#8>`. Its `kid`
     /// is derived from the public key, so every instance given the same key agrees on it.
+    ///
+    /// The key lives only in the configuration, never in the store: with it, the static keys
+    /// that verify are exactly this one and [`Self::previous_static_signing_keys`]. A key
+    /// replaced here (because it leaked) stops verifying at the next start and leaves the JWKS
+    /// (SEC2-H1).
     pub fn static_signing_key(mut self, key: impl Into<String>) -> Self {
         self.static_key = Some(key.into());
+        self
+    }
+
+    /// Previous operator static keys, same forms: during an overlap their tokens still verify
+    /// and they stay in the JWKS, but they never sign. Dropping a key from this list rejects
+    /// its tokens at the next start.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: std::sync::Arc<dyn tessera::Store>, b_pem: String, a_pem: String)
+    /// # -> Result<(), tessera::EngineError> {
+    /// let engine = tessera::SessionEngine::builder(store)
+    ///     .static_signing_key(b_pem)
+    ///     .previous_static_signing_keys(vec![a_pem])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn previous_static_signing_keys(mut self, keys: Vec<String>) -> Self {
+        self.previous_static_keys = keys;
         self
     }
 
@@ -163,6 +189,15 @@ impl EngineBuilder {
             Some(text) => Some(Arc::new(keys::parse_configured_static_key(text, now)?)),
             None => None,
         };
+        let previous_static = self
+            .previous_static_keys
+            .iter()
+            .map(|text| {
+                keys::parse_configured_static_key(text, now)
+                    .map(Arc::new)
+                    .map_err(|e| EngineError::Config(format!("previous {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let candidate = RefreshTokenKey::generate()?;
         let stored = self
             .store
@@ -187,13 +222,14 @@ impl EngineBuilder {
                 key_reload: tokio::sync::Mutex::new(()),
                 last_unknown_kid_reload_ms: AtomicU64::new(0),
                 configured_static,
+                previous_static,
                 refresh_key,
                 verified,
                 anonymous: Arc::new(anonymous),
                 devices: self.devices,
             }),
         };
-        engine.install_configured_static_key().await?;
+        engine.forget_stored_operator_keys().await?;
         engine.reload_keys().await?;
         engine.refuse_shared_anonymous_key()?;
         Ok(engine)
@@ -244,6 +280,7 @@ impl SessionEngine {
             config: SessionConfig::default(),
             clock: Arc::new(SystemClock),
             static_key: None,
+            previous_static_keys: Vec::new(),
             anonymous: AnonymousSetup::default(),
             devices: DeviceConfig::default(),
         }

@@ -22,11 +22,13 @@ pub trait KeyLookup {
     }
 }
 
-/// Dynamic keys (newest first), static keys (newest first), and an index by `kid`.
+/// Dynamic keys (newest first), static keys (newest first), retired static keys that only
+/// verify, and an index by `kid`.
 #[derive(Debug, Default)]
 pub struct KeyRing {
     dynamic: Vec<Arc<SigningKey>>,
     statics: Vec<Arc<SigningKey>>,
+    retired: Vec<Arc<SigningKey>>,
     by_kid: HashMap<String, Arc<SigningKey>>,
     by_header: HashMap<Vec<u8>, Arc<SigningKey>>,
 }
@@ -67,9 +69,40 @@ impl KeyRing {
         Self {
             dynamic,
             statics,
+            retired: Vec::new(),
             by_kid,
             by_header,
         }
+    }
+
+    /// Adds retired static keys (an operator's previous keys, SEC2-H1): they verify and are
+    /// published, but never sign, whatever their age. A `kid` the ring already holds is
+    /// skipped.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tessera::{KeyKind, KeyRing, SigningKey};
+    /// let current = Arc::new(SigningKey::generate("s-new".into(), KeyKind::Static, 1, u64::MAX)?);
+    /// let previous = Arc::new(SigningKey::generate("s-old".into(), KeyKind::Static, 2, u64::MAX)?);
+    /// let ring = KeyRing::new(vec![], vec![current], None).with_retired(vec![previous]);
+    /// assert!(ring.contains("s-old"));
+    /// assert_eq!(ring.static_key().unwrap().kid(), "s-new");
+    /// # Ok::<(), tessera::EngineError>(())
+    /// ```
+    pub fn with_retired(mut self, retired: Vec<Arc<SigningKey>>) -> Self {
+        for key in retired {
+            if self.by_kid.contains_key(key.kid()) {
+                continue;
+            }
+            let header = crate::token::access::header_json(key.kid());
+            self.by_header.insert(
+                crate::encoding::b64url_encode(header.as_bytes()).into_bytes(),
+                Arc::clone(&key),
+            );
+            self.by_kid.insert(key.kid().to_owned(), Arc::clone(&key));
+            self.retired.push(key);
+        }
+        self
     }
 
     /// The key that signs new access tokens of this kind now.
@@ -121,13 +154,14 @@ impl KeyRing {
     }
 
     /// The published key set: dynamic keys still verifying at `now_ms` (newest first), then
-    /// static keys (newest first). Only public members appear.
+    /// static keys (newest first), then retired static keys. Only public members appear.
     pub fn jwks(&self, now_ms: u64) -> Jwks {
         let keys = self
             .dynamic
             .iter()
             .filter(|k| k.verifying().verify_until_ms() >= now_ms)
             .chain(self.statics.iter())
+            .chain(self.retired.iter())
             .map(|k| Jwk::rs256(k.verifying()))
             .collect();
         Jwks { keys }

@@ -149,8 +149,10 @@ pub trait Store: DeviceStore {
         now_ms: u64,
     ) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// Deletes every session with `expires_at <= now`, in every app; returns the count.
-    async fn delete_expired_sessions(&self, now_ms: u64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` sessions with `expires_at <= now`, in every app, in one
+    /// statement; returns the count. The engine calls it in a loop (SEC2-L2): one statement
+    /// over millions of rows would hold SQLite's write lock for seconds.
+    async fn delete_expired_sessions(&self, now_ms: u64, limit: u64) -> Result<u64, StoreError>;
 
     /// Counts session rows of an app (for tests and metrics).
     async fn count_sessions(&self, app_id: &str) -> Result<u64, StoreError>;
@@ -188,8 +190,12 @@ pub trait Store: DeviceStore {
         key: &StoredKey,
     ) -> Result<bool, StoreError>;
 
-    /// Inserts a static key unconditionally (operator-supplied key).
+    /// Inserts a static key unconditionally (tests and imports; the engine never stores an
+    /// operator-supplied key).
     async fn insert_static_key(&self, app_id: &str, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Deletes one static key; true if it existed.
+    async fn delete_static_key(&self, app_id: &str, kid: &str) -> Result<bool, StoreError>;
 
     /// Returns the value under `name`, inserting `value` first if absent (first writer wins).
     async fn get_or_insert_key_value(
@@ -215,15 +221,19 @@ pub trait Store: DeviceStore {
         Ok(true)
     }
 
-    /// The stored core-config overrides of an app, if the app was created.
-    async fn get_app_config(&self, app_id: &str) -> Result<Option<String>, StoreError> {
+    /// The stored core-config overrides of an app and when the app was created (epoch ms),
+    /// if it was created. The creation time tells a re-created app from the one removed
+    /// before it.
+    async fn get_app_config(&self, app_id: &str) -> Result<Option<(String, u64)>, StoreError> {
         let _ = app_id;
         Ok(None)
     }
 
-    /// Forgets an app created with [`Store::put_app_config`]; true if it existed. Its sessions
-    /// and keys stay in place (unreachable while the app does not exist).
-    async fn delete_app_config(&self, app_id: &str) -> Result<bool, StoreError> {
+    /// Removes an app with everything it owns — its sessions, signing keys, refresh-token
+    /// master key, anonymous key and stored settings — in one transaction, so a re-created
+    /// app of the same id starts empty (SEC2-M2). Never removes `public`. True if the app was
+    /// created (its settings existed).
+    async fn delete_app(&self, app_id: &str) -> Result<bool, StoreError> {
         let _ = app_id;
         Ok(false)
     }

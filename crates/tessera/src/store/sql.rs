@@ -16,6 +16,15 @@ pub(crate) const SESSION_COLUMNS: &str = "app_id, tenant_id, session_handle, use
     refresh_token_hash_2, prev_refresh_token_hash_2, refresh_token_rotated_at, session_data, \
     jwt_user_payload, expires_at, created_at_time, use_static_key";
 
+/// The tables holding an app's data, all keyed by `app_id` (SEC2-M2: removing an app empties
+/// each).
+pub(crate) const APP_TABLES: [&str; 4] = [
+    "session_info",
+    "session_access_token_signing_keys",
+    "jwt_signing_keys",
+    "key_value",
+];
+
 /// Implements [`crate::store::Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
 /// `$key_lock` is an optional statement run first in the key-insertion transaction, with the
 /// app id as `$1`.
@@ -234,11 +243,17 @@ macro_rules! impl_sql_store {
             async fn delete_expired_sessions(
                 &self,
                 now_ms: u64,
+                limit: u64,
             ) -> Result<u64, $crate::error::StoreError> {
-                let done = sqlx::query("DELETE FROM session_info WHERE expires_at <= $1")
-                    .bind($crate::store::sql::to_db(now_ms))
-                    .execute(&self.pool)
-                    .await?;
+                let done = sqlx::query(
+                    "DELETE FROM session_info WHERE (app_id, tenant_id, session_handle) IN \
+                     (SELECT app_id, tenant_id, session_handle FROM session_info \
+                     WHERE expires_at <= $1 LIMIT $2)",
+                )
+                .bind($crate::store::sql::to_db(now_ms))
+                .bind($crate::store::sql::to_db(limit))
+                .execute(&self.pool)
+                .await?;
                 Ok(done.rows_affected())
             }
 
@@ -385,6 +400,21 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn delete_static_key(
+                &self,
+                app_id: &str,
+                kid: &str,
+            ) -> Result<bool, $crate::error::StoreError> {
+                let done = sqlx::query(
+                    "DELETE FROM jwt_signing_keys WHERE app_id = $1 AND key_id = $2",
+                )
+                .bind(app_id)
+                .bind(kid)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn get_or_insert_key_value(
                 &self,
                 app_id: &str,
@@ -444,27 +474,40 @@ macro_rules! impl_sql_store {
                 Ok(false)
             }
 
-            async fn delete_app_config(
-                &self,
-                app_id: &str,
-            ) -> Result<bool, $crate::error::StoreError> {
+            async fn delete_app(&self, app_id: &str) -> Result<bool, $crate::error::StoreError> {
+                if app_id == $crate::session::PUBLIC {
+                    return Ok(false);
+                }
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = $key_lock {
+                    // Serialised with key creation for this app on other instances.
+                    sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
+                }
+                for table in $crate::store::sql::APP_TABLES {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                        .bind(app_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let done = sqlx::query("DELETE FROM tessera_app_config WHERE app_id = $1")
                     .bind(app_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn get_app_config(
                 &self,
                 app_id: &str,
-            ) -> Result<Option<String>, $crate::error::StoreError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT core_config FROM tessera_app_config WHERE app_id = $1",
+            ) -> Result<Option<(String, u64)>, $crate::error::StoreError> {
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT core_config, created_at_time FROM tessera_app_config WHERE app_id = $1",
                 )
                 .bind(app_id)
                 .fetch_optional(&self.pool)
-                .await?)
+                .await?;
+                Ok(row.map(|(json, created)| (json, $crate::store::sql::from_db(created))))
             }
         }
     };

@@ -233,7 +233,10 @@ pub fn decode_refresh_token(key: &RefreshTokenKey, token: &str) -> Option<Refres
     else {
         return None;
     };
-    if !tag.eq_ignore_ascii_case(TYPE_TAG) {
+    // Exactly `V2`: the token is hashed as given, so a variant that decoded (`v2`) would hash
+    // to a stranger and be answered as theft of its own session (SEC2-L8). The blob is strict
+    // canonical base64 and the nonce is compared exactly, so no other byte can vary either.
+    if tag != TYPE_TAG {
         return None;
     }
     let mut blob = b64_decode(blob_b64)?;
@@ -294,8 +297,8 @@ mod tests {
         );
         let lower = rt.token.replace(".V2", ".v2");
         assert!(
-            decode_refresh_token(&key, &lower).is_some(),
-            "tag is case-insensitive"
+            decode_refresh_token(&key, &lower).is_none(),
+            "the tag is exact (SEC2-L8)"
         );
     }
 
