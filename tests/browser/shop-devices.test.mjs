@@ -80,7 +80,7 @@ async function signIn(page, userId) {
     await page.evaluate(() => window.shop.rendered);
 }
 
-test("issue 15: two devices listed with labels; sign out everywhere else; the other device is unauthorised next and keeps its anonymousId", { timeout: TEST_TIMEOUT }, async () => {
+test("issue 15, REQ-07: two devices listed with labels; sign out everywhere else; the other device is unauthorised next and keeps its anonymousId", { timeout: TEST_TIMEOUT }, async () => {
     const laptop = await browser.newContext({ userAgent: CHROME_LINUX });
     const desktop = await browser.newContext({ userAgent: FIREFOX_WINDOWS });
     const odd = await browser.newContext({ userAgent: MARKUP_UA });

@@ -147,7 +147,7 @@ async fn login(app: &App, user: &str, ua: &str, peer: &str, xff: Option<&str>) -
 }
 
 #[tokio::test]
-async fn sign_in_records_the_device_and_the_session_lists_revokes_and_signs_out_others() {
+async fn req_07_sign_in_records_the_device_and_the_session_lists_revokes_and_signs_out_others() {
     let app = app().await;
     // A forwarded header from a client that is not a trusted proxy is ignored.
     let (h1, t1) = login(&app, "alice", CHROME_LINUX, "203.0.113.5", Some("1.2.3.4")).await;

@@ -48,7 +48,7 @@ async fn verify_db(s: &TestServer, r: &common::Reply) -> String {
 }
 
 both_stores!(
-    list_revoke_and_revoke_others,
+    req_07_list_revoke_and_revoke_others,
     |backend: Backend| async move {
         let s = common::start(backend).await;
         let a = sign_in(

@@ -207,7 +207,7 @@ async fn last_active_moves_only_at_refresh(backend: Backend) {
 
 /// Idle timeout: a session not refreshed for X ends, at refresh and at a database-checked
 /// verify; refreshing keeps it alive.
-async fn idle_timeout_ends_idle_sessions(backend: Backend) {
+async fn req_06_idle_timeout_ends_idle_sessions(backend: Backend) {
     let devices = DeviceConfig {
         idle_timeout_ms: Some(10 * MINUTE),
         ..Default::default()
@@ -257,7 +257,7 @@ async fn idle_timeout_ends_idle_sessions(backend: Backend) {
 }
 
 /// Absolute lifetime: a session ends X after sign-in however active.
-async fn absolute_lifetime_ends_active_sessions(backend: Backend) {
+async fn req_06_absolute_lifetime_ends_active_sessions(backend: Backend) {
     let devices = DeviceConfig {
         absolute_lifetime_ms: Some(30 * MINUTE),
         ..Default::default()
@@ -386,7 +386,7 @@ async fn revoke_device_checks_ownership(backend: Backend) {
 }
 
 /// Sign out everywhere else: every other session of the user (every tenant), not others'.
-async fn revoke_other_devices_keeps_current(backend: Backend) {
+async fn req_07_revoke_other_devices_keeps_current(backend: Backend) {
     let (engine, _clock, _store) = setup(backend, DeviceConfig::default()).await;
     let mine = sign_in(&engine, "alice", CHROME_LINUX).await;
     let other = sign_in(&engine, "alice", FIREFOX_WINDOWS).await;
@@ -518,13 +518,13 @@ async fn sign_in_time_claim_is_kept_and_renewable(backend: Backend) {
 on_both_stores!(
     devices_are_recorded_and_listed,
     last_active_moves_only_at_refresh,
-    idle_timeout_ends_idle_sessions,
-    absolute_lifetime_ends_active_sessions,
+    req_06_idle_timeout_ends_idle_sessions,
+    req_06_absolute_lifetime_ends_active_sessions,
     lifetimes_are_off_by_default,
     cap_revokes_least_recently_active,
     cap_refuses_sign_in,
     revoke_device_checks_ownership,
-    revoke_other_devices_keeps_current,
+    req_07_revoke_other_devices_keeps_current,
     sign_in_time_claim_is_kept_and_renewable,
     sign_in_time_claim_is_off_by_default,
 );
