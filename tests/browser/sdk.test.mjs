@@ -261,7 +261,7 @@ for (const mode of ["cookie", "header"]) {
                 }
                 const refreshes = (await app.counters()).refreshCalls - before.refreshCalls;
                 assert.ok(refreshes >= 20, `${refreshes} refresh calls in 20 rounds`);
-                // After the grace window of the last race the kept token still works.
+                // And the next calls need no refresh.
                 const statuses = tabs.map((tab) => recordStatuses(tab, "/api/me"));
                 for (const tab of tabs) assert.equal((await call(tab, "GET", "/api/me")).status, 200);
                 assert.deepEqual(statuses, [[200], [200]]);
