@@ -200,7 +200,7 @@ pub fn mint_refresh_token(
 ) -> Result<MintedRefreshToken, EngineError> {
     let nonce = sha256_hex(&random::uuid_v4()?);
     let iv = random::bytes::<NONCE_LEN>()?;
-    seal_refresh_token(key, fields, iv, nonce)
+    seal_refresh_token(key, fields, IvSource::Random(iv), nonce)
 }
 
 /// The parts of a deterministic child besides those copied from its parent.
@@ -219,9 +219,9 @@ pub struct ChildFields<'a> {
 }
 
 /// The one child of the refresh token whose hash1 is `parent_hash1`, used when the grace
-/// window is above 0 (see [`crate::lineage`]): the IV, the nonce and the anti-CSRF token come
-/// from HMAC-SHA256 under a key derived from the app's master key, over the parent's hash1;
-/// every other field comes from `fields`. The same parent therefore always has the same child,
+/// window is above 0 (see [`crate::lineage`]): the nonce and the anti-CSRF token come from
+/// HMAC-SHA256 under a key derived from the app's master key, over the parent's hash1, every
+/// other field from `fields`, and the IV from the same key over the whole plaintext. The same parent therefore always has the same child,
 /// which makes a refresh idempotent. Only a holder of the parent (who knows its hash1) can
 /// derive it; the database only holds hash2.
 ///
@@ -259,10 +259,6 @@ pub fn derive_child(
         ctx.update(parent_hash1.as_bytes());
         ctx.sign()
     };
-    let iv_tag = derive("iv");
-    let iv: [u8; NONCE_LEN] = iv_tag.as_ref()[..NONCE_LEN]
-        .try_into()
-        .map_err(|_| EngineError::Crypto("child IV"))?;
     let nonce = hex(derive("nonce").as_ref());
     let anti_csrf = fields.with_anti_csrf.then(|| {
         let tag = derive("anti-csrf");
@@ -283,15 +279,25 @@ pub fn derive_child(
             anti_csrf_token: anti_csrf.as_deref(),
             anonymous_id: fields.anonymous_id,
         },
-        iv,
+        IvSource::Synthetic(&child_key),
         nonce,
     )
+}
+
+/// Where a token's AES-GCM IV comes from.
+enum IvSource<'a> {
+    /// Fresh random bytes.
+    Random([u8; NONCE_LEN]),
+    /// HMAC-SHA256 under this key over the whole plaintext (a synthetic IV, as in SIV): the
+    /// same IV (and so the same PBKDF2-derived AES key) can only ever seal the same plaintext,
+    /// so a deterministic child never reuses a GCM nonce with different data.
+    Synthetic(&'a hmac::Key),
 }
 
 fn seal_refresh_token(
     key: &RefreshTokenKey,
     fields: RefreshTokenFields<'_>,
-    iv: [u8; NONCE_LEN],
+    iv: IvSource<'_>,
     nonce: String,
 ) -> Result<MintedRefreshToken, EngineError> {
     let payload = RefreshTokenPayload {
@@ -305,6 +311,17 @@ fn seal_refresh_token(
     };
     let plaintext = serde_json::to_vec(&payload)
         .map_err(|_| EngineError::Crypto("refresh-token serialisation failed"))?;
+    let iv: [u8; NONCE_LEN] = match iv {
+        IvSource::Random(iv) => iv,
+        IvSource::Synthetic(k) => {
+            let mut ctx = hmac::Context::with_key(k);
+            ctx.update(b"iv\0");
+            ctx.update(&plaintext);
+            ctx.sign().as_ref()[..NONCE_LEN]
+                .try_into()
+                .map_err(|_| EngineError::Crypto("synthetic IV"))?
+        }
+    };
     let mut sealed = plaintext;
     key.aead_key(&iv)?
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut sealed)
@@ -438,6 +455,11 @@ mod tests {
             .unwrap()
             .anti_csrf_token
             .is_none());
+        // A different plaintext for the same parent never reuses the IV (the GCM nonce).
+        let iv = |t: &str| b64_decode(t.split('.').next().unwrap()).unwrap()[..NONCE_LEN].to_vec();
+        assert_ne!(iv(&a.token), iv(&plain.token));
+        let other_user = derive_child(&key, "p1", ChildFields { user_id: "v", ..f }).unwrap();
+        assert_ne!(iv(&a.token), iv(&other_user.token));
     }
 
     #[test]
