@@ -8,6 +8,7 @@
 //!   during and after the window.
 //! * P2: a superseded refresh token replayed after the window is theft, the session is
 //!   revoked and every later use is unauthorised.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 

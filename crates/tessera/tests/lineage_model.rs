@@ -29,6 +29,7 @@
 //! The same search runs the real rules at `G = 0` (strict CDI 5.4: P2 only) and, as negative
 //! controls that must FAIL P1, the v1 rules (random children, siblings adopted), the CDI 5.6
 //! reference's eager re-rotation, and v2 without the one-promotion-per-window rule.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use tessera::lineage::{Lineage, RefreshDecision, VerifyDecision};
