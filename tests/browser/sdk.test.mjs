@@ -241,6 +241,36 @@ for (const mode of ["cookie", "header"]) {
                 }
             });
         }
+
+        // Issue 10 (refresh lineage v2, P1): two tabs without the cross-tab lock, each with two
+        // requests in flight when the access token expires, for 20 rounds: every refresh race
+        // ends with both tabs signed in — never a theft answer, never a 401 after the refresh.
+        test("two tabs without the lock, 20 rounds of refresh races: never theft (issue 10)", { timeout: 240_000 }, async (t) => {
+            const context = await browser.newContext();
+            try {
+                const tabs = [await openPage(context, app, mode, { lock: false }), await openPage(context, app, mode, { lock: false })];
+                await signIn(tabs[0], "dave");
+                assert.equal(await sdk(tabs[1], "getUserId"), "dave");
+                const before = await app.counters();
+                for (let round = 1; round <= 20; round++) {
+                    await waitPastExpiry(tabs[0]);
+                    const calls = tabs.flatMap((tab) => [call(tab, "GET", "/api/me"), call(tab, "GET", "/api/me")]);
+                    const results = await Promise.all(calls);
+                    for (const r of results) assert.deepEqual(r, { status: 200, json: { userId: "dave" } }, `round ${round}`);
+                    for (const tab of tabs) assert.equal(await sdk(tab, "doesSessionExist"), true, `round ${round}: signed out`);
+                }
+                const refreshes = (await app.counters()).refreshCalls - before.refreshCalls;
+                assert.ok(refreshes >= 20, `${refreshes} refresh calls in 20 rounds`);
+                // And the next calls need no refresh.
+                const statuses = tabs.map((tab) => recordStatuses(tab, "/api/me"));
+                for (const tab of tabs) assert.equal((await call(tab, "GET", "/api/me")).status, 200);
+                assert.deepEqual(statuses, [[200], [200]]);
+                t.diagnostic(`${mode} mode, lock off: ${refreshes} refresh calls in 20 rounds, no theft`);
+                for (const tab of tabs) assert.deepEqual(tab.errors, []);
+            } finally {
+                await context.close();
+            }
+        });
     });
 }
 

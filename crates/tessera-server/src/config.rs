@@ -64,8 +64,9 @@ pub struct ServeArgs {
     /// How long a dynamic signing key signs, in hours (default 168; tests use fractions).
     #[arg(long, env = "ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL")]
     pub access_token_dynamic_signing_key_update_interval: Option<String>,
-    /// How long after a promotion a sibling refresh token stays usable, in seconds
-    /// (0 … 300, default 30; 0 is the strict SuperTokens CDI 5.4 behaviour).
+    /// The refresh-token rotation grace window, in seconds: how long after a promotion the
+    /// previous token is a late request rather than theft, and the least time between two
+    /// promotions (0 … 300, default 30; 0 is the strict SuperTokens CDI 5.4 behaviour).
     #[arg(long, env = "REFRESH_TOKEN_ROTATION_GRACE_PERIOD")]
     pub refresh_token_rotation_grace_period: Option<String>,
     /// Prefix of every API path (e.g. `/auth`).
@@ -226,7 +227,7 @@ fn mask_password(url: &str) -> String {
 }
 
 /// Session settings an app may override (the core's per-app `coreConfig`). The defaults are
-/// the engine's, including the 30 s sibling grace: tabs that refresh at once are never
+/// the engine's, including the 30 s rotation grace window: tabs that refresh at once are never
 /// reported as theft (see `tessera::lineage`); a grace of 0 restores strict CDI 5.4.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct AppSettings {

@@ -28,9 +28,10 @@ pub struct SessionConfig {
     pub dynamic_key_update_interval_ms: u64,
     /// How long a new dynamic key is published before it signs (60 s; tests shrink it).
     pub key_overlap_ms: u64,
-    /// How long after a promotion a sibling refresh token is still accepted (see
-    /// [`crate::lineage`]); 0 … 300 s, default 30 s. 0 gives the strict SuperTokens
-    /// CDI ≤ 5.4 behaviour.
+    /// The rotation grace window `G` of [`crate::lineage`]: above 0, children are derived
+    /// from their parent, the previous token is a late request for `G` after a promotion, and
+    /// promotions are at least `G` apart; 0 … 300 s, default 30 s. 0 gives the strict
+    /// SuperTokens CDI ≤ 5.4 behaviour (random children).
     pub sibling_grace_ms: u64,
     /// When set, minted access tokens carry `iss` (unless the payload names one) and
     /// verification requires it to match.

@@ -1,79 +1,116 @@
-//! Refresh-token lineage: the rules that decide, from the session row and a presented token,
-//! whether the presenter holds the current token, a child to promote, a sibling inside the
-//! grace window — or a rotated-out token, which is theft.
+//! Refresh-token lineage v2: the rules that decide, from the session row and a presented
+//! token, what a refresh answers and whether a database-checked verify writes.
 //!
-//! # The model
-//! The row stores `current` (hash2 of the refresh token the session is on), `prev` (hash2 of
-//! the token that was current before the last promotion) and `rotated_at` (time of that
-//! promotion). A refresh with the current token P mints a child C whose plaintext names P as
-//! parent, and **writes nothing**: P stays current until C is *used* — its first access token
-//! is verified with the database (that token carries `parentRefreshTokenHash1`) or C itself is
-//! presented for refresh. Using C *promotes* it: `prev := current, current := C,
-//! rotated_at := now`.
+//! # The row
+//! `head` (hash2 of the token the session is on; the `current` column), `prev` (hash2 of the
+//! head before the last promotion) and `rotated_at` (time of that promotion). With the grace
+//! window `G` (`refresh_token_rotation_grace_period`):
+//! `in_window = G > 0 && now <= rotated_at + G`.
 //!
-//! # Concurrency semantics (decided here, tested in `tests/engine_*.rs`)
-//! * **Several tabs refreshing at once with the same token are never theft.** Every refresh
-//!   with the current token succeeds and yields its own child; none of them writes. When one
-//!   child is promoted, its siblings (children of `prev`) are still accepted for
-//!   `grace` after `rotated_at`: presenting one (refresh or access-token verify) makes it the
-//!   current token, without moving `prev` or `rotated_at`, so the window cannot be stretched.
-//!   Whichever sibling a browser's cookie jar ends up holding therefore keeps working.
-//! * **The previous token inside the window is a late concurrent refresh, not theft.** A tab
-//!   that sent the old token before another tab's child was promoted arrives with `prev`; for
-//!   `grace` after `rotated_at` it gets a new child, which becomes current
-//!   ([`RefreshDecision::ReissueFromPrevious`]); the promoted sibling then counts as a sibling.
-//!   (The headless-Chromium two-tab test without the cross-tab lock produced exactly this.)
-//! * **A token whose successor was promoted is theft once the window has passed.** Presenting
-//!   `prev` or a sibling after the window, or any older token at any time, is
-//!   [`RefreshDecision::Theft`]; the engine then revokes the session. A lost refresh response
-//!   never leads here: refreshing with the current token writes nothing, and a promoted child
-//!   is current, so a retry of either hits [`RefreshDecision::Current`].
-//! * Promotions are compare-and-set updates keyed on the `current` value read, so two
-//!   concurrent uses of the same child promote once; the loser re-reads and sees
-//!   [`RefreshDecision::Current`].
+//! # Children
+//! With `G > 0` children are **deterministic**: `child(X)` is derived from `X` alone
+//! ([`crate::token::refresh::derive_child`]), so every refresh of the same token answers the
+//! same child and a storm of concurrent refreshes has one lineage, not siblings. With `G = 0`
+//! children are random and the rules below are exactly SuperTokens CDI ≤ 5.4 (nothing is ever
+//! `in_window`).
 //!
-//! Hash comparisons are constant-time.
+//! # Refresh with a presented token `X` ([`Lineage::decide_refresh`])
+//! 1. `X == head` → answer `child(X)`; no write.
+//! 2. `parent(X) == head` → `X` is the head's child in use. Outside the window: promote
+//!    (`prev = head, head = X, rotated_at = now`, compare-and-set on `head`) and answer
+//!    `child(X)`. Inside the window: answer `X` itself — the head's child — and write nothing,
+//!    so a burst never moves the lineage twice within `G`.
+//! 3. `X == prev` inside the window → a late request from before the promotion: answer the
+//!    head's child, `child(child(X))`; no write, not theft.
+//! 4. Anything else → theft; the session is revoked. The reason says which: the previous token
+//!    after the window, a token branching off the previous token (a sibling at `G = 0`), or
+//!    anything older.
+//!
+//! Inside the window every accepted token is therefore answered the head's child, and outside
+//! it the head and the head's child are accepted: whatever reply a cookie jar keeps refreshes.
+//!
+//! # Verify of an access token with the database, CDI ≤ 5.4 ([`Lineage::decide_verify`])
+//! 1. its parent is `head` → outside the window promote its refresh token; inside the window
+//!    no write (a second promotion within `G` could strand a late request); either way a new
+//!    access token without parent is minted;
+//! 2. its own refresh token is `head` → valid (a token with a parent gets one without);
+//! 3. anything older → valid until it expires; never theft, no write.
+//!
+//! Writes: a refresh or verify writes once when it promotes, never otherwise. Hash
+//! comparisons are constant-time.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 /// The lineage columns of a session row.
 #[derive(Debug, Clone, Copy)]
 pub struct Lineage<'a> {
-    /// hash2 of the current refresh token.
+    /// hash2 of the head (current) refresh token.
     pub current: &'a str,
-    /// hash2 of the token current before the last promotion.
+    /// hash2 of the head before the last promotion.
     pub prev: Option<&'a str>,
     /// When the last promotion happened, epoch ms.
     pub rotated_at_ms: Option<u64>,
 }
 
-/// What a presented token is, as far as refresh is concerned.
+/// Why a presented refresh token is theft (reported as CDI 5.6 `recentTokenReuseSubtype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshDecision {
-    /// The current token: mint a child, write nothing.
-    Current,
-    /// A child of the current token: promote it, then mint its child.
-    PromoteChild,
-    /// A sibling of the current token inside the grace window: make it current (keeping
-    /// `prev` and `rotated_at`), then mint its child.
-    AdoptSibling,
-    /// The previous token inside the grace window: mint a new child of it and make that child
-    /// current (keeping `prev` and `rotated_at`).
-    ReissueFromPrevious,
-    /// Anything else: a rotated-out token. The session is revoked.
-    Theft,
+pub enum TheftReason {
+    /// The previous head, presented after the window.
+    RecentPrev,
+    /// A token whose parent is the previous head but that is not the head: a branch that
+    /// lost (only possible with random children, `G = 0`).
+    OrphanedBranch,
+    /// Anything older or unrelated.
+    StaleLineage,
 }
 
-/// What an access token's lineage is, as far as a database-checked verify is concerned.
+/// What a refresh does, given the presented token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// The head: answer its child, write nothing.
+    Current,
+    /// The head's child outside the window: promote it, answer its child.
+    Promote,
+    /// The head's child inside the window: answer the presented token itself, write nothing.
+    ChildInWindow,
+    /// The previous head inside the window: answer the head's child (`child(child(X))`),
+    /// write nothing.
+    LateParent,
+    /// A rotated-out token: the session is revoked.
+    Theft(TheftReason),
+}
+
+impl RefreshDecision {
+    /// How many child steps from the presented token the answered refresh token is:
+    /// `Some(0)` is the presented token itself, `Some(1)` its child, `Some(2)` its grandchild;
+    /// `None` for theft.
+    ///
+    /// ```
+    /// use tessera::lineage::RefreshDecision;
+    /// assert_eq!(RefreshDecision::Current.answer_generation(), Some(1));
+    /// assert_eq!(RefreshDecision::LateParent.answer_generation(), Some(2));
+    /// ```
+    pub fn answer_generation(self) -> Option<u8> {
+        match self {
+            Self::ChildInWindow => Some(0),
+            Self::Current | Self::Promote => Some(1),
+            Self::LateParent => Some(2),
+            Self::Theft(_) => None,
+        }
+    }
+}
+
+/// What a database-checked verify does with an access token's lineage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyDecision {
-    /// The token's parent is current: promote the token's refresh token and mint a new
-    /// access token without parent.
+    /// The token's parent is the head, outside the window: promote the token's refresh token
+    /// and mint an access token without parent.
     Promote,
-    /// The token's own refresh token is current.
+    /// The token's parent is the head, inside the window: no write; mint an access token
+    /// without parent.
+    ChildInWindow,
+    /// The token's own refresh token is the head.
     Current,
-    /// A sibling inside the grace window: make its refresh token current and mint.
-    AdoptSibling,
     /// An older generation: valid until it expires, no new token, not theft.
     Older,
 }
@@ -84,22 +121,23 @@ fn same(a: &str, b: &str) -> bool {
 
 impl Lineage<'_> {
     /// Inside the window after the last promotion; a grace of 0 has no window at all.
-    fn in_grace(&self, now_ms: u64, grace_ms: u64) -> bool {
+    pub fn in_window(&self, now_ms: u64, grace_ms: u64) -> bool {
         grace_ms > 0
             && self
                 .rotated_at_ms
                 .is_some_and(|at| now_ms <= at.saturating_add(grace_ms))
     }
 
-    fn sibling_in_grace(&self, parent_hash2: Option<&str>, now_ms: u64, grace_ms: u64) -> bool {
-        match (parent_hash2, self.prev) {
-            (Some(parent), Some(prev)) => same(parent, prev) && self.in_grace(now_ms, grace_ms),
-            _ => false,
-        }
-    }
-
-    /// Classifies a refresh with a token whose hash2 is `presented` and whose parent's hash2
-    /// (`sha256_hex(parentRefreshTokenHash1)`) is `parent`.
+    /// Decides a refresh with a token whose hash2 is `presented` and whose parent's hash2
+    /// (`sha256_hex(parentRefreshTokenHash1)`) is `parent`. The rules are listed in the
+    /// module documentation, in this order.
+    ///
+    /// ```
+    /// use tessera::lineage::{Lineage, RefreshDecision};
+    /// let row = Lineage { current: "H", prev: Some("P"), rotated_at_ms: Some(1_000) };
+    /// assert_eq!(row.decide_refresh("H", Some("P"), 1_500, 2_000), RefreshDecision::Current);
+    /// assert_eq!(row.decide_refresh("P", None, 1_500, 2_000), RefreshDecision::LateParent);
+    /// ```
     pub fn decide_refresh(
         &self,
         presented: &str,
@@ -107,21 +145,36 @@ impl Lineage<'_> {
         now_ms: u64,
         grace_ms: u64,
     ) -> RefreshDecision {
+        let in_window = self.in_window(now_ms, grace_ms);
+        let is_prev = self.prev.is_some_and(|p| same(presented, p));
         if same(presented, self.current) {
             RefreshDecision::Current
         } else if parent.is_some_and(|p| same(p, self.current)) {
-            RefreshDecision::PromoteChild
-        } else if self.sibling_in_grace(parent, now_ms, grace_ms) {
-            RefreshDecision::AdoptSibling
-        } else if self.prev.is_some_and(|p| same(presented, p)) && self.in_grace(now_ms, grace_ms) {
-            RefreshDecision::ReissueFromPrevious
+            if in_window {
+                RefreshDecision::ChildInWindow
+            } else {
+                RefreshDecision::Promote
+            }
+        } else if is_prev && in_window {
+            RefreshDecision::LateParent
+        } else if is_prev {
+            RefreshDecision::Theft(TheftReason::RecentPrev)
+        } else if parent.is_some_and(|p| self.prev.is_some_and(|prev| same(p, prev))) {
+            RefreshDecision::Theft(TheftReason::OrphanedBranch)
         } else {
-            RefreshDecision::Theft
+            RefreshDecision::Theft(TheftReason::StaleLineage)
         }
     }
 
-    /// Classifies an access token whose refresh token has hash2 `own` and whose parent refresh
-    /// token has hash2 `parent`.
+    /// Decides a database-checked verify of an access token whose refresh token has hash2
+    /// `own` and whose parent refresh token has hash2 `parent`.
+    ///
+    /// ```
+    /// use tessera::lineage::{Lineage, VerifyDecision};
+    /// let row = Lineage { current: "H", prev: None, rotated_at_ms: None };
+    /// assert_eq!(row.decide_verify("C", Some("H"), 0, 2_000), VerifyDecision::Promote);
+    /// assert_eq!(row.decide_verify("H", None, 0, 2_000), VerifyDecision::Current);
+    /// ```
     pub fn decide_verify(
         &self,
         own: &str,
@@ -130,11 +183,13 @@ impl Lineage<'_> {
         grace_ms: u64,
     ) -> VerifyDecision {
         if parent.is_some_and(|p| same(p, self.current)) {
-            VerifyDecision::Promote
+            if self.in_window(now_ms, grace_ms) {
+                VerifyDecision::ChildInWindow
+            } else {
+                VerifyDecision::Promote
+            }
         } else if same(own, self.current) {
             VerifyDecision::Current
-        } else if self.sibling_in_grace(parent, now_ms, grace_ms) {
-            VerifyDecision::AdoptSibling
         } else {
             VerifyDecision::Older
         }
@@ -158,74 +213,55 @@ mod tests {
     }
 
     fn promoted() -> Lineage<'static> {
-        // P was current, child C1 got promoted at t=1000.
+        // P was the head, its child C got promoted at t=1000.
         Lineage {
-            current: "C1",
+            current: "C",
             prev: Some("P"),
             rotated_at_ms: Some(1_000),
         }
     }
 
     #[test]
-    fn refresh_with_current_or_child() {
+    fn head_and_child() {
         assert_eq!(fresh().decide_refresh("P", None, 0, G), R::Current);
+        assert_eq!(fresh().decide_refresh("C", Some("P"), 0, G), R::Promote);
         assert_eq!(
-            fresh().decide_refresh("C", Some("P"), 0, G),
-            R::PromoteChild
-        );
-        assert_eq!(
-            promoted().decide_refresh("C1", Some("P"), 5_000, G),
+            promoted().decide_refresh("C", Some("P"), 5_000, G),
             R::Current
         );
-    }
-
-    #[test]
-    fn parent_after_promotion_is_reissued_inside_grace_and_theft_after() {
-        assert_eq!(
-            promoted().decide_refresh("P", None, 1_000 + G, G),
-            R::ReissueFromPrevious
-        );
-        assert_eq!(promoted().decide_refresh("P", None, 1_001 + G, G), R::Theft);
-        assert_eq!(
-            promoted().decide_refresh("P", None, 1_001, 0),
-            R::Theft,
-            "grace 0"
-        );
-        assert_eq!(
-            promoted().decide_refresh("GP", None, 1_001, G),
-            R::Theft,
-            "older"
-        );
-    }
-
-    #[test]
-    fn sibling_is_adopted_inside_grace_and_theft_after() {
+        // The head's child: answered itself inside the window, promoted after it.
         let l = promoted();
         assert_eq!(
-            l.decide_refresh("C2", Some("P"), 1_000 + G, G),
-            R::AdoptSibling
+            l.decide_refresh("D", Some("C"), 1_000 + G, G),
+            R::ChildInWindow
         );
-        assert_eq!(l.decide_refresh("C2", Some("P"), 1_001 + G, G), R::Theft);
+        assert_eq!(l.decide_refresh("D", Some("C"), 1_001 + G, G), R::Promote);
         assert_eq!(
-            l.decide_refresh("C2", Some("P"), 1_000, 0),
-            R::Theft,
-            "no window"
-        );
-        assert_eq!(
-            l.decide_refresh("C2", Some("P"), 1_001, 0),
-            R::Theft,
+            l.decide_refresh("D", Some("C"), 1_001, 0),
+            R::Promote,
             "grace 0"
         );
     }
 
     #[test]
-    fn unrelated_tokens_are_theft() {
-        assert_eq!(fresh().decide_refresh("X", None, 0, G), R::Theft);
-        assert_eq!(fresh().decide_refresh("X", Some("Y"), 0, G), R::Theft);
-        assert_eq!(
-            promoted().decide_refresh("X", Some("Y"), 1_000, G),
-            R::Theft
-        );
+    fn previous_head_is_late_inside_the_window_and_theft_after() {
+        let l = promoted();
+        assert_eq!(l.decide_refresh("P", None, 1_000 + G, G), R::LateParent);
+        let theft = R::Theft(TheftReason::RecentPrev);
+        assert_eq!(l.decide_refresh("P", None, 1_001 + G, G), theft);
+        assert_eq!(l.decide_refresh("P", None, 1_001, 0), theft, "grace 0");
+    }
+
+    #[test]
+    fn branches_and_older_tokens_are_theft() {
+        let l = promoted();
+        let orphan = R::Theft(TheftReason::OrphanedBranch);
+        assert_eq!(l.decide_refresh("C2", Some("P"), 1_001, 0), orphan);
+        assert_eq!(l.decide_refresh("C2", Some("P"), 1_001, G), orphan);
+        let stale = R::Theft(TheftReason::StaleLineage);
+        assert_eq!(l.decide_refresh("GP", None, 1_001, G), stale);
+        assert_eq!(fresh().decide_refresh("X", None, 0, G), stale);
+        assert_eq!(fresh().decide_refresh("X", Some("Y"), 0, G), stale);
     }
 
     #[test]
@@ -233,13 +269,19 @@ mod tests {
         assert_eq!(fresh().decide_verify("C", Some("P"), 0, G), V::Promote);
         assert_eq!(fresh().decide_verify("P", None, 0, G), V::Current);
         let l = promoted();
-        assert_eq!(l.decide_verify("C1", Some("P"), 2_000, G), V::Current);
-        assert_eq!(l.decide_verify("C2", Some("P"), 2_000, G), V::AdoptSibling);
-        assert_eq!(l.decide_verify("C2", Some("P"), 1_001 + G, G), V::Older);
+        assert_eq!(l.decide_verify("C", Some("P"), 2_000, G), V::Current);
+        assert_eq!(l.decide_verify("D", Some("C"), 2_000, G), V::ChildInWindow);
+        assert_eq!(l.decide_verify("D", Some("C"), 1_001 + G, G), V::Promote);
+        assert_eq!(l.decide_verify("P", None, 2_000, G), V::Older, "older AT");
+    }
+
+    #[test]
+    fn answer_generations() {
+        assert_eq!(R::ChildInWindow.answer_generation(), Some(0));
+        assert_eq!(R::Promote.answer_generation(), Some(1));
         assert_eq!(
-            l.decide_verify("P", None, 2_000, G),
-            V::Older,
-            "grandparent AT"
+            R::Theft(TheftReason::StaleLineage).answer_generation(),
+            None
         );
     }
 }

@@ -372,9 +372,10 @@ async fn prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed(backend:
     }
 }
 
-// Siblings (two tabs refreshing with the same token) are never theft inside the grace
-// window, and are theft after it.
-async fn sibling_refresh_inside_and_outside_grace(backend: Backend) {
+// Two tabs refreshing with the same token at once get the same child (deterministic children
+// with a grace window): no siblings, both keep working during and after the window; the
+// superseded first token, presented after the window, is theft.
+async fn two_tabs_refreshing_at_once_get_one_child(backend: Backend) {
     let (engine, clock, store) = setup(backend).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
     let tab_a = engine
@@ -385,7 +386,8 @@ async fn sibling_refresh_inside_and_outside_grace(backend: Backend) {
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await
         .unwrap();
-    // Tab A's child is promoted; tab B's sibling is still accepted for the grace window.
+    assert_eq!(tab_a.refresh_token.token, tab_b.refresh_token.token);
+    // Tab A's child is promoted; tab B (the same token) keeps refreshing.
     engine
         .verify_session(&tab_a.access_token.token, VerifyOptions::default())
         .await
@@ -394,24 +396,29 @@ async fn sibling_refresh_inside_and_outside_grace(backend: Backend) {
     let b2 = engine
         .refresh_session(&tab_b.refresh_token.token, RefreshOptions::default())
         .await
-        .expect("sibling inside grace is adopted");
-    // B's lineage is now current; A's sibling, presented after the window, is theft.
+        .expect("the head refreshes");
     clock.advance_ms(30_000);
     engine
         .refresh_session(&b2.refresh_token.token, RefreshOptions::default())
         .await
-        .expect("current lineage refreshes");
+        .expect("the head's child refreshes after the window");
+    clock.advance_ms(30_001);
     let r = engine
-        .refresh_session(&tab_a.refresh_token.token, RefreshOptions::default())
+        .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await;
     assert!(matches!(r, Err(SessionError::TokenTheft { .. })), "{r:?}");
     assert_eq!(store.count_sessions("public").await.unwrap(), 0);
 }
 
 // SessionTest4: an access token of an older generation verifies (with the DB check) with no
-// new token and no theft.
+// new token and no theft. Grace 0, as in the reference core: with a window the third refresh
+// would not promote a second time within it.
 async fn prj_07_grandparent_access_token_verifies_without_new_token(backend: Backend) {
-    let (engine, _clock, _store) = setup(backend).await;
+    let config = SessionConfig {
+        sibling_grace_ms: 0,
+        ..test_config()
+    };
+    let (engine, _clock, _store) = setup_with(backend, config).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
     let r1 = engine
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
@@ -468,11 +475,13 @@ async fn verify_expire_refresh_loop_keeps_one_row(backend: Backend) {
 }
 
 // SessionTest1 refreshTokenExpiresAfterShortTime: refreshing with the parent does not extend
-// the session; promotion does.
+// the session; promotion does. Grace 0, as in the reference core (with a window, promotions
+// are at most one per window, longer than this 1.5 s session).
 async fn parent_refresh_does_not_extend_but_promotion_does(backend: Backend) {
     let config = SessionConfig {
         access_token_validity_ms: 1_000,
         refresh_token_validity_ms: 1_500,
+        sibling_grace_ms: 0,
         ..test_config()
     };
     let (engine, clock, _store) = setup_with(backend, config).await;
@@ -1130,8 +1139,8 @@ async fn verified_token_cache_is_emptied_when_a_key_is_withdrawn(backend: Backen
 }
 
 // Two tabs without the cross-tab lock: tab B sends the old token after tab A's child was
-// promoted. Inside the window B gets a fresh child (no theft) and both lineages keep working
-// until the window closes; then only the current one survives.
+// promoted. Inside the window B gets the head's child (no theft, no write) and keeps
+// refreshing after the window; the old token after the window is theft.
 async fn late_refresh_with_the_previous_token_inside_grace(backend: Backend) {
     let (engine, clock, store) = setup(backend).await;
     let s = engine.create_session(new_session("u")).await.unwrap();
@@ -1155,9 +1164,18 @@ async fn late_refresh_with_the_previous_token_inside_grace(backend: Backend) {
         .unwrap();
     assert_eq!(
         row.refresh_token_hash2,
-        sha256_hex(&sha256_hex(&b.refresh_token.token)),
-        "the reissued child is current"
+        sha256_hex(&sha256_hex(&a.refresh_token.token)),
+        "A's child stays the head"
     );
+    let a2 = engine
+        .refresh_session(&a.refresh_token.token, RefreshOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        a2.refresh_token.token, b.refresh_token.token,
+        "the late tab got the head's child"
+    );
+    clock.advance_ms(30_000);
     engine
         .refresh_session(&b.refresh_token.token, RefreshOptions::default())
         .await
@@ -1179,7 +1197,7 @@ on_both_stores!(
     protected_claims_refused_before_write,
     prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted,
     prj_07_theft_s1_r1_r2_r1_original_reused_after_child_refreshed,
-    sibling_refresh_inside_and_outside_grace,
+    two_tabs_refreshing_at_once_get_one_child,
     prj_07_grandparent_access_token_verifies_without_new_token,
     verify_expire_refresh_loop_keeps_one_row,
     parent_refresh_does_not_extend_but_promotion_does,

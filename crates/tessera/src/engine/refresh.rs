@@ -9,8 +9,12 @@ use crate::lineage::{Lineage, RefreshDecision};
 use crate::random;
 use crate::session::{RefreshOptions, SessionSummary, SessionTokens, TokenInfo};
 use crate::store::LineageUpdate;
+use crate::store::SessionRow;
 use crate::token::access::{anti_csrf_matches, contains_protected_claim, AccessTokenClaims};
-use crate::token::refresh::{decode_refresh_token, mint_refresh_token, RefreshTokenFields};
+use crate::token::refresh::{
+    decode_refresh_token, derive_child, mint_refresh_token, ChildFields, MintedRefreshToken,
+    RefreshTokenFields, RefreshTokenPayload,
+};
 
 impl SessionEngine {
     /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -69,31 +73,8 @@ impl SessionEngine {
             if contains_protected_claim(&user_claims) {
                 return unauthorised(UnauthorisedReason::ProtectedClaimInPayload);
             }
-            let anti_csrf = if options.enable_anti_csrf {
-                Some(random::uuid_v4()?)
-            } else {
-                None
-            };
-            let child = mint_refresh_token(
-                &self.inner.refresh_key,
-                RefreshTokenFields {
-                    session_handle: &row.session_handle,
-                    user_id: &row.user_id,
-                    tenant_id: &row.tenant_id,
-                    parent_hash1: Some(&hash1),
-                    anti_csrf_token: anti_csrf.as_deref(),
-                    // The id the session was created with, in every child (SEC2-H2); sessions
-                    // from before it was carried take it from the stored payload.
-                    anonymous_id: payload.anonymous_id.as_deref().or_else(|| {
-                        user_claims
-                            .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
-                            .and_then(serde_json::Value::as_str)
-                    }),
-                },
-            )?;
             let update = match decision {
-                RefreshDecision::Current => None,
-                RefreshDecision::PromoteChild => Some(LineageUpdate {
+                RefreshDecision::Promote => Some(LineageUpdate {
                     expected_current: &row.refresh_token_hash2,
                     current: &presented,
                     prev: Some(&row.refresh_token_hash2),
@@ -101,23 +82,10 @@ impl SessionEngine {
                     expires_at: now.saturating_add(self.inner.config.refresh_token_validity_ms),
                     use_static_key,
                 }),
-                RefreshDecision::ReissueFromPrevious => Some(LineageUpdate {
-                    expected_current: &row.refresh_token_hash2,
-                    current: &child.hash2,
-                    prev: row.prev_refresh_token_hash2.as_deref(),
-                    rotated_at: row.refresh_token_rotated_at,
-                    expires_at: row.expires_at,
-                    use_static_key,
-                }),
-                RefreshDecision::AdoptSibling => Some(LineageUpdate {
-                    expected_current: &row.refresh_token_hash2,
-                    current: &presented,
-                    prev: row.prev_refresh_token_hash2.as_deref(),
-                    rotated_at: row.refresh_token_rotated_at,
-                    expires_at: row.expires_at,
-                    use_static_key,
-                }),
-                RefreshDecision::Theft => {
+                RefreshDecision::Current
+                | RefreshDecision::ChildInWindow
+                | RefreshDecision::LateParent => None,
+                RefreshDecision::Theft(reason) => {
                     let revoked = self
                         .inner
                         .store
@@ -129,6 +97,7 @@ impl SessionEngine {
                     tracing::warn!(
                         session = %row.session_handle,
                         revoked = !revoked.is_empty(),
+                        ?reason,
                         "refresh token reuse: token theft detected, session revoked"
                     );
                     return Err(SessionError::TokenTheft {
@@ -138,6 +107,21 @@ impl SessionEngine {
                     });
                 }
             };
+            // The id the session was created with, in every child (SEC2-H2); sessions from
+            // before it was carried take it from the stored payload.
+            let anonymous_id = payload.anonymous_id.as_deref().or_else(|| {
+                user_claims
+                    .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
+                    .and_then(serde_json::Value::as_str)
+            });
+            let answer = self.answer_token(
+                refresh_token,
+                &payload,
+                &row,
+                anonymous_id,
+                decision,
+                options.enable_anti_csrf,
+            )?;
             match update {
                 Some(update) if !self.apply_lineage(&row, &update).await? => continue,
                 Some(_) => {}
@@ -162,9 +146,9 @@ impl SessionEngine {
                 exp,
                 iat,
                 session_handle: row.session_handle.clone(),
-                refresh_token_hash1: child.hash1.clone(),
-                parent_refresh_token_hash1: Some(hash1.clone()),
-                anti_csrf_token: anti_csrf.clone(),
+                refresh_token_hash1: answer.token.hash1.clone(),
+                parent_refresh_token_hash1: Some(answer.parent_hash1),
+                anti_csrf_token: answer.anti_csrf.clone(),
                 tenant_id: row.tenant_id.clone(),
                 rsub: row.user_id.clone(),
                 auth_time,
@@ -181,13 +165,101 @@ impl SessionEngine {
                 },
                 access_token,
                 refresh_token: TokenInfo {
-                    token: child.token,
+                    token: answer.token.token,
                     expiry: now.saturating_add(self.inner.config.refresh_token_validity_ms),
                     created_time: now,
                 },
-                anti_csrf_token: anti_csrf,
+                anti_csrf_token: answer.anti_csrf,
             });
         }
         Err(contention())
+    }
+}
+
+/// The refresh token a refresh answers, with what its access token needs.
+struct Answer {
+    token: MintedRefreshToken,
+    /// hash1 of the answered token's parent.
+    parent_hash1: String,
+    anti_csrf: Option<String>,
+}
+
+impl SessionEngine {
+    /// The refresh token answered for `decision` (see [`RefreshDecision::answer_generation`]):
+    /// with a grace window the presented token itself, its derived child or grandchild; with
+    /// none, a random child.
+    fn answer_token(
+        &self,
+        presented: &str,
+        payload: &RefreshTokenPayload,
+        row: &SessionRow,
+        anonymous_id: Option<&str>,
+        decision: RefreshDecision,
+        enable_anti_csrf: bool,
+    ) -> Result<Answer, SessionError> {
+        let hash1 = sha256_hex(presented);
+        let key = &self.inner.refresh_key;
+        if self.inner.config.sibling_grace_ms == 0 {
+            let anti_csrf = if enable_anti_csrf {
+                Some(random::uuid_v4()?)
+            } else {
+                None
+            };
+            let token = mint_refresh_token(
+                key,
+                RefreshTokenFields {
+                    session_handle: &row.session_handle,
+                    user_id: &row.user_id,
+                    tenant_id: &row.tenant_id,
+                    parent_hash1: Some(&hash1),
+                    anti_csrf_token: anti_csrf.as_deref(),
+                    anonymous_id,
+                },
+            )?;
+            return Ok(Answer {
+                token,
+                parent_hash1: hash1,
+                anti_csrf,
+            });
+        }
+        let fields = ChildFields {
+            session_handle: &row.session_handle,
+            user_id: &row.user_id,
+            tenant_id: &row.tenant_id,
+            anonymous_id,
+            with_anti_csrf: enable_anti_csrf,
+        };
+        match decision.answer_generation() {
+            Some(0) => Ok(Answer {
+                token: MintedRefreshToken {
+                    token: presented.to_owned(),
+                    hash2: sha256_hex(&hash1),
+                    hash1,
+                    anti_csrf_token: payload.anti_csrf_token.clone(),
+                },
+                parent_hash1: payload
+                    .parent_refresh_token_hash1
+                    .clone()
+                    .unwrap_or_default(),
+                anti_csrf: payload.anti_csrf_token.clone(),
+            }),
+            Some(1) => {
+                let token = derive_child(key, &hash1, fields)?;
+                Ok(Answer {
+                    anti_csrf: token.anti_csrf_token.clone(),
+                    token,
+                    parent_hash1: hash1,
+                })
+            }
+            _ => {
+                let child = derive_child(key, &hash1, fields)?;
+                let token = derive_child(key, &child.hash1, fields)?;
+                Ok(Answer {
+                    anti_csrf: token.anti_csrf_token.clone(),
+                    token,
+                    parent_hash1: child.hash1,
+                })
+            }
+        }
     }
 }

@@ -109,9 +109,10 @@ impl SessionEngine {
     /// 1. the token is verified locally; any failure is try-refresh;
     /// 2. the anti-CSRF check, when asked;
     /// 3. with no parent hash and no database check, that is all (no I/O);
-    /// 4. otherwise the row is read: gone means unauthorised; a token whose parent is current
-    ///    promotes its refresh token (see [`crate::lineage`]); a new access token without
-    ///    parent is minted when the lineage moved or the stored payload differs.
+    /// 4. otherwise the row is read: gone means unauthorised; a token whose parent is the head
+    ///    promotes its refresh token outside the grace window (see [`crate::lineage`]); a new
+    ///    access token without parent is minted unless the token is of an older generation
+    ///    and the stored payload is unchanged.
     pub async fn verify_session(
         &self,
         access_token: &str,
@@ -167,15 +168,9 @@ impl SessionEngine {
                     expires_at: now.saturating_add(self.inner.config.refresh_token_validity_ms),
                     use_static_key: row.use_static_key,
                 }),
-                VerifyDecision::AdoptSibling => Some(LineageUpdate {
-                    expected_current: &row.refresh_token_hash2,
-                    current: &own,
-                    prev: row.prev_refresh_token_hash2.as_deref(),
-                    rotated_at: row.refresh_token_rotated_at,
-                    expires_at: row.expires_at,
-                    use_static_key: row.use_static_key,
-                }),
-                VerifyDecision::Current | VerifyDecision::Older => None,
+                VerifyDecision::Current | VerifyDecision::ChildInWindow | VerifyDecision::Older => {
+                    None
+                }
             };
             if let Some(update) = update {
                 if !self.apply_lineage(&row, &update).await? {

@@ -8,6 +8,7 @@ use crate::error::EngineError;
 use crate::random;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::hmac;
 use aws_lc_rs::pbkdf2;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -159,6 +160,8 @@ pub struct MintedRefreshToken {
     pub hash1: String,
     /// `sha256_hex(hash1)`: what the database stores.
     pub hash2: String,
+    /// The anti-CSRF token it carries, if any.
+    pub anti_csrf_token: Option<String>,
 }
 
 impl fmt::Debug for MintedRefreshToken {
@@ -186,12 +189,117 @@ pub struct RefreshTokenFields<'a> {
     pub anonymous_id: Option<&'a str>,
 }
 
-/// Mints a refresh token.
+/// Mints a refresh token with a random IV and nonce (a session's first token, and every
+/// child when the grace window is 0).
+///
+/// # Errors
+/// [`EngineError::Crypto`] when the system RNG or AES fails.
 pub fn mint_refresh_token(
     key: &RefreshTokenKey,
     fields: RefreshTokenFields<'_>,
 ) -> Result<MintedRefreshToken, EngineError> {
     let nonce = sha256_hex(&random::uuid_v4()?);
+    let iv = random::bytes::<NONCE_LEN>()?;
+    seal_refresh_token(key, fields, IvSource::Random(iv), nonce)
+}
+
+/// The parts of a deterministic child besides those copied from its parent.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildFields<'a> {
+    /// The session.
+    pub session_handle: &'a str,
+    /// Recipe user id.
+    pub user_id: &'a str,
+    /// Tenant id.
+    pub tenant_id: &'a str,
+    /// The visitor's anonymousId, if the session has one.
+    pub anonymous_id: Option<&'a str>,
+    /// Whether the child carries an anti-CSRF token (derived, like the IV and the nonce).
+    pub with_anti_csrf: bool,
+}
+
+/// The one child of the refresh token whose hash1 is `parent_hash1`, used when the grace
+/// window is above 0 (see [`crate::lineage`]): the nonce and the anti-CSRF token come from
+/// HMAC-SHA256 under a key derived from the app's master key, over the parent's hash1, every
+/// other field from `fields`, and the IV from the same key over the whole plaintext. The same parent therefore always has the same child,
+/// which makes a refresh idempotent. Only a holder of the parent (who knows its hash1) can
+/// derive it; the database only holds hash2.
+///
+/// ```
+/// use tessera::token::refresh::{derive_child, ChildFields, RefreshTokenKey};
+/// let key = RefreshTokenKey::generate().unwrap();
+/// let fields = ChildFields {
+///     session_handle: "h", user_id: "u", tenant_id: "public",
+///     anonymous_id: None, with_anti_csrf: true,
+/// };
+/// let a = derive_child(&key, "parent-hash1", fields).unwrap();
+/// let b = derive_child(&key, "parent-hash1", fields).unwrap();
+/// assert_eq!(a.token, b.token);
+/// ```
+///
+/// # Errors
+/// [`EngineError::Crypto`] when AES fails.
+pub fn derive_child(
+    key: &RefreshTokenKey,
+    parent_hash1: &str,
+    fields: ChildFields<'_>,
+) -> Result<MintedRefreshToken, EngineError> {
+    let child_key = hmac::Key::new(
+        hmac::HMAC_SHA256,
+        hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, key.0.as_bytes()),
+            b"tessera/refresh-token/child/v1",
+        )
+        .as_ref(),
+    );
+    let derive = |label: &str| {
+        let mut ctx = hmac::Context::with_key(&child_key);
+        ctx.update(label.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(parent_hash1.as_bytes());
+        ctx.sign()
+    };
+    let nonce = hex(derive("nonce").as_ref());
+    let anti_csrf = fields.with_anti_csrf.then(|| {
+        let tag = derive("anti-csrf");
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&tag.as_ref()[..16]);
+        uuid::Builder::from_random_bytes(b)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    });
+    seal_refresh_token(
+        key,
+        RefreshTokenFields {
+            session_handle: fields.session_handle,
+            user_id: fields.user_id,
+            tenant_id: fields.tenant_id,
+            parent_hash1: Some(parent_hash1),
+            anti_csrf_token: anti_csrf.as_deref(),
+            anonymous_id: fields.anonymous_id,
+        },
+        IvSource::Synthetic(&child_key),
+        nonce,
+    )
+}
+
+/// Where a token's AES-GCM IV comes from.
+enum IvSource<'a> {
+    /// Fresh random bytes.
+    Random([u8; NONCE_LEN]),
+    /// HMAC-SHA256 under this key over the whole plaintext (a synthetic IV, as in SIV): the
+    /// same IV (and so the same PBKDF2-derived AES key) can only ever seal the same plaintext,
+    /// so a deterministic child never reuses a GCM nonce with different data.
+    Synthetic(&'a hmac::Key),
+}
+
+fn seal_refresh_token(
+    key: &RefreshTokenKey,
+    fields: RefreshTokenFields<'_>,
+    iv: IvSource<'_>,
+    nonce: String,
+) -> Result<MintedRefreshToken, EngineError> {
     let payload = RefreshTokenPayload {
         session_handle: fields.session_handle.to_owned(),
         user_id: fields.user_id.to_owned(),
@@ -203,7 +311,17 @@ pub fn mint_refresh_token(
     };
     let plaintext = serde_json::to_vec(&payload)
         .map_err(|_| EngineError::Crypto("refresh-token serialisation failed"))?;
-    let iv = random::bytes::<NONCE_LEN>()?;
+    let iv: [u8; NONCE_LEN] = match iv {
+        IvSource::Random(iv) => iv,
+        IvSource::Synthetic(k) => {
+            let mut ctx = hmac::Context::with_key(k);
+            ctx.update(b"iv\0");
+            ctx.update(&plaintext);
+            ctx.sign().as_ref()[..NONCE_LEN]
+                .try_into()
+                .map_err(|_| EngineError::Crypto("synthetic IV"))?
+        }
+    };
     let mut sealed = plaintext;
     key.aead_key(&iv)?
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut sealed)
@@ -218,6 +336,7 @@ pub fn mint_refresh_token(
         token,
         hash1,
         hash2,
+        anti_csrf_token: fields.anti_csrf_token.map(str::to_owned),
     })
 }
 
@@ -300,6 +419,50 @@ mod tests {
             decode_refresh_token(&key, &lower).is_none(),
             "the tag is exact (SEC2-L8)"
         );
+    }
+
+    #[test]
+    fn derived_children_are_deterministic_per_parent_and_key() {
+        let key = RefreshTokenKey::generate().unwrap();
+        let f = ChildFields {
+            session_handle: "h",
+            user_id: "u",
+            tenant_id: "t1",
+            anonymous_id: Some("visitor-0123456789abcdefXYZ"),
+            with_anti_csrf: true,
+        };
+        let a = derive_child(&key, "p1", f).unwrap();
+        assert_eq!(a.token, derive_child(&key, "p1", f).unwrap().token);
+        assert_ne!(a.token, derive_child(&key, "p2", f).unwrap().token);
+        let other = RefreshTokenKey::generate().unwrap();
+        assert_ne!(a.token, derive_child(&other, "p1", f).unwrap().token);
+        let p = decode_refresh_token(&key, &a.token).unwrap();
+        assert_eq!(p.parent_refresh_token_hash1.as_deref(), Some("p1"));
+        assert_eq!(p.tenant(), "t1");
+        assert_eq!(
+            p.anonymous_id.as_deref(),
+            Some("visitor-0123456789abcdefXYZ")
+        );
+        let csrf = p.anti_csrf_token.unwrap();
+        assert_eq!(csrf.len(), 36);
+        let plain = derive_child(
+            &key,
+            "p1",
+            ChildFields {
+                with_anti_csrf: false,
+                ..f
+            },
+        )
+        .unwrap();
+        assert!(decode_refresh_token(&key, &plain.token)
+            .unwrap()
+            .anti_csrf_token
+            .is_none());
+        // A different plaintext for the same parent never reuses the IV (the GCM nonce).
+        let iv = |t: &str| b64_decode(t.split('.').next().unwrap()).unwrap()[..NONCE_LEN].to_vec();
+        assert_ne!(iv(&a.token), iv(&plain.token));
+        let other_user = derive_child(&key, "p1", ChildFields { user_id: "v", ..f }).unwrap();
+        assert_ne!(iv(&a.token), iv(&other_user.token));
     }
 
     #[test]
