@@ -183,7 +183,7 @@ pub fn device_label(user_agent: Option<&str>) -> String {
 ///     "parentRefreshTokenHash1": null, "antiCsrfToken": null, "tId": "public", "rsub": "u",
 ///     "auth_time": 100
 /// })).unwrap();
-/// assert!(tessera::signed_in_within(&claims, 300_000, 100_000));
+/// assert!(tessera::signed_in_within(&claims, 150_000, 100_000));
 /// assert!(!tessera::signed_in_within(&claims, 401_000, 300_000));
 /// claims.auth_time = None;
 /// assert!(!tessera::signed_in_within(&claims, 100_000, u64::MAX));
