@@ -87,6 +87,8 @@ pub enum UnauthorisedReason {
     InvalidAccessToken,
     /// The stored payload names a protected claim, so no token can be minted (refresh).
     ProtectedClaimInPayload,
+    /// CDI 5.6 stateless verify: the token's lineage is neither the head nor the previous head.
+    RotatedOutBranch,
 }
 
 impl fmt::Display for UnauthorisedReason {
@@ -103,6 +105,7 @@ impl fmt::Display for UnauthorisedReason {
             UnauthorisedReason::ProtectedClaimInPayload => {
                 "The user payload contains protected field"
             }
+            UnauthorisedReason::RotatedOutBranch => "rotated-out token branch; refresh required",
             UnauthorisedReason::InvalidAccessToken => {
                 "Access token does not contain all the information. Maybe the structure has changed?"
             }

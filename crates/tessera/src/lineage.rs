@@ -166,6 +166,22 @@ impl Lineage<'_> {
         }
     }
 
+    /// CDI 5.6 stateless verify: the access token whose refresh token has hash2 `own` and
+    /// whose parent has hash2 `parent` belongs to the head or the previous head — one of them
+    /// is in `{current, prev}`.
+    ///
+    /// ```
+    /// use tessera::lineage::Lineage;
+    /// let row = Lineage { current: "C", prev: Some("P"), rotated_at_ms: Some(1_000) };
+    /// assert!(row.is_known("D", Some("C")));
+    /// assert!(row.is_known("P", None));
+    /// assert!(!row.is_known("X", Some("GP")));
+    /// ```
+    pub fn is_known(&self, own: &str, parent: Option<&str>) -> bool {
+        let known = |h: &str| same(h, self.current) || self.prev.is_some_and(|p| same(h, p));
+        known(own) || parent.is_some_and(known)
+    }
+
     /// Decides a database-checked verify of an access token whose refresh token has hash2
     /// `own` and whose parent refresh token has hash2 `parent`.
     ///

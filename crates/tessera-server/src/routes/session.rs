@@ -86,6 +86,9 @@ pub(super) fn mint_anonymous(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// `POST /recipe/session/verify`.
 pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
+    if ctx.cdi.at_least(5, 6) {
+        ctx.require_public_tenant()?;
+    }
     let input = ctx.json()?;
     let access_token = input.string("accessToken")?;
     let anti_csrf_token = input.opt_string("antiCsrfToken")?;
@@ -97,12 +100,43 @@ pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
         anti_csrf_check: do_anti_csrf_check && enable_anti_csrf,
         anti_csrf_token: anti_csrf_token.as_deref(),
     };
+    if ctx.cdi.at_least(5, 6) {
+        return verify_stateless(ctx, &access_token, options).await;
+    }
     Ok(
         match ctx.app.engine.verify_session(&access_token, options).await {
             Ok(v) => {
                 let mut body = json!({"status": "OK", "session": v.session});
                 if let (Some(token), Value::Object(map)) = (v.access_token, &mut body) {
                     map.insert("accessToken".into(), json!(token));
+                }
+                json_ok(&body)
+            }
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `POST /recipe/session/verify` at CDI 5.6: public tenant only (403), never writes, never
+/// mints; `payloadUpdateAvailable` with `checkDatabase`.
+async fn verify_stateless(
+    ctx: &Ctx,
+    access_token: &str,
+    options: VerifyOptions<'_>,
+) -> Result<Response, ApiError> {
+    Ok(
+        match ctx
+            .app
+            .engine
+            .verify_session_stateless(access_token, options)
+            .await
+        {
+            Ok(v) => {
+                let mut body = json!({"status": "OK", "session": v.session.session});
+                if let (Some(available), Value::Object(map)) =
+                    (v.payload_update_available, &mut body)
+                {
+                    map.insert("payloadUpdateAvailable".into(), Value::Bool(available));
                 }
                 json_ok(&body)
             }

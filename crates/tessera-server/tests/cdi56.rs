@@ -1,0 +1,356 @@
+//! Issue 10, CDI 5.5/5.6 over raw HTTP against a live `tessera serve` (1 s rotation grace
+//! window), on SQLite and PostgreSQL:
+//!
+//! * `/apiversion` lists 5.5 and 5.6, and a request at 5.6 is accepted;
+//! * verify at 5.6 is stateless: it never writes (the row is read back from the database) and
+//!   never mints; `payloadUpdateAvailable` with `checkDatabase`; a rotated-out branch is
+//!   unauthorised; public tenant only;
+//! * refresh at 5.6 keeps the lineage v2 rules (P1): the previous child still refreshes
+//!   inside the window (named after SuperTokens' `SessionRefreshRotationTest`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::{create_body, handle, refresh_body, status, token, verify_body, Server, Storage};
+use tessera::{PostgresStore, SessionRow, SqliteStore, Store};
+
+const GRACE_S: &str = "1";
+/// Long enough to be past the window after the last promotion.
+const PAST_WINDOW: Duration = Duration::from_millis(1_300);
+
+struct Harness {
+    server: Server,
+    client: reqwest::Client,
+    store: Box<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(storage: &str) -> Option<Harness> {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match storage {
+            "postgres" => {
+                if support::skip_postgres() {
+                    eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
+                    return None;
+                }
+                Storage::Postgres {
+                    schema: support::fresh_schema("cdi56"),
+                }
+            }
+            _ => Storage::Sqlite(dir.path().join("tessera.db")),
+        };
+        let log = dir.path().join("server.log");
+        let spawn_storage = storage.clone();
+        let server = tokio::task::spawn_blocking(move || {
+            support::start(
+                &spawn_storage,
+                &["--refresh-token-rotation-grace-period", GRACE_S],
+                &log,
+            )
+        })
+        .await
+        .expect("start");
+        let store: Box<dyn Store> = match &storage {
+            Storage::Sqlite(path) => Box::new(SqliteStore::open(path).await.unwrap()),
+            Storage::Postgres { schema } => Box::new(
+                PostgresStore::connect(&support::postgres_url(), Some(schema))
+                    .await
+                    .unwrap(),
+            ),
+        };
+        Some(Harness {
+            server,
+            client: support::client(),
+            store,
+            _dir: dir,
+        })
+    }
+
+    /// POST at the given `cdi-version`; returns the HTTP status and the body text.
+    async fn post_at(&self, cdi: &str, path: &str, body: &Value) -> (u16, String) {
+        self.send_at(reqwest::Method::POST, cdi, path, body).await
+    }
+
+    async fn send_at(
+        &self,
+        method: reqwest::Method,
+        cdi: &str,
+        path: &str,
+        body: &Value,
+    ) -> (u16, String) {
+        let resp = self
+            .client
+            .request(method, format!("{}{path}", self.server.base))
+            .header("cdi-version", cdi)
+            .header("rid", "session")
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.text().await.unwrap())
+    }
+
+    /// POST at `cdi` that must answer 200 JSON.
+    async fn json_at(&self, cdi: &str, path: &str, body: &Value) -> Value {
+        let (code, text) = self.post_at(cdi, path, body).await;
+        assert_eq!(code, 200, "POST {path} at {cdi}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    async fn create(&self, cdi: &str, user: &str) -> (Value, String) {
+        let v = self
+            .json_at(cdi, "/public/recipe/session", &create_body(user))
+            .await;
+        assert_eq!(status(&v), "OK", "{v}");
+        let h = handle(&v);
+        (v, h)
+    }
+
+    async fn refresh(&self, cdi: &str, rt: &str) -> Value {
+        self.json_at(cdi, "/recipe/session/refresh", &refresh_body(rt))
+            .await
+    }
+
+    async fn verify(&self, cdi: &str, at: &str, check_database: bool) -> Value {
+        self.json_at(
+            cdi,
+            "/recipe/session/verify",
+            &verify_body(at, check_database),
+        )
+        .await
+    }
+
+    /// The session row as stored.
+    async fn row(&self, h: &str) -> SessionRow {
+        self.store
+            .get_session("public", "public", h)
+            .await
+            .unwrap()
+            .expect("row")
+    }
+}
+
+fn lineage_of(r: &SessionRow) -> (String, Option<String>, Option<u64>, u64) {
+    (
+        r.refresh_token_hash2.clone(),
+        r.prev_refresh_token_hash2.clone(),
+        r.refresh_token_rotated_at,
+        r.expires_at,
+    )
+}
+
+/// Step 1: the version list and a 5.6 request.
+async fn apiversion_lists_5_5_and_5_6(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let resp = s
+        .client
+        .get(format!("{}/apiversion", s.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let versions: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(versions.contains(&"5.5"), "{v}");
+    assert_eq!(versions.last(), Some(&"5.6"), "{v}");
+    assert!(versions.contains(&"5.4"), "{v}");
+    for cdi in ["5.5", "5.6"] {
+        let (created, _) = s.create(cdi, "versions").await;
+        assert!(created["accessToken"]["token"].is_string(), "{created}");
+    }
+    let (code, text) = s
+        .post_at("5.7", "/public/recipe/session", &create_body("x"))
+        .await;
+    assert_eq!(
+        (code, text.as_str()),
+        (400, "cdi-version 5.7 not supported")
+    );
+}
+
+/// Step 2: verify at 5.6 with a child's access token leaves the row unchanged and mints
+/// nothing; the same verify at 5.4 promotes (the contrast shows the row was promotable).
+async fn verify_at_5_6_never_writes_or_mints(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let (created, h) = s.create("5.6", "stateless").await;
+    let child = s.refresh("5.6", &token(&created, "refreshToken")).await;
+    assert_eq!(status(&child), "OK", "{child}");
+    let child_at = token(&child, "accessToken");
+    let before = lineage_of(&s.row(&h).await);
+    for check_database in [true, false] {
+        let v = s.verify("5.6", &child_at, check_database).await;
+        assert_eq!(status(&v), "OK", "{v}");
+        assert_eq!(handle(&v), h);
+        assert!(v.get("accessToken").is_none(), "5.6 never mints: {v}");
+        if check_database {
+            assert_eq!(v["payloadUpdateAvailable"], json!(false), "{v}");
+        } else {
+            assert!(v.get("payloadUpdateAvailable").is_none(), "{v}");
+        }
+        assert_eq!(lineage_of(&s.row(&h).await), before, "5.6 verify wrote");
+    }
+    // The stored payload changes by handle: available, still no mint, still no write.
+    let (code, text) = s
+        .send_at(
+            reqwest::Method::PUT,
+            "5.6",
+            "/recipe/jwt/data",
+            &json!({"sessionHandle": h, "userDataInJWT": {"u": "changed"}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let before = lineage_of(&s.row(&h).await);
+    let v = s.verify("5.6", &child_at, true).await;
+    assert_eq!(status(&v), "OK", "{v}");
+    assert_eq!(v["payloadUpdateAvailable"], json!(true), "{v}");
+    assert!(v.get("accessToken").is_none(), "{v}");
+    assert_eq!(
+        v["session"]["userDataInJWT"]["u"],
+        json!("stateless"),
+        "{v}"
+    );
+    assert_eq!(lineage_of(&s.row(&h).await), before);
+    // Legacy verify still promotes.
+    let v = s.verify("5.4", &child_at, true).await;
+    assert_eq!(status(&v), "OK", "{v}");
+    assert!(v["accessToken"]["token"].is_string(), "{v}");
+    assert_ne!(lineage_of(&s.row(&h).await), before, "5.4 verify promotes");
+}
+
+/// Step 2: an access token of a branch that is neither the head nor the previous head is
+/// refused at 5.6 with a database check (accepted without one: no I/O).
+async fn verify_at_5_6_rejects_a_rotated_out_branch(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let (created, h) = s.create("5.6", "fork").await;
+    let at0 = token(&created, "accessToken");
+    // Two promotions, one window apart: the head is now two generations past RT0.
+    let c = s.refresh("5.6", &token(&created, "refreshToken")).await;
+    let v = s.verify("5.4", &token(&c, "accessToken"), true).await;
+    assert!(v["accessToken"]["token"].is_string(), "promoted: {v}");
+    tokio::time::sleep(PAST_WINDOW).await;
+    let d = s.refresh("5.6", &token(&c, "refreshToken")).await;
+    assert_eq!(status(&d), "OK", "{d}");
+    let v = s.verify("5.4", &token(&d, "accessToken"), true).await;
+    assert!(v["accessToken"]["token"].is_string(), "promoted: {v}");
+    let before = lineage_of(&s.row(&h).await);
+    let v = s.verify("5.6", &at0, true).await;
+    assert_eq!(status(&v), "UNAUTHORISED", "{v}");
+    assert_eq!(
+        v["message"],
+        json!("rotated-out token branch; refresh required")
+    );
+    assert_eq!(lineage_of(&s.row(&h).await), before);
+    let v = s.verify("5.6", &at0, false).await;
+    assert_eq!(status(&v), "OK", "no database check: {v}");
+    // The head's and the previous head's tokens are accepted.
+    for at in [token(&c, "accessToken"), token(&d, "accessToken")] {
+        let v = s.verify("5.6", &at, true).await;
+        assert_eq!(status(&v), "OK", "{v}");
+    }
+    // A revoked session is unauthorised.
+    s.json_at(
+        "5.6",
+        "/recipe/session/remove",
+        &json!({"sessionHandles": [h]}),
+    )
+    .await;
+    let v = s.verify("5.6", &token(&d, "accessToken"), true).await;
+    assert_eq!(status(&v), "UNAUTHORISED", "{v}");
+}
+
+/// Step 2: verify at 5.6 is public-tenant only; at 5.4 a tenant path still works.
+async fn verify_at_5_6_is_public_tenant_only(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let (created, _) = s.create("5.6", "gate").await;
+    let at = token(&created, "accessToken");
+    let (code, text) = s
+        .post_at("5.6", "/t1/recipe/session/verify", &verify_body(&at, true))
+        .await;
+    assert_eq!(
+        (code, text.as_str()),
+        (403, "Only public tenantId can call this app specific API")
+    );
+    let (code, text) = s
+        .post_at("5.4", "/t1/recipe/session/verify", &verify_body(&at, true))
+        .await;
+    assert_ne!(code, 403, "{text}");
+}
+
+/// P1 at 5.6, after SuperTokens' `SessionRefreshRotationTest` grace re-rotation case: there
+/// the re-rotation kills the previous child; with lineage v2 the previous child still
+/// refreshes inside the window, and every answer is the same lineage.
+async fn grace_window_re_rotation_keeps_previous_child_alive(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let (created, h) = s.create("5.6", "grace").await;
+    let rt0 = token(&created, "refreshToken");
+    let first = s.refresh("5.6", &rt0).await;
+    assert_eq!(status(&first), "OK", "{first}");
+    let rt1 = token(&first, "refreshToken");
+    // Promote RT1 by using it: RT0 is now the previous head, inside the window.
+    let second = s.refresh("5.6", &rt1).await;
+    assert_eq!(status(&second), "OK", "{second}");
+    // Re-rotation with the previous head inside the window.
+    let again = s.refresh("5.6", &rt0).await;
+    assert_eq!(status(&again), "OK", "RT0 inside the window: {again}");
+    assert_eq!(handle(&again), h);
+    // The previous child (RT1) still works inside the window.
+    let still = s.refresh("5.6", &rt1).await;
+    assert_eq!(
+        status(&still),
+        "OK",
+        "previous child inside the window: {still}"
+    );
+    assert_eq!(handle(&still), h);
+    // And the kept token refreshes after the window.
+    tokio::time::sleep(PAST_WINDOW).await;
+    let later = s.refresh("5.6", &token(&still, "refreshToken")).await;
+    assert_eq!(status(&later), "OK", "{later}");
+}
+
+macro_rules! on_both_storages {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name("sqlite").await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name("postgres").await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_storages!(
+    apiversion_lists_5_5_and_5_6,
+    verify_at_5_6_never_writes_or_mints,
+    verify_at_5_6_rejects_a_rotated_out_branch,
+    verify_at_5_6_is_public_tenant_only,
+    grace_window_re_rotation_keeps_previous_child_alive,
+);
