@@ -5,6 +5,8 @@
 //! * verify at 5.6 is stateless: it never writes (the row is read back from the database) and
 //!   never mints; `payloadUpdateAvailable` with `checkDatabase`; a rotated-out branch is
 //!   unauthorised; public tenant only;
+//! * reuse at 5.6 is answered with `recentTokenReuseSubtype` (`RECENT_PREV`,
+//!   `ORPHANED_BRANCH`, `STALE_LINEAGE`) and revokes the session;
 //! * refresh at 5.6 keeps the lineage v2 rules (P1): the previous child still refreshes
 //!   inside the window (named after SuperTokens' `SessionRefreshRotationTest`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -29,6 +31,11 @@ struct Harness {
 
 impl Harness {
     async fn start(storage: &str) -> Option<Harness> {
+        Self::start_with(storage, GRACE_S).await
+    }
+
+    /// A server with the given rotation grace (seconds; "0" gives random children).
+    async fn start_with(storage: &str, grace_s: &'static str) -> Option<Harness> {
         let dir = tempfile::tempdir().unwrap();
         let storage = match storage {
             "postgres" => {
@@ -47,7 +54,7 @@ impl Harness {
         let server = tokio::task::spawn_blocking(move || {
             support::start(
                 &spawn_storage,
-                &["--refresh-token-rotation-grace-period", GRACE_S],
+                &["--refresh-token-rotation-grace-period", grace_s],
                 &log,
             )
         })
@@ -127,11 +134,28 @@ impl Harness {
 
     /// The session row as stored.
     async fn row(&self, h: &str) -> SessionRow {
-        self.store
-            .get_session("public", "public", h)
-            .await
-            .unwrap()
-            .expect("row")
+        self.stored(h).await.expect("row")
+    }
+
+    async fn stored(&self, h: &str) -> Option<SessionRow> {
+        self.store.get_session("public", "public", h).await.unwrap()
+    }
+
+    /// A refresh that must be OK; returns its refresh token.
+    async fn next(&self, rt: &str) -> String {
+        let v = self.refresh("5.6", rt).await;
+        assert_eq!(status(&v), "OK", "{v}");
+        token(&v, "refreshToken")
+    }
+
+    /// Refreshing `rt` at 5.6 is theft of the given subtype; the row is gone; at 5.4 the
+    /// same answer has no subtype.
+    async fn assert_theft(&self, rt: &str, h: &str, subtype: &str) {
+        let v = self.refresh("5.6", rt).await;
+        assert_eq!(status(&v), "TOKEN_THEFT_DETECTED", "{v}");
+        assert_eq!(v["recentTokenReuseSubtype"], json!(subtype), "{v}");
+        assert_eq!(v["session"]["handle"], json!(h), "{v}");
+        assert!(self.stored(h).await.is_none(), "theft revokes the session");
     }
 }
 
@@ -326,6 +350,57 @@ async fn grace_window_re_rotation_keeps_previous_child_alive(storage: &str) {
     assert_eq!(status(&later), "OK", "{later}");
 }
 
+/// Step 4, after `SessionRefreshRotationTest`'s RECENT_PREV case: the previous head replayed
+/// after the window is theft with subtype `RECENT_PREV`, and the session is revoked.
+async fn recent_prev_reuse_revokes_with_subtype(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let (created, h) = s.create("5.6", "recent-prev").await;
+    let rt0 = token(&created, "refreshToken");
+    let rt1 = s.next(&rt0).await;
+    s.next(&rt1).await; // promotes RT1: RT0 is the previous head
+    tokio::time::sleep(PAST_WINDOW).await;
+    s.assert_theft(&rt0, &h, "RECENT_PREV").await;
+}
+
+/// Step 4, `ORPHANED_BRANCH`: with random children (grace 0) a sibling of the promoted child
+/// is a branch off the previous head.
+async fn orphaned_branch_reuse_revokes_with_subtype(storage: &str) {
+    let Some(s) = Harness::start_with(storage, "0").await else {
+        return;
+    };
+    let (created, h) = s.create("5.6", "orphan").await;
+    let rt0 = token(&created, "refreshToken");
+    let c1 = s.next(&rt0).await;
+    let c2 = s.next(&rt0).await;
+    assert_ne!(c1, c2, "grace 0: random children");
+    s.next(&c1).await; // promotes C1: RT0 is the previous head, C2 its orphaned child
+    s.assert_theft(&c2, &h, "ORPHANED_BRANCH").await;
+}
+
+/// Step 4, `STALE_LINEAGE`: a token two promotions old; at 5.4 the answer has no subtype.
+async fn stale_lineage_reuse_revokes_with_subtype(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    for cdi in ["5.6", "5.4"] {
+        let (created, h) = s.create(cdi, "stale").await;
+        let rt0 = token(&created, "refreshToken");
+        let rt1 = s.next(&rt0).await;
+        let rt2 = s.next(&rt1).await; // promotes RT1
+        tokio::time::sleep(PAST_WINDOW).await;
+        s.next(&rt2).await; // promotes RT2: RT0 is two generations back
+        if cdi == "5.6" {
+            s.assert_theft(&rt0, &h, "STALE_LINEAGE").await;
+        } else {
+            let v = s.refresh("5.4", &rt0).await;
+            assert_eq!(status(&v), "TOKEN_THEFT_DETECTED", "{v}");
+            assert!(v.get("recentTokenReuseSubtype").is_none(), "{v}");
+        }
+    }
+}
+
 macro_rules! on_both_storages {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -353,4 +428,7 @@ on_both_storages!(
     verify_at_5_6_rejects_a_rotated_out_branch,
     verify_at_5_6_is_public_tenant_only,
     grace_window_re_rotation_keeps_previous_child_alive,
+    recent_prev_reuse_revokes_with_subtype,
+    orphaned_branch_reuse_revokes_with_subtype,
+    stale_lineage_reuse_revokes_with_subtype,
 );

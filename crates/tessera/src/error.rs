@@ -22,6 +22,8 @@ pub enum SessionError {
         user_id: String,
         /// Its recipe user id.
         recipe_user_id: String,
+        /// Which kind of reuse it was (CDI 5.6 `recentTokenReuseSubtype`).
+        reason: crate::lineage::TheftReason,
     },
     /// The caller's input is not acceptable (HTTP 400 class).
     #[error("{0}")]

@@ -64,6 +64,30 @@ pub enum TheftReason {
     StaleLineage,
 }
 
+impl TheftReason {
+    /// The CDI 5.6 `recentTokenReuseSubtype` name.
+    ///
+    /// ```
+    /// use tessera::lineage::TheftReason;
+    /// assert_eq!(TheftReason::RecentPrev.as_str(), "RECENT_PREV");
+    /// assert_eq!(TheftReason::parse("ORPHANED_BRANCH"), Some(TheftReason::OrphanedBranch));
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RecentPrev => "RECENT_PREV",
+            Self::OrphanedBranch => "ORPHANED_BRANCH",
+            Self::StaleLineage => "STALE_LINEAGE",
+        }
+    }
+
+    /// The reason named by [`Self::as_str`]; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::RecentPrev, Self::OrphanedBranch, Self::StaleLineage]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
 /// What a refresh does, given the presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDecision {

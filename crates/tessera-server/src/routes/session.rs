@@ -181,10 +181,17 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
                     SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)
                 ) =>
             {
-                match ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
-                    Some(id) => session_error_with(e, "anonymousId", Value::String(id)),
-                    None => session_error(e),
+                let mut fields = Vec::new();
+                if let (SessionError::TokenTheft { reason, .. }, true) =
+                    (&e, ctx.cdi.at_least(5, 6))
+                {
+                    // CDI 5.6: which kind of reuse (the session is revoked either way).
+                    fields.push(("recentTokenReuseSubtype", json!(reason.as_str())));
                 }
+                if let Some(id) = ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
+                    fields.push(("anonymousId", Value::String(id)));
+                }
+                session_error_with(e, fields)
             }
             Err(e) => session_error(e),
         },

@@ -103,6 +103,7 @@ impl SessionEngine {
                         session_handle: row.session_handle,
                         user_id: row.user_id.clone(),
                         recipe_user_id: row.user_id,
+                        reason,
                     });
                 }
             };
