@@ -5,6 +5,7 @@
 //! * verify at 5.6 is stateless: it never writes (the row is read back from the database) and
 //!   never mints; `payloadUpdateAvailable` with `checkDatabase`; a rotated-out branch is
 //!   unauthorised; public tenant only;
+//! * the `accessTokenValidity` override on create and refresh at 5.6, 400 on bad values;
 //! * reuse at 5.6 is answered with `recentTokenReuseSubtype` (`RECENT_PREV`,
 //!   `ORPHANED_BRANCH`, `STALE_LINEAGE`) and revokes the session;
 //! * refresh at 5.6 keeps the lineage v2 rules (P1): the previous child still refreshes
@@ -401,6 +402,59 @@ async fn stale_lineage_reuse_revokes_with_subtype(storage: &str) {
     }
 }
 
+/// Lifetime of an access token in seconds (`exp - iat`).
+fn lifetime_s(reply: &Value) -> u64 {
+    let claims = support::jwt_claims(&token(reply, "accessToken"));
+    claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap()
+}
+
+/// Step 3, after `AccessTokenValidityParamTest`: the override shortens on create and
+/// refresh; equal to the config is allowed; zero, negative or above the config is 400;
+/// ignored below 5.6.
+async fn access_token_validity_override(storage: &str) {
+    let Some(s) = Harness::start(storage).await else {
+        return;
+    };
+    let with = |v: Value| {
+        let mut body = create_body("validity");
+        body["accessTokenValidity"] = v;
+        body
+    };
+    let created = s
+        .json_at("5.6", "/public/recipe/session", &with(json!(60_000)))
+        .await;
+    assert_eq!(lifetime_s(&created), 60, "{created}");
+    let mut refresh = refresh_body(&token(&created, "refreshToken"));
+    refresh["accessTokenValidity"] = json!(30_000);
+    let refreshed = s.json_at("5.6", "/recipe/session/refresh", &refresh).await;
+    assert_eq!(lifetime_s(&refreshed), 30, "{refreshed}");
+    let full = s
+        .json_at("5.6", "/public/recipe/session", &with(json!(3_600_000)))
+        .await;
+    assert_eq!(lifetime_s(&full), 3_600, "equal to the config: {full}");
+    let expected = "accessTokenValidity must be greater than 0 and at most the configured \
+                    access_token_validity (3600000 ms)";
+    for bad in [json!(0), json!(-1), json!(3_600_001)] {
+        let (code, text) = s
+            .post_at("5.6", "/public/recipe/session", &with(bad.clone()))
+            .await;
+        assert_eq!((code, text.as_str()), (400, expected), "create {bad}");
+        let mut r = refresh_body(&token(&refreshed, "refreshToken"));
+        r["accessTokenValidity"] = bad.clone();
+        let (code, text) = s.post_at("5.6", "/recipe/session/refresh", &r).await;
+        assert_eq!((code, text.as_str()), (400, expected), "refresh {bad}");
+    }
+    let (code, _) = s
+        .post_at("5.6", "/public/recipe/session", &with(json!("soon")))
+        .await;
+    assert_eq!(code, 400, "not a number");
+    // Below 5.6 the field is ignored, bad or not.
+    let legacy = s
+        .json_at("5.4", "/public/recipe/session", &with(json!(0)))
+        .await;
+    assert_eq!(lifetime_s(&legacy), 3_600, "{legacy}");
+}
+
 macro_rules! on_both_storages {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -431,4 +485,5 @@ on_both_storages!(
     recent_prev_reuse_revokes_with_subtype,
     orphaned_branch_reuse_revokes_with_subtype,
     stale_lineage_reuse_revokes_with_subtype,
+    access_token_validity_override,
 );

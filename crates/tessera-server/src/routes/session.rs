@@ -10,6 +10,15 @@ use tessera::{
     NewSession, RefreshOptions, SessionError, SessionTokens, UnauthorisedReason, VerifyOptions,
 };
 
+/// The CDI 5.6 `accessTokenValidity` override (ms) of create and refresh; ignored below 5.6.
+fn validity_override(ctx: &Ctx, input: &crate::input::JsonInput) -> Result<Option<i64>, ApiError> {
+    if ctx.cdi.at_least(5, 6) && input.has("accessTokenValidity") {
+        Ok(Some(input.long("accessTokenValidity")?))
+    } else {
+        Ok(None)
+    }
+}
+
 fn tokens_body(t: &SessionTokens) -> Value {
     let mut body = json!({
         "status": "OK",
@@ -33,6 +42,7 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     let use_dynamic = input.opt_bool("useDynamicSigningKey")?.unwrap_or(true);
     // Tessera extension: the visitor's anonymousId, carried into the access token (A15).
     let anonymous_id = input.opt_string("anonymousId")?;
+    let validity = validity_override(ctx, &input)?;
     let new = NewSession {
         anonymous_id,
         tenant_id: ctx.tenant_id.clone(),
@@ -42,10 +52,17 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
         enable_anti_csrf,
         use_static_key: !use_dynamic,
     };
-    Ok(match ctx.app.engine.create_session(new).await {
-        Ok(t) => json_ok(&tokens_body(&t)),
-        Err(e) => session_error(e),
-    })
+    Ok(
+        match ctx
+            .app
+            .engine
+            .create_session_with_validity(new, validity)
+            .await
+        {
+            Ok(t) => json_ok(&tokens_body(&t)),
+            Err(e) => session_error(e),
+        },
+    )
 }
 
 /// `POST /<tenant>/recipe/session/anonymous` (Tessera extension, B5): mints an anonymous token
@@ -162,6 +179,7 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
     } else {
         input.opt_bool("useDynamicSigningKey")?
     };
+    let validity = validity_override(ctx, &input)?;
     let options = RefreshOptions {
         anti_csrf_token: anti_csrf_token.as_deref(),
         enable_anti_csrf,
@@ -171,7 +189,7 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
         match ctx
             .app
             .engine
-            .refresh_session(&refresh_token, options)
+            .refresh_session_with_validity(&refresh_token, options, validity)
             .await
         {
             Ok(t) => json_ok(&tokens_body(&t)),

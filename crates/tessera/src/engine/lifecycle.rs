@@ -45,9 +45,33 @@ impl SessionEngine {
 
     /// `(iat, exp)` in seconds for a token minted now with the full validity.
     pub(super) fn token_times(&self) -> (u64, u64) {
+        self.token_times_for(None)
+    }
+
+    /// [`Self::token_times`] with an optional validity override (ms), already checked.
+    pub(super) fn token_times_for(&self, validity_ms: Option<u64>) -> (u64, u64) {
         let now = self.now();
-        let exp = now.saturating_add(self.inner.config.access_token_validity_ms) / 1000;
+        let validity = validity_ms.unwrap_or(self.inner.config.access_token_validity_ms);
+        let exp = now.saturating_add(validity) / 1000;
         (now / 1000, exp)
+    }
+
+    /// Checks a CDI 5.6 `accessTokenValidity` override: `0 < v ≤ access_token_validity`.
+    pub(super) fn check_validity(
+        &self,
+        validity_ms: Option<i64>,
+    ) -> Result<Option<u64>, SessionError> {
+        let Some(v) = validity_ms else {
+            return Ok(None);
+        };
+        let max = self.inner.config.access_token_validity_ms;
+        match u64::try_from(v) {
+            Ok(v) if v > 0 && v <= max => Ok(Some(v)),
+            _ => Err(SessionError::InvalidInput(InputError::Invalid(format!(
+                "accessTokenValidity must be greater than 0 and at most the configured \
+                 access_token_validity ({max} ms)"
+            )))),
+        }
     }
 
     /// Applies the configured issuer to a payload that names none.
@@ -63,6 +87,26 @@ impl SessionEngine {
     /// Creates a session: one row, an access token, a refresh token and, if asked, an
     /// anti-CSRF token. A payload naming a protected claim is refused before any write.
     pub async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
+        self.create_session_with_validity(new, None).await
+    }
+
+    /// [`Self::create_session`] with the CDI 5.6 `accessTokenValidity` override (ms).
+    ///
+    /// ```no_run
+    /// # async fn f(engine: tessera::SessionEngine, new: tessera::NewSession) {
+    /// let t = engine.create_session_with_validity(new, Some(60_000)).await;
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::create_session`], and [`SessionError::InvalidInput`] when the override is
+    /// not in `1..=access_token_validity` ms (checked before any write).
+    pub async fn create_session_with_validity(
+        &self,
+        new: NewSession,
+        access_token_validity_ms: Option<i64>,
+    ) -> Result<SessionTokens, SessionError> {
+        let validity = self.check_validity(access_token_validity_ms)?;
         if contains_protected_claim(&new.access_token_payload)
             || new.access_token_payload.contains_key(ANONYMOUS_ID_CLAIM)
         {
@@ -102,7 +146,7 @@ impl SessionEngine {
         if let Some(id) = new.anonymous_id {
             payload.insert(ANONYMOUS_ID_CLAIM.into(), Value::String(id));
         }
-        let (iat, exp) = self.token_times();
+        let (iat, exp) = self.token_times_for(validity);
         let claims = AccessTokenClaims {
             sub: new.user_id.clone(),
             exp,
