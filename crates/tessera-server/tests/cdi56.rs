@@ -37,6 +37,14 @@ impl Harness {
 
     /// A server with the given rotation grace (seconds; "0" gives random children).
     async fn start_with(storage: &str, grace_s: &'static str) -> Option<Harness> {
+        Self::start_args(
+            storage,
+            vec!["--refresh-token-rotation-grace-period", grace_s],
+        )
+        .await
+    }
+
+    async fn start_args(storage: &str, args: Vec<&'static str>) -> Option<Harness> {
         let dir = tempfile::tempdir().unwrap();
         let storage = match storage {
             "postgres" => {
@@ -52,15 +60,10 @@ impl Harness {
         };
         let log = dir.path().join("server.log");
         let spawn_storage = storage.clone();
-        let server = tokio::task::spawn_blocking(move || {
-            support::start(
-                &spawn_storage,
-                &["--refresh-token-rotation-grace-period", grace_s],
-                &log,
-            )
-        })
-        .await
-        .expect("start");
+        let server =
+            tokio::task::spawn_blocking(move || support::start(&spawn_storage, &args, &log))
+                .await
+                .expect("start");
         let store: Box<dyn Store> = match &storage {
             Storage::Sqlite(path) => Box::new(SqliteStore::open(path).await.unwrap()),
             Storage::Postgres { schema } => Box::new(
@@ -455,6 +458,58 @@ async fn access_token_validity_override(storage: &str) {
     assert_eq!(lifetime_s(&legacy), 3_600, "{legacy}");
 }
 
+/// Step 3, after `AccessTokenValidityJitterTest`: with jitter 0.25 the lifetimes of tokens
+/// minted at create and refresh lie in 75–100 % of the validity, spread out, with a mean near
+/// the middle; a verify promotion still gets the full validity. (Jitter 0, the default, gives
+/// the exact validity: `access_token_validity_override`.)
+async fn access_token_validity_jitter_is_bounded(storage: &str) {
+    let Some(s) = Harness::start_args(
+        storage,
+        vec![
+            "--refresh-token-rotation-grace-period",
+            GRACE_S,
+            "--access-token-validity-jitter",
+            "0.25",
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    const N: usize = 60;
+    let mut lifetimes = Vec::with_capacity(N + 1);
+    let mut last = Value::Null;
+    for _ in 0..N {
+        let (created, _) = s.create("5.6", "jitter").await;
+        lifetimes.push(lifetime_s(&created));
+        last = created;
+    }
+    let refreshed = s.refresh("5.6", &token(&last, "refreshToken")).await;
+    lifetimes.push(lifetime_s(&refreshed));
+    // Whole seconds: exp is truncated, so the floor may be one second under 2700.
+    assert!(
+        lifetimes.iter().all(|l| (2_699..=3_600).contains(l)),
+        "{lifetimes:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = lifetimes.iter().collect();
+    assert!(distinct.len() > N / 4, "spread: {lifetimes:?}");
+    let mean = lifetimes.iter().sum::<u64>() as f64 / lifetimes.len() as f64;
+    // U[2700, 3600]: mean 3150, sd of the mean of 61 ≈ 33 s; ±200 s is over 6 sd.
+    assert!((2_950.0..=3_350.0).contains(&mean), "mean {mean}");
+    let promoted = s
+        .verify("5.4", &token(&refreshed, "accessToken"), true)
+        .await;
+    assert_eq!(
+        lifetime_s(&promoted),
+        3_600,
+        "verify promotion: full validity"
+    );
+    eprintln!(
+        "jitter 0.25: {} tokens, mean lifetime {mean:.0} s",
+        lifetimes.len()
+    );
+}
+
 macro_rules! on_both_storages {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -486,4 +541,5 @@ on_both_storages!(
     orphaned_branch_reuse_revokes_with_subtype,
     stale_lineage_reuse_revokes_with_subtype,
     access_token_validity_override,
+    access_token_validity_jitter_is_bounded,
 );

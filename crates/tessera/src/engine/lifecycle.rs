@@ -45,13 +45,17 @@ impl SessionEngine {
 
     /// `(iat, exp)` in seconds for a token minted now with the full validity.
     pub(super) fn token_times(&self) -> (u64, u64) {
-        self.token_times_for(None)
+        let now = self.now();
+        let exp = now.saturating_add(self.inner.config.access_token_validity_ms) / 1000;
+        (now / 1000, exp)
     }
 
-    /// [`Self::token_times`] with an optional validity override (ms), already checked.
+    /// Token times of a create or refresh mint: an optional validity override (ms, already
+    /// checked), shortened by the configured jitter (`validity × (1 − U[0, jitter])`).
     pub(super) fn token_times_for(&self, validity_ms: Option<u64>) -> (u64, u64) {
         let now = self.now();
         let validity = validity_ms.unwrap_or(self.inner.config.access_token_validity_ms);
+        let validity = jittered(validity, self.inner.config.access_token_validity_jitter_ppm);
         let exp = now.saturating_add(validity) / 1000;
         (now / 1000, exp)
     }
@@ -297,4 +301,16 @@ pub(super) fn validate_tenant(tenant: &str) -> Result<(), SessionError> {
             "tenantId must match [a-z0-9-]+ and be at most 64 bytes".into(),
         )))
     }
+}
+
+/// `validity × (1 − U[0, ppm/10⁶])`, uniform in whole milliseconds; 0 ppm is the validity.
+fn jittered(validity_ms: u64, ppm: u32) -> u64 {
+    if ppm == 0 {
+        return validity_ms;
+    }
+    let span = u128::from(validity_ms) * u128::from(ppm) / 1_000_000;
+    // A failed OS generator only costs the jitter, never the mint.
+    let draw = random::bytes::<8>().map(u64::from_le_bytes).unwrap_or(0);
+    let cut = u128::from(draw) % (span + 1);
+    validity_ms - u64::try_from(cut).unwrap_or(0)
 }
