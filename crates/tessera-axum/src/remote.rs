@@ -612,6 +612,10 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
+            reason: v["recentTokenReuseSubtype"]
+                .as_str()
+                .and_then(tessera::lineage::TheftReason::parse)
+                .unwrap_or(tessera::lineage::TheftReason::StaleLineage),
         },
         other => remote(format!("unexpected status {other:?}")),
     }

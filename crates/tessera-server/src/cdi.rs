@@ -5,7 +5,9 @@ use std::cmp::Ordering;
 /// CDI versions this server speaks, oldest first. Session and JWT behaviour is that of CDI 5.x;
 /// 4.0 differs only in details this server honours (optional `useDynamicSigningKey` on refresh,
 /// no public-tenant-only checks).
-pub const SUPPORTED: &[&str] = &["4.0", "5.0", "5.1", "5.2", "5.3", "5.4"];
+/// 5.5 has no session change; 5.6 makes a database-checked verify stateless (see
+/// `routes::session::verify`).
+pub const SUPPORTED: &[&str] = &["4.0", "5.0", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6"];
 
 /// A parsed `X.Y[.Z…]` version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +82,8 @@ impl CdiPolicy {
             .last()
             .and_then(|v| CdiVersion::parse(v))
             .unwrap_or(CdiVersion {
-                text: "5.4".into(),
-                parts: vec![5, 4],
+                text: "5.6".into(),
+                parts: vec![5, 6],
             });
         Self {
             max: max.unwrap_or(latest),
@@ -131,15 +133,17 @@ mod tests {
     #[test]
     fn header_rules() {
         let p = CdiPolicy::new(None, CdiVersion::parse("4.0"));
-        assert_eq!(p.check(None, true).unwrap().as_str(), "5.4");
+        assert_eq!(p.check(None, true).unwrap().as_str(), "5.6");
+        assert_eq!(p.check(Some("5.6"), true).unwrap().as_str(), "5.6");
+        assert_eq!(p.check(Some("5.5"), true).unwrap().as_str(), "5.5");
         assert_eq!(p.check(Some("5.4"), true).unwrap().as_str(), "5.4");
         assert_eq!(
             p.check(Some("x"), false).unwrap_err(),
             "cdi-version header is invalid"
         );
         assert_eq!(
-            p.check(Some("5.6"), false).unwrap_err(),
-            "cdi-version 5.6 not supported"
+            p.check(Some("5.7"), false).unwrap_err(),
+            "cdi-version 5.7 not supported"
         );
         assert_eq!(
             p.check(Some("5.4.0"), true).unwrap_err(),
@@ -151,6 +155,7 @@ mod tests {
             "cdi-version 3.0 is lower than the minimum allowed version 4.0"
         );
         assert!(p.listed().contains(&"5.4"));
+        assert_eq!(p.listed().last(), Some(&"5.6"));
         let capped = CdiPolicy::new(CdiVersion::parse("5.0"), None);
         assert_eq!(capped.listed(), vec!["4.0", "5.0"]);
     }

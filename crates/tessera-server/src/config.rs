@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// promotions (0 … 300, default 30; 0 is the strict SuperTokens CDI 5.4 behaviour).
     #[arg(long, env = "REFRESH_TOKEN_ROTATION_GRACE_PERIOD")]
     pub refresh_token_rotation_grace_period: Option<String>,
+    /// Access-token validity jitter, a fraction from 0 to 0.25 (default 0, off): create and
+    /// refresh mint with `validity × (1 − U[0, jitter])` (SuperTokens 12.1).
+    #[arg(long, env = "ACCESS_TOKEN_VALIDITY_JITTER")]
+    pub access_token_validity_jitter: Option<String>,
     /// Prefix of every API path (e.g. `/auth`).
     #[arg(long, env = "BASE_PATH")]
     pub base_path: Option<String>,
@@ -380,6 +384,7 @@ const FILE_KEYS: &[&str] = &[
     "access_token_dynamic_signing_key_update_interval",
     "access_token_signing_key_update_interval",
     "refresh_token_rotation_grace_period",
+    "access_token_validity_jitter",
     "base_path",
     "supertokens_max_cdi_version",
     "supertokens_min_cdi_version",
@@ -454,7 +459,11 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 22] = [
+        let flags: [(&str, Option<String>); 23] = [
+            (
+                "access_token_validity_jitter",
+                self.access_token_validity_jitter.clone(),
+            ),
             (
                 "refresh_token_rotation_grace_period",
                 self.refresh_token_rotation_grace_period.clone(),
@@ -719,6 +728,7 @@ pub const APP_KEYS: &[&str] = &[
     "refresh_token_validity",
     "access_token_dynamic_signing_key_update_interval",
     "refresh_token_rotation_grace_period",
+    "access_token_validity_jitter",
     "api_keys",
     "session_idle_timeout",
     "session_absolute_lifetime",
@@ -740,6 +750,7 @@ fn env_of(key: &str, with_env: bool) -> Option<&'static str> {
         }
         "api_keys" => "API_KEYS",
         "refresh_token_rotation_grace_period" => "REFRESH_TOKEN_ROTATION_GRACE_PERIOD",
+        "access_token_validity_jitter" => "ACCESS_TOKEN_VALIDITY_JITTER",
         _ => return None,
     })
 }
@@ -810,6 +821,14 @@ pub fn apply_app_settings(
                     )
                 })?;
                 out.session.sibling_grace_ms = secs * 1000;
+            }
+            "access_token_validity_jitter" => {
+                let fraction: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite() && (0.0..=0.25).contains(f))
+                    .ok_or_else(|| bad(key, env, "must be a number from 0 to 0.25", value))?;
+                out.session.access_token_validity_jitter_ppm = (fraction * 1e6).round() as u32;
             }
             "api_keys" => {
                 let keys: Vec<String> = value
@@ -979,6 +998,15 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(e.0.contains("at least 0.0001"), "{e}");
+        let e = resolve_raw(&raw(&[("access_token_validity_jitter", "0.3")])).unwrap_err();
+        assert!(e.0.contains("ACCESS_TOKEN_VALIDITY_JITTER"), "{e}");
+        let c = resolve_raw(&raw(&[("access_token_validity_jitter", "0.05")])).unwrap();
+        assert_eq!(c.app.session.access_token_validity_jitter_ppm, 50_000);
+        let c = resolve_raw(&raw(&[])).unwrap();
+        assert_eq!(
+            c.app.session.access_token_validity_jitter_ppm, 0,
+            "off by default"
+        );
         let e = resolve_raw(&raw(&[("refresh_token_rotation_grace_period", "301")])).unwrap_err();
         assert!(e.0.contains("REFRESH_TOKEN_ROTATION_GRACE_PERIOD"), "{e}");
         let c = resolve_raw(&raw(&[

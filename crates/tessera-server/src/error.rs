@@ -91,12 +91,14 @@ pub fn session_error(e: SessionError) -> Response {
     }
 }
 
-/// [`session_error`] with one more field in a business outcome's body (a Tessera extension);
-/// input and engine errors are answered as usual.
-pub fn session_error_with(e: SessionError, field: &str, value: Value) -> Response {
+/// [`session_error`] with more fields in a business outcome's body; input and engine errors
+/// are answered as usual.
+pub fn session_error_with(e: SessionError, fields: Vec<(&str, Value)>) -> Response {
     match outcome(e) {
         Ok(mut body) => {
-            body[field] = value;
+            for (field, value) in fields {
+                body[field] = value;
+            }
             json_ok(&body)
         }
         Err(e) => e.into_response(),
@@ -118,6 +120,7 @@ fn outcome(e: SessionError) -> Result<Value, ApiError> {
             session_handle,
             user_id,
             recipe_user_id,
+            ..
         } => Ok(json!({
             "status": "TOKEN_THEFT_DETECTED",
             "session": {

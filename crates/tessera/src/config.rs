@@ -33,6 +33,10 @@ pub struct SessionConfig {
     /// promotions are at least `G` apart; 0 … 300 s, default 30 s. 0 gives the strict
     /// SuperTokens CDI ≤ 5.4 behaviour (random children).
     pub sibling_grace_ms: u64,
+    /// Access-token validity jitter in parts per million (`access_token_validity_jitter`,
+    /// SuperTokens 12.1): create and refresh mint with `validity × (1 − U[0, jitter])`, so
+    /// expiries of sessions made together spread out. 0 … 250 000; default 0 (off).
+    pub access_token_validity_jitter_ppm: u32,
     /// When set, minted access tokens carry `iss` (unless the payload names one) and
     /// verification requires it to match.
     pub issuer: Option<String>,
@@ -49,6 +53,7 @@ impl Default for SessionConfig {
             dynamic_key_update_interval_ms: 168 * HOUR,
             key_overlap_ms: MINUTE,
             sibling_grace_ms: 30 * SECOND,
+            access_token_validity_jitter_ppm: 0,
             issuer: None,
             verified_token_cache: 10_000,
         }
@@ -75,6 +80,9 @@ impl SessionConfig {
         }
         if self.key_overlap_ms >= self.dynamic_key_update_interval_ms {
             return bad("the key overlap must be shorter than the key update interval");
+        }
+        if self.access_token_validity_jitter_ppm > 250_000 {
+            return bad("access_token_validity_jitter must be between 0 and 0.25");
         }
         if self.sibling_grace_ms > 300 * SECOND {
             return bad("refresh_token_rotation_grace_period must be between 0 and 300 seconds");
@@ -110,5 +118,7 @@ mod tests {
         assert!(c(|c| c.sibling_grace_ms = 301_000).is_err());
         assert!(c(|c| c.key_overlap_ms = c.dynamic_key_update_interval_ms).is_err());
         assert!(c(|c| c.sibling_grace_ms = 0).is_ok());
+        assert!(c(|c| c.access_token_validity_jitter_ppm = 250_000).is_ok());
+        assert!(c(|c| c.access_token_validity_jitter_ppm = 250_001).is_err());
     }
 }

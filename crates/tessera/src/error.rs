@@ -22,6 +22,8 @@ pub enum SessionError {
         user_id: String,
         /// Its recipe user id.
         recipe_user_id: String,
+        /// Which kind of reuse it was (CDI 5.6 `recentTokenReuseSubtype`).
+        reason: crate::lineage::TheftReason,
     },
     /// The caller's input is not acceptable (HTTP 400 class).
     #[error("{0}")]
@@ -87,6 +89,8 @@ pub enum UnauthorisedReason {
     InvalidAccessToken,
     /// The stored payload names a protected claim, so no token can be minted (refresh).
     ProtectedClaimInPayload,
+    /// CDI 5.6 stateless verify: the token's lineage is neither the head nor the previous head.
+    RotatedOutBranch,
 }
 
 impl fmt::Display for UnauthorisedReason {
@@ -103,6 +107,7 @@ impl fmt::Display for UnauthorisedReason {
             UnauthorisedReason::ProtectedClaimInPayload => {
                 "The user payload contains protected field"
             }
+            UnauthorisedReason::RotatedOutBranch => "rotated-out token branch; refresh required",
             UnauthorisedReason::InvalidAccessToken => {
                 "Access token does not contain all the information. Maybe the structure has changed?"
             }

@@ -64,6 +64,30 @@ pub enum TheftReason {
     StaleLineage,
 }
 
+impl TheftReason {
+    /// The CDI 5.6 `recentTokenReuseSubtype` name.
+    ///
+    /// ```
+    /// use tessera::lineage::TheftReason;
+    /// assert_eq!(TheftReason::RecentPrev.as_str(), "RECENT_PREV");
+    /// assert_eq!(TheftReason::parse("ORPHANED_BRANCH"), Some(TheftReason::OrphanedBranch));
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RecentPrev => "RECENT_PREV",
+            Self::OrphanedBranch => "ORPHANED_BRANCH",
+            Self::StaleLineage => "STALE_LINEAGE",
+        }
+    }
+
+    /// The reason named by [`Self::as_str`]; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::RecentPrev, Self::OrphanedBranch, Self::StaleLineage]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
 /// What a refresh does, given the presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDecision {
@@ -164,6 +188,22 @@ impl Lineage<'_> {
         } else {
             RefreshDecision::Theft(TheftReason::StaleLineage)
         }
+    }
+
+    /// CDI 5.6 stateless verify: the access token whose refresh token has hash2 `own` and
+    /// whose parent has hash2 `parent` belongs to the head or the previous head — one of them
+    /// is in `{current, prev}`.
+    ///
+    /// ```
+    /// use tessera::lineage::Lineage;
+    /// let row = Lineage { current: "C", prev: Some("P"), rotated_at_ms: Some(1_000) };
+    /// assert!(row.is_known("D", Some("C")));
+    /// assert!(row.is_known("P", None));
+    /// assert!(!row.is_known("X", Some("GP")));
+    /// ```
+    pub fn is_known(&self, own: &str, parent: Option<&str>) -> bool {
+        let known = |h: &str| same(h, self.current) || self.prev.is_some_and(|p| same(h, p));
+        known(own) || parent.is_some_and(known)
     }
 
     /// Decides a database-checked verify of an access token whose refresh token has hash2

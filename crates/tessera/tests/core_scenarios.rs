@@ -309,6 +309,7 @@ async fn prj_07_theft_s1_r1_s2_r1_parent_reused_after_child_promoted(backend: Ba
                 session_handle,
                 user_id,
                 recipe_user_id,
+                ..
             }) => {
                 assert_eq!(session_handle, s.session.handle);
                 assert_eq!(user_id, "thief-victim");

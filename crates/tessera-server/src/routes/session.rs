@@ -10,6 +10,15 @@ use tessera::{
     NewSession, RefreshOptions, SessionError, SessionTokens, UnauthorisedReason, VerifyOptions,
 };
 
+/// The CDI 5.6 `accessTokenValidity` override (ms) of create and refresh; ignored below 5.6.
+fn validity_override(ctx: &Ctx, input: &crate::input::JsonInput) -> Result<Option<i64>, ApiError> {
+    if ctx.cdi.at_least(5, 6) && input.has("accessTokenValidity") {
+        Ok(Some(input.long("accessTokenValidity")?))
+    } else {
+        Ok(None)
+    }
+}
+
 fn tokens_body(t: &SessionTokens) -> Value {
     let mut body = json!({
         "status": "OK",
@@ -35,6 +44,7 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
     let anonymous_id = input.opt_string("anonymousId")?;
     // Tessera extension (issue 15): the device the SDK saw, `{"userAgent", "ip"}`, optional.
     let device = device_of(input.opt_object("device")?)?;
+    let validity = validity_override(ctx, &input)?;
     let new = NewSession {
         anonymous_id,
         tenant_id: ctx.tenant_id.clone(),
@@ -45,7 +55,12 @@ pub(super) async fn create(ctx: &Ctx) -> Result<Response, ApiError> {
         use_static_key: !use_dynamic,
     };
     Ok(
-        match ctx.app.engine.create_session_on_device(new, device).await {
+        match ctx
+            .app
+            .engine
+            .create_session_on_device_with_validity(new, device, validity)
+            .await
+        {
             Ok(t) => json_ok(&tokens_body(&t)),
             Err(e) => session_error(e),
         },
@@ -110,6 +125,9 @@ pub(super) fn mint_anonymous(ctx: &Ctx) -> Result<Response, ApiError> {
 
 /// `POST /recipe/session/verify`.
 pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
+    if ctx.cdi.at_least(5, 6) {
+        ctx.require_public_tenant()?;
+    }
     let input = ctx.json()?;
     let access_token = input.string("accessToken")?;
     let anti_csrf_token = input.opt_string("antiCsrfToken")?;
@@ -121,12 +139,43 @@ pub(super) async fn verify(ctx: &Ctx) -> Result<Response, ApiError> {
         anti_csrf_check: do_anti_csrf_check && enable_anti_csrf,
         anti_csrf_token: anti_csrf_token.as_deref(),
     };
+    if ctx.cdi.at_least(5, 6) {
+        return verify_stateless(ctx, &access_token, options).await;
+    }
     Ok(
         match ctx.app.engine.verify_session(&access_token, options).await {
             Ok(v) => {
                 let mut body = json!({"status": "OK", "session": v.session});
                 if let (Some(token), Value::Object(map)) = (v.access_token, &mut body) {
                     map.insert("accessToken".into(), json!(token));
+                }
+                json_ok(&body)
+            }
+            Err(e) => session_error(e),
+        },
+    )
+}
+
+/// `POST /recipe/session/verify` at CDI 5.6: public tenant only (403), never writes, never
+/// mints; `payloadUpdateAvailable` with `checkDatabase`.
+async fn verify_stateless(
+    ctx: &Ctx,
+    access_token: &str,
+    options: VerifyOptions<'_>,
+) -> Result<Response, ApiError> {
+    Ok(
+        match ctx
+            .app
+            .engine
+            .verify_session_stateless(access_token, options)
+            .await
+        {
+            Ok(v) => {
+                let mut body = json!({"status": "OK", "session": v.session.session});
+                if let (Some(available), Value::Object(map)) =
+                    (v.payload_update_available, &mut body)
+                {
+                    map.insert("payloadUpdateAvailable".into(), Value::Bool(available));
                 }
                 json_ok(&body)
             }
@@ -152,6 +201,7 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
     } else {
         input.opt_bool("useDynamicSigningKey")?
     };
+    let validity = validity_override(ctx, &input)?;
     let options = RefreshOptions {
         anti_csrf_token: anti_csrf_token.as_deref(),
         enable_anti_csrf,
@@ -161,7 +211,7 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
         match ctx
             .app
             .engine
-            .refresh_session(&refresh_token, options)
+            .refresh_session_with_validity(&refresh_token, options, validity)
             .await
         {
             Ok(t) => json_ok(&tokens_body(&t)),
@@ -171,10 +221,17 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
                     SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)
                 ) =>
             {
-                match ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
-                    Some(id) => session_error_with(e, "anonymousId", Value::String(id)),
-                    None => session_error(e),
+                let mut fields = Vec::new();
+                if let (SessionError::TokenTheft { reason, .. }, true) =
+                    (&e, ctx.cdi.at_least(5, 6))
+                {
+                    // CDI 5.6: which kind of reuse (the session is revoked either way).
+                    fields.push(("recentTokenReuseSubtype", json!(reason.as_str())));
                 }
+                if let Some(id) = ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
+                    fields.push(("anonymousId", Value::String(id)));
+                }
+                session_error_with(e, fields)
             }
             Err(e) => session_error(e),
         },

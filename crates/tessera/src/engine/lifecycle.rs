@@ -51,6 +51,34 @@ impl SessionEngine {
         (now / 1000, exp)
     }
 
+    /// Token times of a create or refresh mint: an optional validity override (ms, already
+    /// checked), shortened by the configured jitter (`validity × (1 − U[0, jitter])`).
+    pub(super) fn token_times_for(&self, validity_ms: Option<u64>) -> (u64, u64) {
+        let now = self.now();
+        let validity = validity_ms.unwrap_or(self.inner.config.access_token_validity_ms);
+        let validity = jittered(validity, self.inner.config.access_token_validity_jitter_ppm);
+        let exp = now.saturating_add(validity) / 1000;
+        (now / 1000, exp)
+    }
+
+    /// Checks a CDI 5.6 `accessTokenValidity` override: `0 < v ≤ access_token_validity`.
+    pub(super) fn check_validity(
+        &self,
+        validity_ms: Option<i64>,
+    ) -> Result<Option<u64>, SessionError> {
+        let Some(v) = validity_ms else {
+            return Ok(None);
+        };
+        let max = self.inner.config.access_token_validity_ms;
+        match u64::try_from(v) {
+            Ok(v) if v > 0 && v <= max => Ok(Some(v)),
+            _ => Err(SessionError::InvalidInput(InputError::Invalid(format!(
+                "accessTokenValidity must be greater than 0 and at most the configured \
+                 access_token_validity ({max} ms)"
+            )))),
+        }
+    }
+
     /// Applies the configured issuer to a payload that names none.
     fn with_issuer(&self, mut payload: Map<String, Value>) -> Map<String, Value> {
         if let Some(iss) = &self.inner.config.issuer {
@@ -88,9 +116,59 @@ impl SessionEngine {
     /// address and [`InputError::SessionLimitReached`] when the cap refuses the sign-in.
     pub async fn create_session_on_device(
         &self,
-        mut new: NewSession,
+        new: NewSession,
         device: DeviceInfo,
     ) -> Result<SessionTokens, SessionError> {
+        self.create_session_on_device_with_validity(new, device, None)
+            .await
+    }
+
+    /// [`Self::create_session`] with the CDI 5.6 `accessTokenValidity` override (ms).
+    ///
+    /// ```no_run
+    /// # async fn f(engine: tessera::SessionEngine, new: tessera::NewSession) {
+    /// let t = engine.create_session_with_validity(new, Some(60_000)).await;
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::create_session`], and [`SessionError::InvalidInput`] when the override is
+    /// not in `1..=access_token_validity` ms (checked before any write).
+    pub async fn create_session_with_validity(
+        &self,
+        new: NewSession,
+        access_token_validity_ms: Option<i64>,
+    ) -> Result<SessionTokens, SessionError> {
+        self.create_session_on_device_with_validity(
+            new,
+            DeviceInfo::default(),
+            access_token_validity_ms,
+        )
+        .await
+    }
+
+    /// Everything a sign-in may bring at once: the device
+    /// ([`Self::create_session_on_device`]) and the CDI 5.6 `accessTokenValidity` override
+    /// ([`Self::create_session_with_validity`]).
+    ///
+    /// ```no_run
+    /// # async fn f(engine: tessera::SessionEngine) {
+    /// let new = tessera::NewSession::for_user("alice");
+    /// let t = engine
+    ///     .create_session_on_device_with_validity(new, tessera::DeviceInfo::default(), Some(60_000))
+    ///     .await;
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::create_session_on_device`] and [`Self::create_session_with_validity`].
+    pub async fn create_session_on_device_with_validity(
+        &self,
+        mut new: NewSession,
+        device: DeviceInfo,
+        access_token_validity_ms: Option<i64>,
+    ) -> Result<SessionTokens, SessionError> {
+        let validity = self.check_validity(access_token_validity_ms)?;
         strip_sign_in_time(&mut new.access_token_payload);
         let device = checked_device(device)?;
         if contains_protected_claim(&new.access_token_payload)
@@ -133,7 +211,7 @@ impl SessionEngine {
         if let Some(id) = new.anonymous_id {
             payload.insert(ANONYMOUS_ID_CLAIM.into(), Value::String(id));
         }
-        let (iat, exp) = self.token_times();
+        let (iat, exp) = self.token_times_for(validity);
         let claims = AccessTokenClaims {
             sub: new.user_id.clone(),
             exp,
@@ -286,4 +364,16 @@ pub(super) fn validate_tenant(tenant: &str) -> Result<(), SessionError> {
             "tenantId must match [a-z0-9-]+ and be at most 64 bytes".into(),
         )))
     }
+}
+
+/// `validity × (1 − U[0, ppm/10⁶])`, uniform in whole milliseconds; 0 ppm is the validity.
+fn jittered(validity_ms: u64, ppm: u32) -> u64 {
+    if ppm == 0 {
+        return validity_ms;
+    }
+    let span = u128::from(validity_ms) * u128::from(ppm) / 1_000_000;
+    // A failed OS generator only costs the jitter, never the mint.
+    let draw = random::bytes::<8>().map(u64::from_le_bytes).unwrap_or(0);
+    let cut = u128::from(draw) % (span + 1);
+    validity_ms - u64::try_from(cut).unwrap_or(0)
 }

@@ -6,6 +6,7 @@ mod jwt;
 mod keys;
 mod lifecycle;
 pub use lifecycle::{CleanupReport, CLEANUP_BATCH};
+pub use verify::StatelessVerified;
 mod manage;
 mod refresh;
 mod verify;

@@ -27,6 +27,22 @@ impl SessionEngine {
         refresh_token: &str,
         options: RefreshOptions<'_>,
     ) -> Result<SessionTokens, SessionError> {
+        self.refresh_session_with_validity(refresh_token, options, None)
+            .await
+    }
+
+    /// [`Self::refresh_session`] with the CDI 5.6 `accessTokenValidity` override (ms).
+    ///
+    /// # Errors
+    /// As [`Self::refresh_session`], and [`SessionError::InvalidInput`] when the override is
+    /// not in `1..=access_token_validity` ms (checked before the token is looked at).
+    pub async fn refresh_session_with_validity(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+        access_token_validity_ms: Option<i64>,
+    ) -> Result<SessionTokens, SessionError> {
+        let validity = self.check_validity(access_token_validity_ms)?;
         let unauthorised = |r| Err(SessionError::Unauthorised(r));
         let Some(payload) = decode_refresh_token(&self.inner.refresh_key, refresh_token) else {
             return unauthorised(UnauthorisedReason::InvalidRefreshToken);
@@ -104,6 +120,7 @@ impl SessionEngine {
                         session_handle: row.session_handle,
                         user_id: row.user_id.clone(),
                         recipe_user_id: row.user_id,
+                        reason,
                     });
                 }
             };
@@ -140,7 +157,7 @@ impl SessionEngine {
             }
 
             let auth_time = self.note_refresh(&row).await?;
-            let (iat, exp) = self.token_times();
+            let (iat, exp) = self.token_times_for(validity);
             let claims = AccessTokenClaims {
                 sub: row.user_id.clone(),
                 exp,

@@ -196,6 +196,70 @@ impl SessionEngine {
         Err(contention())
     }
 
+    /// Verifies a session with CDI 5.6 semantics: stateless, it never writes and never mints.
+    /// 1. the token is verified locally; any failure is try-refresh;
+    /// 2. the anti-CSRF check, when asked;
+    /// 3. without a database check, that is all (no I/O), whatever the token's parent;
+    /// 4. with it, the row must exist, and the token's own refresh token or its parent must be
+    ///    the head or the previous head ([`crate::lineage`]), else unauthorised
+    ///    `rotated-out token branch; refresh required`;
+    /// 5. `payload_update_available` (database check only) says whether the stored payload
+    ///    differs from the token's: the client picks it up at its next refresh.
+    ///
+    /// ```no_run
+    /// # async fn f(engine: tessera::SessionEngine, at: &str) -> Result<(), tessera::SessionError> {
+    /// let options = tessera::VerifyOptions { check_database: true, ..Default::default() };
+    /// let v = engine.verify_session_stateless(at, options).await?;
+    /// assert!(v.session.access_token.is_none());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::TryRefreshToken`] for a token that does not verify or fails the
+    /// anti-CSRF check; [`SessionError::Unauthorised`] for a missing row or a rotated-out
+    /// branch; [`SessionError::Engine`] when storage fails.
+    pub async fn verify_session_stateless(
+        &self,
+        access_token: &str,
+        options: VerifyOptions<'_>,
+    ) -> Result<StatelessVerified, SessionError> {
+        let claims = self.verify_access_token(access_token).await?;
+        if options.anti_csrf_check
+            && !anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token)
+        {
+            return Err(SessionError::TryRefreshToken(
+                TryRefreshReason::AntiCsrfFailed,
+            ));
+        }
+        if !options.check_database {
+            return Ok(StatelessVerified {
+                session: VerifiedSession::from_claims(claims, None),
+                payload_update_available: None,
+            });
+        }
+        let row = self
+            .load_row(&claims)
+            .await?
+            .ok_or(SessionError::Unauthorised(UnauthorisedReason::SessionEnded))?;
+        let own = sha256_hex(&claims.refresh_token_hash1);
+        let parent = claims.parent_refresh_token_hash1.as_deref().map(sha256_hex);
+        let lineage = Lineage {
+            current: &row.refresh_token_hash2,
+            prev: row.prev_refresh_token_hash2.as_deref(),
+            rotated_at_ms: row.refresh_token_rotated_at,
+        };
+        if !lineage.is_known(&own, parent.as_deref()) {
+            return Err(SessionError::Unauthorised(
+                UnauthorisedReason::RotatedOutBranch,
+            ));
+        }
+        let payload_update_available = parse_payload(&row.jwt_user_payload) != claims.user_claims;
+        Ok(StatelessVerified {
+            session: VerifiedSession::from_claims(claims, None),
+            payload_update_available: Some(payload_update_available),
+        })
+    }
+
     /// Writes a lineage update decided on `row`; false (after yielding) when another request
     /// moved the lineage first, so the caller decides again on fresh state.
     pub(super) async fn apply_lineage(
@@ -228,6 +292,15 @@ impl SessionEngine {
             )
             .await?)
     }
+}
+
+/// The answer of [`SessionEngine::verify_session_stateless`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatelessVerified {
+    /// The session as the token describes it; never a new access token.
+    pub session: VerifiedSession,
+    /// With a database check: the stored payload differs from the token's.
+    pub payload_update_available: Option<bool>,
 }
 
 /// The error returned when a row keeps changing under us (should not happen in practice).

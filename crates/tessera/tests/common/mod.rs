@@ -80,6 +80,7 @@ pub fn test_config() -> SessionConfig {
         sibling_grace_ms: 30_000,
         issuer: None,
         verified_token_cache: 10_000,
+        access_token_validity_jitter_ppm: 0,
     }
 }
 
