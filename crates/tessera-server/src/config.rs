@@ -241,6 +241,10 @@ pub struct AppSettings {
     pub api_keys: Option<Vec<String>>,
     /// Device, lifetime and cap settings (issue 15; all off by default).
     pub devices: tessera::DeviceConfig,
+    /// `recent_token_reuse_behaviour = UNAUTHORISED` (CDI 5.6; config file only): a reuse of a
+    /// recent token (subtype other than `STALE_LINEAGE`) is answered `UNAUTHORISED` instead of
+    /// `TOKEN_THEFT_DETECTED`. The session is revoked either way.
+    pub recent_token_reuse_unauthorised: bool,
 }
 
 /// Prints how many API keys there are, never the keys (ROB-05).
@@ -250,6 +254,10 @@ impl std::fmt::Debug for AppSettings {
             .field("session", &self.session)
             .field("api_keys", &self.api_keys.as_ref().map(Vec::len))
             .field("devices", &self.devices)
+            .field(
+                "recent_token_reuse_unauthorised",
+                &self.recent_token_reuse_unauthorised,
+            )
             .finish()
     }
 }
@@ -385,6 +393,7 @@ const FILE_KEYS: &[&str] = &[
     "access_token_signing_key_update_interval",
     "refresh_token_rotation_grace_period",
     "access_token_validity_jitter",
+    "recent_token_reuse_behaviour",
     "base_path",
     "supertokens_max_cdi_version",
     "supertokens_min_cdi_version",
@@ -577,7 +586,10 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
     };
     let overrides: BTreeMap<String, String> = raw
         .iter()
-        .filter(|(k, v)| APP_KEYS.contains(&k.as_str()) && !v.trim().is_empty())
+        .filter(|(k, v)| {
+            (APP_KEYS.contains(&k.as_str()) || k.as_str() == RECENT_TOKEN_REUSE_BEHAVIOUR)
+                && !v.trim().is_empty()
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     config.app = apply_app_settings(&AppSettings::default(), &overrides, true)?;
@@ -721,6 +733,10 @@ fn key_list(value: Option<&str>) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// How a recent token's reuse is answered at CDI 5.6: a setting of the config file only (as in
+/// the reference core), not of an app's `coreConfig`.
+const RECENT_TOKEN_REUSE_BEHAVIOUR: &str = "recent_token_reuse_behaviour";
 
 /// Settings an app's `coreConfig` may override.
 pub const APP_KEYS: &[&str] = &[
@@ -900,6 +916,13 @@ pub fn apply_app_settings(
                     "true" => true,
                     "false" => false,
                     _ => return Err(bad(key, env, "must be true or false", value)),
+                };
+            }
+            RECENT_TOKEN_REUSE_BEHAVIOUR => {
+                out.recent_token_reuse_unauthorised = match value.to_ascii_uppercase().as_str() {
+                    "TOKEN_THEFT" => false,
+                    "UNAUTHORISED" => true,
+                    _ => return Err(bad(key, env, "must be TOKEN_THEFT or UNAUTHORISED", value)),
                 };
             }
             "session_cap_policy" => {

@@ -383,6 +383,46 @@ async fn orphaned_branch_reuse_revokes_with_subtype(storage: &str) {
     s.assert_theft(&c2, &h, "ORPHANED_BRANCH").await;
 }
 
+/// `recent_token_reuse_behaviour = UNAUTHORISED` (config file only, upper-cased): a recent
+/// token's reuse (RECENT_PREV, ORPHANED_BRANCH) is answered `UNAUTHORISED` with its subtype, the
+/// session still revoked; a stale token is still `TOKEN_THEFT_DETECTED`.
+async fn recent_token_reuse_behaviour_unauthorised(storage: &str) {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(
+        file.path(),
+        "recent_token_reuse_behaviour = \" unauthorised \"\nrefresh_token_rotation_grace_period = 0\n",
+    )
+    .unwrap();
+    let path: &'static str = Box::leak(file.path().display().to_string().into_boxed_str());
+    let Some(s) = Harness::start_args(storage, vec!["--config", path]).await else {
+        return;
+    };
+    // ORPHANED_BRANCH (grace 0: random children).
+    let (created, h) = s.create("5.6", "reuse-unauthorised").await;
+    let rt0 = token(&created, "refreshToken");
+    let c1 = s.next(&rt0).await;
+    let c2 = s.next(&rt0).await;
+    s.next(&c1).await; // promotes C1: C2 is an orphaned branch
+    let v = s.refresh("5.6", &c2).await;
+    assert_eq!(status(&v), "UNAUTHORISED", "{v}");
+    assert_eq!(v["recentTokenReuseSubtype"], json!("ORPHANED_BRANCH"), "{v}");
+    assert!(s.stored(&h).await.is_none(), "the session is revoked either way");
+    // STALE_LINEAGE stays theft.
+    let (created, h) = s.create("5.6", "reuse-stale").await;
+    let rt0 = token(&created, "refreshToken");
+    let rt1 = s.next(&rt0).await;
+    let rt2 = s.next(&rt1).await; // promotes RT1
+    s.next(&rt2).await; // promotes RT2: RT0 is two generations back
+    s.assert_theft(&rt0, &h, "STALE_LINEAGE").await;
+    // Below 5.6 the setting changes nothing.
+    let (created, _) = s.create("5.4", "reuse-54").await;
+    let rt0 = token(&created, "refreshToken");
+    let c1 = s.next(&rt0).await;
+    let c2 = s.next(&rt0).await;
+    s.next(&c1).await;
+    assert_eq!(status(&s.refresh("5.4", &c2).await), "TOKEN_THEFT_DETECTED");
+}
+
 /// Step 4, `STALE_LINEAGE`: a token two promotions old; at 5.4 the answer has no subtype.
 async fn stale_lineage_reuse_revokes_with_subtype(storage: &str) {
     let Some(s) = Harness::start(storage).await else {
@@ -540,6 +580,7 @@ on_both_storages!(
     recent_prev_reuse_revokes_with_subtype,
     orphaned_branch_reuse_revokes_with_subtype,
     stale_lineage_reuse_revokes_with_subtype,
+    recent_token_reuse_behaviour_unauthorised,
     access_token_validity_override,
     access_token_validity_jitter_is_bounded,
 );

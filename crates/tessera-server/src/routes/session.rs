@@ -6,6 +6,7 @@ use crate::error::{json_ok, session_error, session_error_with, ApiError};
 use axum::response::Response;
 use serde_json::{json, Value};
 use tessera::anonymous::{MintAnonymous, MintError};
+use tessera::lineage::TheftReason;
 use tessera::{
     NewSession, RefreshOptions, SessionError, SessionTokens, UnauthorisedReason, VerifyOptions,
 };
@@ -222,11 +223,19 @@ pub(super) async fn refresh(ctx: &Ctx) -> Result<Response, ApiError> {
                 ) =>
             {
                 let mut fields = Vec::new();
+                let mut e = e;
                 if let (SessionError::TokenTheft { reason, .. }, true) =
                     (&e, ctx.cdi.at_least(5, 6))
                 {
                     // CDI 5.6: which kind of reuse (the session is revoked either way).
                     fields.push(("recentTokenReuseSubtype", json!(reason.as_str())));
+                    // `recent_token_reuse_behaviour = UNAUTHORISED`: a recent token's reuse
+                    // is answered as an ended session, not as theft.
+                    if ctx.app.settings.recent_token_reuse_unauthorised
+                        && *reason != TheftReason::StaleLineage
+                    {
+                        e = SessionError::Unauthorised(UnauthorisedReason::SessionEnded);
+                    }
                 }
                 if let Some(id) = ctx.app.engine.refresh_token_anonymous_id(&refresh_token) {
                     fields.push(("anonymousId", Value::String(id)));
