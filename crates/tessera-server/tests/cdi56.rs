@@ -405,8 +405,15 @@ async fn recent_token_reuse_behaviour_unauthorised(storage: &str) {
     s.next(&c1).await; // promotes C1: C2 is an orphaned branch
     let v = s.refresh("5.6", &c2).await;
     assert_eq!(status(&v), "UNAUTHORISED", "{v}");
-    assert_eq!(v["recentTokenReuseSubtype"], json!("ORPHANED_BRANCH"), "{v}");
-    assert!(s.stored(&h).await.is_none(), "the session is revoked either way");
+    assert_eq!(
+        v["recentTokenReuseSubtype"],
+        json!("ORPHANED_BRANCH"),
+        "{v}"
+    );
+    assert!(
+        s.stored(&h).await.is_none(),
+        "the session is revoked either way"
+    );
     // STALE_LINEAGE stays theft.
     let (created, h) = s.create("5.6", "reuse-stale").await;
     let rt0 = token(&created, "refreshToken");
