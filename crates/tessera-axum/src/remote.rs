@@ -621,9 +621,14 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
     }
 }
 
-#[async_trait]
-impl Core for RemoteCore {
-    async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
+impl RemoteCore {
+    /// `POST /<tenant>/recipe/session`. The Tessera extension fields (`anonymousId`, A15;
+    /// `device`, issue 15) are sent only when set, so any SuperTokens core accepts the rest.
+    async fn create(
+        &self,
+        new: NewSession,
+        device: Option<tessera::DeviceInfo>,
+    ) -> Result<SessionTokens, SessionError> {
         let mut body = json!({
             "userId": new.user_id,
             "userDataInJWT": new.access_token_payload,
@@ -631,9 +636,16 @@ impl Core for RemoteCore {
             "useDynamicSigningKey": !new.use_static_key,
             "enableAntiCsrf": new.enable_anti_csrf,
         });
-        if let (Some(id), Value::Object(map)) = (&new.anonymous_id, &mut body) {
-            // Tessera extension (A15); omitted otherwise, so any SuperTokens core accepts it.
-            map.insert("anonymousId".into(), Value::String(id.clone()));
+        if let Value::Object(map) = &mut body {
+            if let Some(id) = &new.anonymous_id {
+                map.insert("anonymousId".into(), Value::String(id.clone()));
+            }
+            if let Some(device) = device {
+                map.insert(
+                    "device".into(),
+                    json!({"userAgent": device.user_agent, "ip": device.ip}),
+                );
+            }
         }
         let tenant = tenant_segment(&new.tenant_id)?;
         let v = self
@@ -643,6 +655,13 @@ impl Core for RemoteCore {
             "OK" => tokens(&v),
             _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
         }
+    }
+}
+
+#[async_trait]
+impl Core for RemoteCore {
+    async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
+        self.create(new, None).await
     }
 
     async fn verify_session(
@@ -860,29 +879,8 @@ impl Core for RemoteCore {
         new: NewSession,
         device: tessera::DeviceInfo,
     ) -> Result<SessionTokens, SessionError> {
-        if device == tessera::DeviceInfo::default() {
-            return self.create_session(new).await;
-        }
-        // The `device` extension field of `tessera serve` (issue 15).
-        let mut body = json!({
-            "userId": new.user_id,
-            "userDataInJWT": new.access_token_payload,
-            "userDataInDatabase": new.session_data,
-            "useDynamicSigningKey": !new.use_static_key,
-            "enableAntiCsrf": new.enable_anti_csrf,
-            "device": {"userAgent": device.user_agent, "ip": device.ip},
-        });
-        if let (Some(id), Value::Object(map)) = (&new.anonymous_id, &mut body) {
-            map.insert("anonymousId".into(), Value::String(id.clone()));
-        }
-        let tenant = tenant_segment(&new.tenant_id)?;
-        let v = self
-            .post(&format!("/{tenant}/recipe/session"), body)
-            .await?;
-        match status_of(&v) {
-            "OK" => tokens(&v),
-            _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
-        }
+        let device = (device != tessera::DeviceInfo::default()).then_some(device);
+        self.create(new, device).await
     }
 
     async fn list_devices(

@@ -227,3 +227,12 @@ pub fn tenant_of_handle(handle: &str) -> &str {
         _ => PUBLIC,
     }
 }
+
+/// Longest session handle accepted (the core's column width).
+const MAX_HANDLE_LEN: usize = 255;
+
+/// True when `handle` could name a stored session: 1 to 255 bytes, no NUL (PostgreSQL text
+/// cannot hold one). Anything else is answered "does not exist" without a query.
+pub(crate) fn plausible_handle(handle: &str) -> bool {
+    !handle.is_empty() && handle.len() <= MAX_HANDLE_LEN && !handle.contains('\0')
+}

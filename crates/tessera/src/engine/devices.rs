@@ -21,10 +21,9 @@
 //! 8. **Renewing the sign-in time** (after re-authentication) rewrites `signed_in_at` and
 //!    re-issues the access token with the same expiry and lineage.
 
-use super::lifecycle::plausible_handle;
 use super::SessionEngine;
 use crate::error::{EngineError, InputError, SessionError, TryRefreshReason, UnauthorisedReason};
-use crate::session::{tenant_of_handle, Regenerated, SessionSummary};
+use crate::session::{plausible_handle, tenant_of_handle, Regenerated, SessionSummary};
 use crate::store::{DeviceRow, SessionRow};
 use crate::token::verify::verify_access_token;
 use serde::Serialize;

@@ -332,9 +332,6 @@ const CLEANUP_MIN_PAUSE: Duration = Duration::from_millis(2);
 const MAX_USER_ID_LEN: usize = 128;
 const MAX_TENANT_ID_LEN: usize = 64;
 
-/// Longest session handle accepted (the core's column width).
-const MAX_HANDLE_LEN: usize = 255;
-
 fn validate_id(name: &str, value: &str) -> Result<(), SessionError> {
     if value.is_empty() || value.len() > MAX_USER_ID_LEN || value.contains('\0') {
         return Err(SessionError::InvalidInput(InputError::Invalid(format!(
@@ -342,12 +339,6 @@ fn validate_id(name: &str, value: &str) -> Result<(), SessionError> {
         ))));
     }
     Ok(())
-}
-
-/// True when `handle` could name a stored session: 1 to 255 bytes, no NUL (PostgreSQL text
-/// cannot hold one). Anything else is answered "does not exist" without a query.
-pub(super) fn plausible_handle(handle: &str) -> bool {
-    !handle.is_empty() && handle.len() <= MAX_HANDLE_LEN && !handle.contains('\0')
 }
 
 /// Tenant ids are `[a-z0-9-]+` (the core's path rule), at most 64 bytes.

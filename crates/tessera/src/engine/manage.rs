@@ -1,11 +1,12 @@
 //! Reading, updating and revoking sessions by handle or user, and regenerating an access token
 //! with a new payload.
 
-use super::lifecycle::plausible_handle;
 use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
-use crate::session::{tenant_of_handle, Regenerated, SessionInfo, SessionSummary};
+use crate::session::{
+    plausible_handle, tenant_of_handle, Regenerated, SessionInfo, SessionSummary,
+};
 use crate::token::access::{
     carry_anonymous_id, contains_protected_claim, strip_sign_in_time, AccessTokenClaims,
 };
