@@ -30,6 +30,7 @@ pub mod config;
 pub mod encoding;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod lineage;
 pub mod random;
@@ -46,6 +47,7 @@ pub use engine::{CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH};
 pub use error::{
     EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
 };
+pub use events::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
 pub use keys::jwks::{Jwk, Jwks, VerifyingKeySet};
 pub use keys::ring::{KeyLookup, KeyRing};
 pub use keys::rsa_key::{KeyKind, SigningKey, VerifyingKey};

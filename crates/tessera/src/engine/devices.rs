@@ -23,6 +23,7 @@
 
 use super::SessionEngine;
 use crate::error::{EngineError, InputError, SessionError, TryRefreshReason, UnauthorisedReason};
+use crate::events::RevokeCause;
 use crate::session::{plausible_handle, tenant_of_handle, Regenerated, SessionSummary};
 use crate::store::{DeviceRow, SessionRow};
 use crate::token::verify::verify_access_token;
@@ -246,10 +247,12 @@ impl SessionEngine {
             .into_iter()
             .map(|l| (l.device.tenant_id, l.device.session_handle))
             .collect();
-        self.inner
+        let revoked = self
+            .inner
             .store
             .delete_sessions(&self.inner.app_id, &handles)
             .await?;
+        self.emit_revoked(&revoked, Some(user_id), RevokeCause::Cap);
         Ok(())
     }
 
@@ -311,13 +314,15 @@ impl SessionEngine {
         if !lapsed {
             return Ok(Some(row));
         }
-        self.inner
+        let revoked = self
+            .inner
             .store
             .delete_sessions(
                 &row.app_id,
                 &[(row.tenant_id.clone(), row.session_handle.clone())],
             )
             .await?;
+        self.emit_revoked(&revoked, Some(&row.user_id), RevokeCause::Lifetime);
         tracing::info!(session = %row.session_handle, "session lifetime ended; session revoked");
         Ok(None)
     }
@@ -437,6 +442,7 @@ impl SessionEngine {
             .store
             .delete_sessions(&row.app_id, &[(row.tenant_id, row.session_handle)])
             .await?;
+        self.emit_revoked(&gone, Some(&row.user_id), RevokeCause::Device);
         Ok(!gone.is_empty())
     }
 
@@ -471,11 +477,13 @@ impl SessionEngine {
             .into_iter()
             .filter(|(_, h)| *h != current.session_handle)
             .collect();
-        Ok(self
+        let revoked = self
             .inner
             .store
             .delete_sessions(&current.app_id, &others)
-            .await?)
+            .await?;
+        self.emit_revoked(&revoked, Some(&current.user_id), RevokeCause::Device);
+        Ok(revoked)
     }
 
     /// After the user re-authenticated: sets the session's sign-in time to now and re-issues

@@ -120,6 +120,10 @@ impl SessionEngine {
                 .await?;
             if inserted {
                 tracing::info!(app = %inner.app_id, kid = %stored.kid, "created dynamic signing key");
+                self.emit(&crate::events::SessionEvent::KeyCreated {
+                    app_id: &inner.app_id,
+                    kid: &stored.kid,
+                });
             }
             dynamic = inner.store.dynamic_keys(&inner.app_id, since).await?;
         }

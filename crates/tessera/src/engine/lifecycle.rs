@@ -243,6 +243,12 @@ impl SessionEngine {
         };
         self.inner.store.insert_session(&row).await?;
         self.record_device(&row, device).await?;
+        self.emit(&crate::events::SessionEvent::SessionCreated {
+            app_id: &row.app_id,
+            tenant_id: &row.tenant_id,
+            session_handle: &row.session_handle,
+            user_id: &row.user_id,
+        });
         Ok(SessionTokens {
             session: SessionSummary {
                 handle,
@@ -300,6 +306,15 @@ impl SessionEngine {
             .store
             .delete_dynamic_keys_before(&self.inner.app_id, cutoff)
             .await?;
+        if sessions > 0 {
+            self.emit(&crate::events::SessionEvent::ExpiredSessionsRemoved { count: sessions });
+        }
+        if keys > 0 {
+            self.emit(&crate::events::SessionEvent::KeysRetired {
+                app_id: &self.inner.app_id,
+                count: keys,
+            });
+        }
         if sessions > 0 || keys > 0 {
             tracing::info!(sessions, keys, "cleanup removed expired sessions and keys");
         }

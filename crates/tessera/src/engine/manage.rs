@@ -4,6 +4,7 @@
 use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
+use crate::events::RevokeCause;
 use crate::session::{
     plausible_handle, tenant_of_handle, Regenerated, SessionInfo, SessionSummary,
 };
@@ -202,16 +203,38 @@ impl SessionEngine {
 
     /// Revokes sessions by handle; returns the handles that existed.
     pub async fn revoke_sessions(&self, handles: &[String]) -> Result<Vec<String>, SessionError> {
+        self.revoke_sessions_because(handles, RevokeCause::Requested)
+            .await
+    }
+
+    /// Revokes sessions by handle and reports `cause` with them (an admin page passes
+    /// [`RevokeCause::Admin`]); returns the handles that existed.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: tessera::SessionEngine, h: String) -> Result<(), tessera::SessionError> {
+    /// engine.revoke_sessions_because(&[h], tessera::RevokeCause::Admin).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`SessionError::Engine`] when the store fails.
+    pub async fn revoke_sessions_because(
+        &self,
+        handles: &[String],
+        cause: RevokeCause,
+    ) -> Result<Vec<String>, SessionError> {
         let keyed: Vec<(String, String)> = handles
             .iter()
             .filter(|h| plausible_handle(h))
             .map(|h| (tenant_of_handle(h).to_owned(), h.clone()))
             .collect();
-        Ok(self
+        let revoked = self
             .inner
             .store
             .delete_sessions(&self.inner.app_id, &keyed)
-            .await?)
+            .await?;
+        self.emit_revoked(&revoked, None, cause);
+        Ok(revoked)
     }
 
     /// Handles of a user's live sessions, in one tenant or (`None`) all tenants of the app.
@@ -245,10 +268,31 @@ impl SessionEngine {
             .store
             .session_handles_for_user(&self.inner.app_id, tenant_id, user_id, self.now())
             .await?;
-        Ok(self
+        let revoked = self
             .inner
             .store
             .delete_sessions(&self.inner.app_id, &found)
-            .await?)
+            .await?;
+        self.emit_revoked(&revoked, Some(user_id), RevokeCause::AllForUser);
+        Ok(revoked)
+    }
+}
+
+impl SessionEngine {
+    /// Reports a revocation when the store deleted anything.
+    pub(crate) fn emit_revoked(
+        &self,
+        handles: &[String],
+        user_id: Option<&str>,
+        cause: RevokeCause,
+    ) {
+        if !handles.is_empty() {
+            self.emit(&crate::events::SessionEvent::SessionsRevoked {
+                app_id: &self.inner.app_id,
+                session_handles: handles,
+                user_id,
+                cause,
+            });
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::anonymous::{
 use crate::clock::{Clock, SystemClock};
 use crate::config::SessionConfig;
 use crate::error::EngineError;
+use crate::events::{EventSink, NoEvents, SessionEvent};
 use crate::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
 use crate::keys::ring::KeyRing;
 use crate::keys::rsa_key::SigningKey;
@@ -73,6 +74,7 @@ struct Inner {
     verified: crate::token::cache::VerifiedTokenCache,
     anonymous: Arc<AnonymousSessions>,
     devices: DeviceConfig,
+    events: Arc<dyn EventSink>,
 }
 
 /// Builds a [`SessionEngine`].
@@ -85,6 +87,7 @@ pub struct EngineBuilder {
     previous_static_keys: Vec<String>,
     anonymous: AnonymousSetup,
     devices: DeviceConfig,
+    events: Arc<dyn EventSink>,
 }
 
 /// How the anonymous-token key is chosen.
@@ -112,6 +115,12 @@ impl EngineBuilder {
     /// Device, lifetime, cap and freshness settings (see [`devices`]).
     pub fn devices(mut self, devices: DeviceConfig) -> Self {
         self.devices = devices;
+        self
+    }
+
+    /// Where security events go (metrics, audit; see [`crate::events`]). Default: nowhere.
+    pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = sink;
         self
     }
 
@@ -228,6 +237,7 @@ impl EngineBuilder {
                 verified,
                 anonymous: Arc::new(anonymous),
                 devices: self.devices,
+                events: self.events,
             }),
         };
         engine.forget_stored_operator_keys().await?;
@@ -284,6 +294,7 @@ impl SessionEngine {
             previous_static_keys: Vec::new(),
             anonymous: AnonymousSetup::default(),
             devices: DeviceConfig::default(),
+            events: Arc::new(NoEvents),
         }
     }
 
@@ -314,7 +325,21 @@ impl SessionEngine {
 
     /// Mints an anonymous token now (engine clock). No store access (A1).
     pub fn mint_anonymous(&self, request: MintAnonymous) -> Result<MintedAnonymous, MintError> {
-        self.inner.anonymous.mint(request, self.now())
+        let minted = self.inner.anonymous.mint(request, self.now())?;
+        self.emit(&SessionEvent::AnonymousMinted {
+            app_id: &self.inner.app_id,
+        });
+        Ok(minted)
+    }
+
+    /// Reports `event` to the configured [`EventSink`].
+    pub(crate) fn emit(&self, event: &SessionEvent<'_>) {
+        self.inner.events.record(event);
+    }
+
+    /// The configured event sink, for layers that report their own events beside the engine's.
+    pub fn event_sink(&self) -> &Arc<dyn EventSink> {
+        &self.inner.events
     }
 
     /// Verifies an anonymous token now (engine clock). No store access (A1).

@@ -5,6 +5,7 @@ use super::verify::{contention, parse_payload, MAX_CAS_ATTEMPTS};
 use super::SessionEngine;
 use crate::encoding::sha256_hex;
 use crate::error::{SessionError, UnauthorisedReason};
+use crate::events::{RefreshOutcome, RevokeCause, SessionEvent};
 use crate::lineage::{Lineage, RefreshDecision};
 use crate::random;
 use crate::session::{RefreshOptions, SessionSummary, SessionTokens, TokenInfo};
@@ -116,6 +117,14 @@ impl SessionEngine {
                         ?reason,
                         "refresh token reuse: token theft detected, session revoked"
                     );
+                    self.emit(&SessionEvent::TheftDetected {
+                        app_id: &row.app_id,
+                        tenant_id: &row.tenant_id,
+                        session_handle: &row.session_handle,
+                        user_id: &row.user_id,
+                        reason,
+                    });
+                    self.emit_revoked(&revoked, Some(&row.user_id), RevokeCause::Theft);
                     return Err(SessionError::TokenTheft {
                         session_handle: row.session_handle,
                         user_id: row.user_id.clone(),
@@ -156,6 +165,11 @@ impl SessionEngine {
                 None => {}
             }
 
+            self.emit(&SessionEvent::Refreshed {
+                app_id: &row.app_id,
+                session_handle: &row.session_handle,
+                outcome: RefreshOutcome::from(&decision),
+            });
             let auth_time = self.note_refresh(&row).await?;
             let (iat, exp) = self.token_times_for(validity);
             let claims = AccessTokenClaims {

@@ -32,7 +32,14 @@ impl SessionEngine {
         token: &str,
     ) -> Result<std::sync::Arc<AccessTokenClaims>, TryRefreshReason> {
         let policy = self.verify_policy();
-        if let Some(claims) = self.inner.verified.get(token, policy.now_ms) {
+        let cached = self.inner.verified.get(token, policy.now_ms);
+        if self.inner.config.verified_token_cache > 0 {
+            self.emit(&crate::events::SessionEvent::VerifyCache {
+                app_id: &self.inner.app_id,
+                hit: cached.is_some(),
+            });
+        }
+        if let Some(claims) = cached {
             return Ok(claims);
         }
         let claims = verify_access_token(token, &**self.inner.keys.load(), &policy)?;
