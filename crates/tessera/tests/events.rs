@@ -118,7 +118,10 @@ async fn create_refresh_theft_and_revoke_report_exactly_their_events() {
         .unwrap();
     sink.take();
     engine
-        .revoke_sessions_because(&[second.session.handle.clone()], RevokeCause::Admin)
+        .revoke_sessions_because(
+            std::slice::from_ref(&second.session.handle),
+            RevokeCause::Admin,
+        )
         .await
         .unwrap();
     assert_eq!(sink.take(), ["revoked 1 admin"]);
