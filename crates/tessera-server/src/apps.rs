@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tessera::{EngineError, SessionEngine, Store, PUBLIC};
+use tessera::{EngineError, EventSink, SessionEngine, Store, PUBLIC};
 
 /// How often an instance re-reads an app's stored overrides (another instance may change them).
 const RECHECK: Duration = Duration::from_secs(5);
@@ -64,6 +64,7 @@ pub struct AppRegistry {
     keys: OperatorKeys,
     apps: RwLock<HashMap<String, Arc<AppEntry>>>,
     build: tokio::sync::Mutex<()>,
+    events: Arc<dyn EventSink>,
 }
 
 impl std::fmt::Debug for AppRegistry {
@@ -89,11 +90,13 @@ fn parse_overrides(json: &str) -> BTreeMap<String, String> {
 
 impl AppRegistry {
     /// Opens the registry on `store` and loads the public app (with its stored overrides).
-    /// `keys` are the operator's keys of the public app.
+    /// `keys` are the operator's keys of the public app; every app's engine reports to
+    /// `events`.
     pub async fn new(
         store: Arc<dyn Store>,
         base: AppSettings,
         keys: OperatorKeys,
+        events: Arc<dyn EventSink>,
     ) -> Result<Self, RegistryError> {
         let registry = Self {
             store,
@@ -101,6 +104,7 @@ impl AppRegistry {
             keys,
             apps: RwLock::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
+            events,
         };
         let (overrides, created_at) = match registry.store.get_app_config(PUBLIC).await {
             Ok(Some((json, created))) => (parse_overrides(&json), Some(created)),
@@ -115,6 +119,14 @@ impl AppRegistry {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The ids of the apps this instance has loaded, sorted.
+    pub fn loaded_app_ids(&self) -> Vec<String> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = apps.keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     fn cached(&self, app_id: &str) -> Option<Arc<AppEntry>> {
@@ -137,7 +149,8 @@ impl AppRegistry {
         let mut builder = SessionEngine::builder(Arc::clone(&self.store))
             .app_id(app_id)
             .config(settings.session.clone())
-            .devices(settings.devices.clone());
+            .devices(settings.devices.clone())
+            .events(Arc::clone(&self.events));
         if app_id == PUBLIC {
             if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());

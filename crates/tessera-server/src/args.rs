@@ -15,6 +15,7 @@ const SECRET_FLAGS: &[&str] = &[
     "--anonymous-signing-key",
     "--previous-anonymous-signing-keys",
     "--api-keys",
+    "--admin-key",
     "--database-url",
 ];
 

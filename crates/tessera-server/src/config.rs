@@ -138,6 +138,21 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub previous_anonymous_signing_keys: Option<String>,
+    /// Keep the audit trail in the store for this many days (1 … 36500); deleted after. Without
+    /// it, audit records go to the log (`tessera::audit` target) and the admin page's
+    /// in-memory list only.
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<String>,
+    /// Admin key: turns on the admin page at `/dashboard` (at least 20 characters of a-z, A-Z,
+    /// 0-9, '=' and '-'). Prefer the environment variable or the config file: a value on the
+    /// command line is visible to every local user in the process list.
+    #[arg(
+        long,
+        env = "TESSERA_ADMIN_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub admin_key: Option<String>,
 }
 
 /// Never prints the API keys, the static signing key or a database password (ROB-05).
@@ -166,6 +181,8 @@ impl std::fmt::Debug for ServeArgs {
                 "previous_anonymous_signing_keys",
                 &set(&self.previous_anonymous_signing_keys),
             )
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("admin_key", &set(&self.admin_key))
             .finish_non_exhaustive()
     }
 }
@@ -294,6 +311,10 @@ pub struct ServerConfig {
     pub previous_anonymous_signing_keys: Vec<String>,
     /// Notes for the log once logging is up (e.g. ignored config-file keys).
     pub warnings: Vec<String>,
+    /// Days the audit trail is kept in the store (`None`: not stored).
+    pub audit_retention_days: Option<u32>,
+    /// The admin page's key (`None`: no admin page).
+    pub admin_key: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -325,6 +346,8 @@ impl std::fmt::Debug for ServerConfig {
                 &self.previous_anonymous_signing_keys.len(),
             )
             .field("warnings", &self.warnings)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -346,6 +369,8 @@ impl Default for ServerConfig {
             anonymous_signing_key: None,
             previous_anonymous_signing_keys: Vec::new(),
             warnings: Vec::new(),
+            audit_retention_days: None,
+            admin_key: None,
         }
     }
 }
@@ -412,6 +437,8 @@ const FILE_KEYS: &[&str] = &[
     "max_sessions_per_user",
     "session_cap_policy",
     "session_sign_in_time_claim",
+    "audit_retention_days",
+    "admin_key",
 ];
 
 /// Marks an unknown config-file key in the raw map (reported as a warning, otherwise ignored).
@@ -468,7 +495,9 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 23] = [
+        let flags: [(&str, Option<String>); 25] = [
+            ("audit_retention_days", self.audit_retention_days.clone()),
+            ("admin_key", self.admin_key.clone()),
             (
                 "access_token_validity_jitter",
                 self.access_token_validity_jitter.clone(),
@@ -684,6 +713,36 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
     config.previous_static_signing_keys = key_list(get("previous_static_signing_keys"));
     config.anonymous_signing_key = get("anonymous_signing_key").map(str::to_owned);
     config.previous_anonymous_signing_keys = key_list(get("previous_anonymous_signing_keys"));
+    if let Some(days) = get("audit_retention_days") {
+        config.audit_retention_days = Some(
+            days.parse()
+                .ok()
+                .filter(|d| (1..=36_500).contains(d))
+                .ok_or_else(|| {
+                    bad(
+                        "audit_retention_days",
+                        Some("TESSERA_AUDIT_RETENTION_DAYS"),
+                        "must be a whole number of days from 1 to 36500",
+                        days,
+                    )
+                })?,
+        );
+    }
+    if let Some(key) = get("admin_key") {
+        let ok = key.len() >= 20
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'=' || b == b'-');
+        if !ok {
+            // Never echo the key.
+            return Err(ConfigError(
+                "invalid admin_key (TESSERA_ADMIN_KEY): must be at least 20 characters of a-z, \
+                 A-Z, 0-9, '=' and '-'"
+                    .into(),
+            ));
+        }
+        config.admin_key = Some(key.to_owned());
+    }
     config.warnings = raw
         .keys()
         .filter_map(|k| k.strip_prefix(UNKNOWN_PREFIX))

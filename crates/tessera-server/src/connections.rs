@@ -10,7 +10,9 @@
 //! 3. **Request deadline.** From its headers to its answer (body read included) a request gets
 //!    [`ConnectionLimits::request_timeout`]; past it the answer is `408` and the connection is
 //!    closed (applied by the router, see `routes`).
-//! 4. **Shutdown.** When the shutdown future completes, no new connection is accepted, idle ones
+//! 4. **Client IP.** Every request on a connection is served inside
+//!    [`crate::client_ip::scope`] with the peer's address, for the audit trail.
+//! 5. **Shutdown.** When the shutdown future completes, no new connection is accepted, idle ones
 //!    close, and requests in flight finish (each is still bound by its request deadline).
 //!
 //! ```
@@ -77,9 +79,9 @@ pub(crate) async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -89,7 +91,7 @@ pub(crate) async fn serve_connections(
         };
         let service = TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
-        connections.spawn(async move {
+        connections.spawn(crate::client_ip::scope(peer.ip(), async move {
             let _permit = permit;
             let mut builder = http1::Builder::new();
             builder
@@ -106,7 +108,7 @@ pub(crate) async fn serve_connections(
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     let _ = stop_tx.send(true);

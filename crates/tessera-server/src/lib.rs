@@ -17,10 +17,13 @@
 pub mod api_key;
 pub mod apps;
 pub mod args;
+pub mod audit;
 pub mod callers;
 pub mod cdi;
+pub mod client_ip;
 pub mod config;
 pub mod connections;
+pub mod dashboard;
 pub mod error;
 pub mod input;
 pub mod paths;

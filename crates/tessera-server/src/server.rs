@@ -2,9 +2,11 @@
 //! shutdown signal.
 
 use crate::apps::{AppRegistry, RegistryError};
+use crate::audit::AuditLog;
 use crate::cdi::CdiPolicy;
 use crate::config::{ServerConfig, Storage};
 use crate::connections::serve_connections;
+use crate::dashboard::Dashboard;
 use crate::routes::{router, ServerState};
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub async fn build_state(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> Result<Arc<ServerState>, StartError> {
+    let audit = AuditLog::start(Arc::clone(&store), config.audit_retention_days);
     let registry = AppRegistry::new(
         store,
         config.app.clone(),
@@ -55,6 +58,7 @@ pub async fn build_state(
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },
+        audit.sink(),
     )
     .await?;
     Ok(Arc::new(ServerState {
@@ -62,6 +66,8 @@ pub async fn build_state(
         cdi: CdiPolicy::new(config.max_cdi.clone(), config.min_cdi.clone()),
         base_path: config.base_path.clone(),
         limits: config.limits,
+        audit,
+        dashboard: config.admin_key.clone().map(Dashboard::new),
     }))
 }
 

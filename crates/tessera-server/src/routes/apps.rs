@@ -2,6 +2,7 @@
 //! `POST /recipe/multitenancy/app/remove` removes one.
 
 use super::Ctx;
+use crate::audit::{AuditKind, Record};
 use crate::error::{json_ok, ApiError};
 use axum::response::Response;
 use serde_json::json;
@@ -41,6 +42,11 @@ pub(super) async fn create_or_update(ctx: &Ctx) -> Result<Response, ApiError> {
         .registry
         .create_or_update(&app_id, core_config.as_ref())
         .await?;
+    if created {
+        ctx.state
+            .audit
+            .record(Record::new(AuditKind::AppCreated).app(&app_id));
+    }
     Ok(json_ok(&json!({"status": "OK", "createdNew": created})))
 }
 
@@ -57,5 +63,10 @@ pub(super) async fn remove(ctx: &Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::Forbidden("Cannot delete public app".into()));
     }
     let existed = ctx.state.registry.remove(&app_id).await?;
+    if existed {
+        ctx.state
+            .audit
+            .record(Record::new(AuditKind::AppRemoved).app(&app_id));
+    }
     Ok(json_ok(&json!({"status": "OK", "didExist": existed})))
 }

@@ -12,8 +12,10 @@ mod session;
 pub use session::MAX_LISTED_SESSIONS;
 
 use crate::apps::{AppEntry, AppRegistry};
+use crate::audit::AuditLog;
 use crate::cdi::{CdiPolicy, CdiVersion};
 use crate::connections::ConnectionLimits;
+use crate::dashboard::Dashboard;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
 use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
@@ -39,11 +41,16 @@ pub struct ServerState {
     pub base_path: String,
     /// Connection cap and client deadlines; the request deadline is applied here.
     pub limits: ConnectionLimits,
+    /// The audit trail.
+    pub audit: Arc<AuditLog>,
+    /// The admin page, when an admin key is configured.
+    pub dashboard: Option<Dashboard>,
 }
 
 /// The HTTP service of `tessera serve`.
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
+        .merge(crate::dashboard::routes(&state))
         .fallback(dispatch)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
