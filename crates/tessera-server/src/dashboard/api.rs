@@ -23,7 +23,11 @@ type Params = Query<HashMap<String, String>>;
 const MAX_REVOKE: usize = 1_000;
 
 /// A JSON answer with the page's headers.
-fn reply(status: StatusCode, body: &Value) -> Response {
+fn reply(status: StatusCode, body: &Value) -> Answer {
+    Ok(respond(status, body))
+}
+
+fn respond(status: StatusCode, body: &Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -35,35 +39,51 @@ fn reply(status: StatusCode, body: &Value) -> Response {
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
-    reply(status, &json!({ "error": message }))
+    respond(status, &json!({ "error": message }))
 }
 
-fn dashboard(state: &ServerState) -> Result<&Dashboard, Response> {
+/// A refused request: its status and the message the page shows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
+type Answer = Result<Response, Refusal>;
+
+fn deny(status: StatusCode, message: &'static str) -> Answer {
+    Err(Refusal(status, message))
+}
+
+fn dashboard(state: &ServerState) -> Result<&Dashboard, Refusal> {
     state
         .dashboard
         .as_ref()
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "The admin page is off."))
+        .ok_or(Refusal(StatusCode::NOT_FOUND, "The admin page is off."))
 }
 
 /// Rule 3: a live session.
-fn reader(state: &ServerState, headers: &HeaderMap) -> Result<AdminSession, Response> {
+fn reader(state: &ServerState, headers: &HeaderMap) -> Result<AdminSession, Refusal> {
     dashboard(state)?
         .sessions
         .get(headers)
-        .ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "Sign in first."))
+        .ok_or(Refusal(StatusCode::UNAUTHORIZED, "Sign in first."))
 }
 
 /// Rule 4: a live session, its CSRF token, the page's own origin, a JSON body.
-fn writer(state: &ServerState, headers: &HeaderMap) -> Result<AdminSession, Response> {
+fn writer(state: &ServerState, headers: &HeaderMap) -> Result<AdminSession, Refusal> {
     if !auth::same_origin(headers) {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::FORBIDDEN,
             "Refused: this request did not come from the admin page.",
         ));
     }
     let session = reader(state, headers)?;
     if !auth::csrf_ok(headers, &session) || !crate::callers::is_json(headers) {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::FORBIDDEN,
             "Refused: missing or wrong CSRF token.",
         ));
@@ -74,16 +94,18 @@ fn writer(state: &ServerState, headers: &HeaderMap) -> Result<AdminSession, Resp
 async fn app(
     state: &ServerState,
     params: &HashMap<String, String>,
-) -> Result<Arc<AppEntry>, Response> {
+) -> Result<Arc<AppEntry>, Refusal> {
     let id = params
         .get("app")
         .map(|s| s.trim())
         .filter(|s| !s.is_empty());
-    let id = id.unwrap_or(PUBLIC);
-    match state.registry.get(id).await {
+    match state.registry.get(id.unwrap_or(PUBLIC)).await {
         Ok(Some(entry)) => Ok(entry),
-        Ok(None) => Err(refuse(StatusCode::NOT_FOUND, "No such app.")),
-        Err(e) => Err(e.into_response()),
+        Ok(None) => Err(Refusal(StatusCode::NOT_FOUND, "No such app.")),
+        Err(_) => Err(Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Cannot load the app.",
+        )),
     }
 }
 
@@ -93,13 +115,10 @@ pub(super) async fn sign_in(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let d = match dashboard(&state) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let d = dashboard(&state)?;
     if !auth::same_origin(&headers) || !crate::callers::is_json(&headers) {
-        return refuse(
+        return deny(
             StatusCode::FORBIDDEN,
             "Refused: sign in from the admin page itself.",
         );
@@ -117,7 +136,7 @@ pub(super) async fn sign_in(
         if let Ok(v) = HeaderValue::from_str(&secs) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return r;
+        return Ok(r);
     }
     let presented = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -129,63 +148,54 @@ pub(super) async fn sign_in(
             Record::new(AuditKind::AdminSignInRefused).detail(json!({"reason": "wrong_key"})),
         );
         tokio::time::sleep(auth::WRONG_KEY_DELAY).await;
-        return refuse(StatusCode::UNAUTHORIZED, "Wrong admin key.");
+        return deny(StatusCode::UNAUTHORIZED, "Wrong admin key.");
     }
     d.limiter.succeeded(ip);
     let Some((id, csrf)) = d.sessions.start() else {
-        return refuse(
+        return deny(
             StatusCode::INTERNAL_SERVER_ERROR,
             "No randomness available.",
         );
     };
     state.audit.record(Record::new(AuditKind::AdminSignIn));
-    let mut r = reply(StatusCode::OK, &json!({ "csrf": csrf }));
+    let mut r = respond(StatusCode::OK, &json!({ "csrf": csrf }));
     if let Ok(v) = HeaderValue::from_str(&auth::session_set_cookie(&id, auth::over_https(&headers)))
     {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// `POST /dashboard/api/sign-out` ends the session.
-pub(super) async fn sign_out(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = writer(&state, &headers) {
-        return r;
-    }
+pub(super) async fn sign_out(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Answer {
+    writer(&state, &headers)?;
     if let Ok(d) = dashboard(&state) {
         d.sessions.end(&headers);
     }
     state.audit.record(Record::new(AuditKind::AdminSignOut));
-    let mut r = reply(StatusCode::OK, &json!({}));
+    let mut r = respond(StatusCode::OK, &json!({}));
     if let Ok(v) = HeaderValue::from_str(&auth::session_clear_cookie(auth::over_https(&headers))) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// `GET /dashboard/api/me` → the CSRF token and the audit settings.
-pub(super) async fn me(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    match reader(&state, &headers) {
-        Ok(session) => reply(
-            StatusCode::OK,
-            &json!({
-                "csrf": session.csrf,
-                "audit_stored": state.audit.stored(),
-                "audit_retention_days": state.audit.retention_days(),
-            }),
-        ),
-        Err(r) => r,
-    }
+pub(super) async fn me(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Answer {
+    let session = reader(&state, &headers)?;
+    reply(
+        StatusCode::OK,
+        &json!({
+            "csrf": session.csrf,
+            "audit_stored": state.audit.stored(),
+            "audit_retention_days": state.audit.retention_days(),
+        }),
+    )
 }
 
 /// `GET /dashboard/api/apps` → the apps this instance has loaded.
-pub(super) async fn apps(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = reader(&state, &headers) {
-        return r;
-    }
+pub(super) async fn apps(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Answer {
+    reader(&state, &headers)?;
     reply(
         StatusCode::OK,
         &json!({ "apps": state.registry.loaded_app_ids() }),
@@ -197,17 +207,12 @@ pub(super) async fn sessions(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = reader(&state, &headers) {
-        return r;
-    }
-    let entry = match app(&state, &params).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+) -> Answer {
+    reader(&state, &headers)?;
+    let entry = app(&state, &params).await?;
     let user = params.get("user").map(|s| s.trim()).unwrap_or_default();
     if user.is_empty() {
-        return refuse(StatusCode::BAD_REQUEST, "Give a user id.");
+        return deny(StatusCode::BAD_REQUEST, "Give a user id.");
     }
     let page = DevicePage {
         limit: 100,
@@ -217,7 +222,7 @@ pub(super) async fn sessions(
         Ok(devices) => reply(StatusCode::OK, &json!({ "sessions": devices })),
         Err(e) => {
             tracing::error!(error = %e, "admin page: cannot list sessions");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "Cannot list sessions.")
+            deny(StatusCode::INTERNAL_SERVER_ERROR, "Cannot list sessions.")
         }
     }
 }
@@ -228,26 +233,21 @@ pub(super) async fn revoke(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(r) = writer(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    writer(&state, &headers)?;
     let Ok(input) = serde_json::from_slice::<Value>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "The body must be JSON.");
+        return deny(StatusCode::BAD_REQUEST, "The body must be JSON.");
     };
     let mut params = HashMap::new();
     if let Some(a) = input.get("app").and_then(Value::as_str) {
         params.insert("app".to_owned(), a.to_owned());
     }
-    let entry = match app(&state, &params).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let entry = app(&state, &params).await?;
     let user = input.get("user").and_then(Value::as_str);
     let all = input.get("all").and_then(Value::as_bool).unwrap_or(false);
     let handles: Vec<String> = if all {
         let Some(user) = user else {
-            return refuse(
+            return deny(
                 StatusCode::BAD_REQUEST,
                 "Give the user whose sessions to revoke.",
             );
@@ -256,7 +256,7 @@ pub(super) async fn revoke(
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "admin page: cannot list sessions");
-                return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Cannot list sessions.");
+                return deny(StatusCode::INTERNAL_SERVER_ERROR, "Cannot list sessions.");
             }
         }
     } else {
@@ -271,8 +271,8 @@ pub(super) async fn revoke(
             })
             .unwrap_or_default()
     };
-    if handles.is_empty() || handles.len() > MAX_REVOKE {
-        return refuse(
+    if (handles.is_empty() && !all) || handles.len() > MAX_REVOKE {
+        return deny(
             StatusCode::BAD_REQUEST,
             "Name 1 to 1000 sessions, or a user with all=true.",
         );
@@ -293,7 +293,7 @@ pub(super) async fn revoke(
         }
         Err(e) => {
             tracing::error!(error = %e, "admin page: cannot revoke");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "Cannot revoke.")
+            deny(StatusCode::INTERNAL_SERVER_ERROR, "Cannot revoke.")
         }
     }
 }
@@ -304,14 +304,9 @@ pub(super) async fn keys(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = reader(&state, &headers) {
-        return r;
-    }
-    let entry = match app(&state, &params).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+) -> Answer {
+    reader(&state, &headers)?;
+    let entry = app(&state, &params).await?;
     let engine = &entry.engine;
     // The store is the truth (another instance may have rotated); this is what the next
     // signing request would do anyway.
@@ -351,7 +346,7 @@ pub(super) async fn keys(
             )
         })
         .collect();
-    keys.sort_by(|a, b| b.0.cmp(&a.0));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.0));
     let keys: Vec<Value> = keys.into_iter().map(|(_, v)| v).collect();
     reply(
         StatusCode::OK,
@@ -364,10 +359,8 @@ pub(super) async fn events(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = reader(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    reader(&state, &headers)?;
     let text = |k: &str| {
         params
             .get(k)
@@ -410,7 +403,7 @@ pub(super) async fn events(
         }
         Err(e) => {
             tracing::error!(error = %e, "admin page: cannot read audit records");
-            refuse(
+            deny(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Cannot read audit records.",
             )
@@ -419,13 +412,8 @@ pub(super) async fn events(
 }
 
 /// `GET /dashboard/api/counters` → event counts since this process started.
-pub(super) async fn counters(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = reader(&state, &headers) {
-        return r;
-    }
+pub(super) async fn counters(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Answer {
+    reader(&state, &headers)?;
     let counts: serde_json::Map<String, Value> = state
         .audit
         .counters()

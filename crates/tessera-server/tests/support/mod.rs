@@ -38,6 +38,8 @@ const ENV_KEYS: &[&str] = &[
     "TESSERA_STATIC_SIGNING_KEY_FILE",
     "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
     "TESSERA_LOG",
+    "TESSERA_ADMIN_KEY",
+    "TESSERA_AUDIT_RETENTION_DAYS",
 ];
 
 pub fn postgres_url() -> String {
@@ -113,10 +115,21 @@ impl Drop for Spawned {
 /// Starts `tessera serve` on 127.0.0.1 with a free port; `log` receives its stderr (appended,
 /// so one file can hold several lives of a server).
 pub fn spawn(storage: &Storage, extra: &[&str], log: &Path) -> Spawned {
+    spawn_with_env(storage, extra, &[], log)
+}
+
+/// [`spawn`] with some of the binary's environment variables set (e.g. `TESSERA_LOG`).
+pub fn spawn_with_env(
+    storage: &Storage,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Spawned {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     for k in ENV_KEYS {
         cmd.env_remove(k);
     }
+    cmd.envs(env.iter().copied());
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
