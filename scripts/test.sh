@@ -71,10 +71,10 @@ fi
 TESSERA_BIN="$PWD/target/debug/tessera" tests/compat/python/run.sh -q
 TESSERA_BIN="$PWD/target/debug/tessera" TESSERA_DATABASE_URL="$TESSERA_TEST_POSTGRES_URL" tests/compat/python/run.sh -q
 
-log "headless Chromium with the stock supertokens-website against tessera-axum"
+log "headless Chromium with the stock supertokens-website against tessera-axum, and the tessera serve admin page"
 ./scripts/install-browser-deps.sh
 cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-app --bin website-test-app --bin shop
-(cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" SHOP_BIN="$PWD/../../target/debug/shop" npm test)
+(cd tests/browser && BROWSER_APP_BIN="$PWD/../../target/debug/browser-app" SHOP_BIN="$PWD/../../target/debug/shop" TESSERA_BIN="$PWD/../../target/debug/tessera" npm test)
 
 log "peer benchmarks, smoke mode: every peer answers without errors, the report parses (figures: scripts/bench-peers.sh)"
 SMOKE=1 scripts/bench-peers.sh

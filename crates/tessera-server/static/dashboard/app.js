@@ -201,12 +201,12 @@ async function loadEvents() {
   for (const e of r.records) {
     const tr = document.createElement('tr');
     tr.className = e.kind;
-    cell(tr, time(e.at_ms));
+    cell(tr, time(e.at_ms), 'nowrap');
     cell(tr, e.kind, 'kind');
     cell(tr, e.app_id);
     cell(tr, e.user_id, 'mono');
     cell(tr, e.session_handle, 'mono');
-    cell(tr, e.client_ip, 'mono');
+    cell(tr, e.client_ip, 'mono nowrap');
     cell(tr, e.detail ? JSON.stringify(e.detail) : '', 'mono');
     tbody.appendChild(tr);
   }
