@@ -761,3 +761,52 @@ async fn trace_level_run_logs_no_secret_postgres() {
     })
     .await;
 }
+
+/// Wrong admin keys are answered slowly, then the client IP must wait (429 with Retry-After),
+/// even with the right key; each refusal is recorded without the key tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sign_in_is_slowed_then_limited() {
+    let server = common::start_with(Place::fresh(Backend::Sqlite), audit_config()).await;
+    let store = server.place.open().await;
+    let try_key = |key: &'static str| {
+        let client = server.client.clone();
+        let url = format!("{}/dashboard/api/sign-in", server.base);
+        async move {
+            let started = Instant::now();
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(json!({ "key": key }).to_string())
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status(),
+                r.headers().get("retry-after").cloned(),
+                started.elapsed(),
+            )
+        }
+    };
+    let wrong = "wrong-admin-key-guess-000000000";
+    let tries: Vec<_> = (0..tessera_server::dashboard::MAX_FAILURES)
+        .map(|_| tokio::spawn(try_key(wrong)))
+        .collect();
+    for t in tries {
+        let (status, _, took) = t.await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(took >= tessera_server::dashboard::WRONG_KEY_DELAY);
+    }
+    for key in [wrong, ADMIN_KEY] {
+        let (status, retry_after, _) = try_key(key).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{key}");
+        let secs: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+        assert!((1..=tessera_server::dashboard::FAILURE_WINDOW.as_secs()).contains(&secs));
+    }
+    wait_for(&store, "admin_sign_in_refused", |r| {
+        detail(r)["reason"] == "too_many_tries"
+    })
+    .await;
+    let all = store.audit_events(&AuditQuery::default()).await.unwrap();
+    assert!(all.iter().all(|r| !r.detail.contains("wrong-admin-key")));
+    server.stop().await;
+}
