@@ -701,8 +701,20 @@ async fn trace_run_leaks_nothing(storage: support::Storage) {
             .unwrap();
         key_material.push(v.split('|').next_back().unwrap().to_owned());
     }
+    let rows = store
+        .audit_events(&AuditQuery {
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(rows.iter().any(|r| r.kind == "theft_detected"));
     drop(server);
-    let text = std::fs::read_to_string(&log).unwrap();
+    // The whole log, and every stored record, searched the same way.
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    for r in &rows {
+        text.push_str(&format!("\n{r:?}"));
+    }
 
     // The run really was at trace level and audited.
     // (sqlx is at `warn` unless the filter says otherwise: its statements prove the
