@@ -281,6 +281,36 @@ both_stores!(
         assert_eq!(row.user_id.as_deref(), Some("audit-carol"));
         assert_eq!(detail(&row)["handles"], json!([h3]));
 
+        // Admin revoke of every session of a user.
+        let d1 = server.create("audit-dave").await;
+        let d2 = server.create("audit-dave").await;
+        let r = server
+            .client
+            .post(format!("{root}/dashboard/api/revoke"))
+            .header("cookie", &cookie)
+            .header("x-tessera-csrf", &csrf)
+            .header("content-type", "application/json")
+            .body(json!({"user": "audit-dave", "all": true}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let revoked: Value = r.json().await.unwrap();
+        assert_eq!(revoked["revoked"].as_array().unwrap().len(), 2, "{revoked}");
+        for d in [d1, d2] {
+            let h = d.json["session"]["handle"].as_str().unwrap().to_owned();
+            assert!(!session_alive(&server, &h).await);
+            let row = wait_for(&store, "session_revoked", |r| {
+                r.session_handle.as_deref() == Some(h.as_str())
+            })
+            .await;
+            assert_eq!(detail(&row)["cause"], "admin");
+        }
+        wait_for(&store, "admin_revoke", |r| {
+            r.user_id.as_deref() == Some("audit-dave") && detail(r)["all"] == true
+        })
+        .await;
+
         // Filters: by user, by kind and user, by time.
         let alice = store
             .audit_events(&AuditQuery {
