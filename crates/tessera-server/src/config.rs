@@ -1154,6 +1154,36 @@ mod tests {
     }
 
     #[test]
+    fn audit_and_admin_settings() {
+        let c = resolve_raw(&raw(&[])).unwrap();
+        assert_eq!(
+            (c.audit_retention_days, c.admin_key.is_none()),
+            (None, true)
+        );
+        let key = "adm1n-k3y-adm1n-k3y-0123";
+        let c = resolve_raw(&raw(&[("audit_retention_days", "90"), ("admin_key", key)])).unwrap();
+        assert_eq!(c.audit_retention_days, Some(90));
+        assert_eq!(c.admin_key.as_deref(), Some(key));
+        assert!(!format!("{c:?}").contains(key));
+        for bad in ["0", "36501", "x", "1.5"] {
+            let e = resolve_raw(&raw(&[("audit_retention_days", bad)])).unwrap_err();
+            assert!(e.0.contains("TESSERA_AUDIT_RETENTION_DAYS"), "{e}");
+        }
+        for bad in ["short-key", "has spaces in the admin key!"] {
+            let e = resolve_raw(&raw(&[("admin_key", bad)])).unwrap_err();
+            assert!(
+                e.0.contains("TESSERA_ADMIN_KEY") && !e.0.contains(bad),
+                "{e}"
+            );
+        }
+        let args = ServeArgs {
+            admin_key: Some(key.into()),
+            ..ServeArgs::default()
+        };
+        assert!(!format!("{args:?}").contains(key));
+    }
+
+    #[test]
     fn toml_file_values() {
         let raw = parse_toml(
             "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
