@@ -200,6 +200,10 @@ test("sign in, find, revoke, theft, rotation, cross-site form, screenshot", asyn
     await page.fill("#user-id", "dash-alice");
     await page.click("#sessions-form button[type=submit]");
     await page.waitForFunction(() => document.querySelectorAll("#sessions-table tbody tr").length === 1);
+    // Fresh counters and events (they reload every 3 s): the rotation's second key is there.
+    await page.locator('#counters [data-counter="key_created"] dd').filter({ hasText: /^([2-9]|\d\d+)$/ }).waitFor();
+    await page.click("#events-form button[type=submit]");
+    await page.locator("#events-table tbody tr.key_created").nth(1).waitFor();
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: join(OUTPUT, "dashboard.png"), fullPage: true });
     await context.close();
