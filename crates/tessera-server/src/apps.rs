@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tessera::events::{EventSink, NoEvents};
 use tessera::{EngineError, SessionEngine, Store, PUBLIC};
 
 /// How often an instance re-reads an app's stored overrides (another instance may change them).
@@ -64,6 +65,7 @@ pub struct AppRegistry {
     keys: OperatorKeys,
     apps: RwLock<HashMap<String, Arc<AppEntry>>>,
     build: tokio::sync::Mutex<()>,
+    events: Arc<dyn EventSink>,
 }
 
 impl std::fmt::Debug for AppRegistry {
@@ -95,12 +97,23 @@ impl AppRegistry {
         base: AppSettings,
         keys: OperatorKeys,
     ) -> Result<Self, RegistryError> {
+        Self::with_events(store, base, keys, Arc::new(NoEvents)).await
+    }
+
+    /// [`Self::new`], with every app's engine reporting its events to `events` (metrics).
+    pub async fn with_events(
+        store: Arc<dyn Store>,
+        base: AppSettings,
+        keys: OperatorKeys,
+        events: Arc<dyn EventSink>,
+    ) -> Result<Self, RegistryError> {
         let registry = Self {
             store,
             base,
             keys,
             apps: RwLock::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
+            events,
         };
         let (overrides, created_at) = match registry.store.get_app_config(PUBLIC).await {
             Ok(Some((json, created))) => (parse_overrides(&json), Some(created)),
@@ -115,6 +128,12 @@ impl AppRegistry {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The apps loaded on this instance (for metrics).
+    pub fn loaded(&self) -> Vec<Arc<AppEntry>> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        apps.values().cloned().collect()
     }
 
     fn cached(&self, app_id: &str) -> Option<Arc<AppEntry>> {
@@ -137,7 +156,8 @@ impl AppRegistry {
         let mut builder = SessionEngine::builder(Arc::clone(&self.store))
             .app_id(app_id)
             .config(settings.session.clone())
-            .devices(settings.devices.clone());
+            .devices(settings.devices.clone())
+            .events(Arc::clone(&self.events));
         if app_id == PUBLIC {
             if let Some(key) = &self.keys.static_signing_key {
                 builder = builder.static_signing_key(key.clone());

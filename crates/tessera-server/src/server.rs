@@ -46,7 +46,14 @@ pub async fn build_state(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> Result<Arc<ServerState>, StartError> {
-    let registry = AppRegistry::new(
+    let metrics = config
+        .metrics
+        .then(|| Arc::new(crate::metrics::ServerMetrics::new()));
+    let events: Arc<dyn tessera::events::EventSink> = match &metrics {
+        Some(m) => Arc::new(crate::metrics::MetricsSink(Arc::clone(m))),
+        None => Arc::new(tessera::events::NoEvents),
+    };
+    let registry = AppRegistry::with_events(
         store,
         config.app.clone(),
         crate::apps::OperatorKeys {
@@ -55,6 +62,7 @@ pub async fn build_state(
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },
+        events,
     )
     .await?;
     Ok(Arc::new(ServerState {
@@ -62,6 +70,11 @@ pub async fn build_state(
         cdi: CdiPolicy::new(config.max_cdi.clone(), config.min_cdi.clone()),
         base_path: config.base_path.clone(),
         limits: config.limits,
+        metrics_route: metrics.is_some() && config.metrics_addr.is_none(),
+        metrics,
+        api_key_limiter: config
+            .api_key_rate_limit
+            .map(crate::limit::ApiKeyLimiter::new),
     }))
 }
 
@@ -78,7 +91,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let limits = state.limits;
+    let upkeep = state.metrics.as_ref().map(|m| {
+        let m = Arc::clone(m);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                m.run_upkeep();
+            }
+        })
+    });
     serve_connections(listener, router(state), limits, shutdown).await;
+    if let Some(task) = upkeep {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -123,6 +149,23 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Bind(addr.clone(), e))?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    let metrics_task = match (&config.metrics_addr, &state.metrics) {
+        (Some(addr), Some(_)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Bind(addr.clone(), e))?;
+            tracing::info!(address = %addr, "metrics listening");
+            let router = crate::routes::metrics_router(Arc::clone(&state));
+            let limits = state.limits;
+            Some(tokio::spawn(serve_connections(
+                listener,
+                router,
+                limits,
+                std::future::pending(),
+            )))
+        }
+        _ => None,
+    };
     println!(
         "tessera listening on http://{local}{} (store: {})",
         config.base_path,
@@ -130,6 +173,9 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
     );
     tracing::info!(address = %local, store = %config.storage.describe(), "tessera serve started");
     serve(listener, state, shutdown_signal()).await?;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     tracing::info!("tessera serve stopped");
     Ok(())
 }

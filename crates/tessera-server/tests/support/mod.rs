@@ -38,6 +38,10 @@ const ENV_KEYS: &[&str] = &[
     "TESSERA_STATIC_SIGNING_KEY_FILE",
     "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
     "TESSERA_LOG",
+    "TESSERA_LOG_FORMAT",
+    "TESSERA_METRICS",
+    "TESSERA_METRICS_ADDR",
+    "TESSERA_API_KEY_RATE_LIMIT",
 ];
 
 pub fn postgres_url() -> String {

@@ -80,6 +80,24 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
+/// A connection pool's state at one moment (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Connections in use (`size - idle`).
+    pub fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+}
+
 /// What the engine needs from a database (device metadata: [`DeviceStore`]).
 #[async_trait]
 pub trait Store: DeviceStore {
@@ -208,6 +226,11 @@ pub trait Store: DeviceStore {
 
     /// Runs a trivial read, to check the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pool's state, for stores that pool connections (metrics).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
 
     /// Creates or replaces the stored core-config overrides of an app (JSON text); returns
     /// true if the app was new. The default keeps nothing (an app then lives only in memory).

@@ -448,6 +448,14 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            fn pool_stats(&self) -> Option<$crate::store::PoolStats> {
+                Some($crate::store::PoolStats {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                })
+            }
+
             async fn put_app_config(
                 &self,
                 app_id: &str,
