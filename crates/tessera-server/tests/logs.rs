@@ -7,10 +7,10 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use support::{create_body, token};
+use support::{create_body, refresh_body, token, verify_body};
 
 const KEY: &str = "logs-test-key-0123456789abc";
 const USER: &str = "log-private-user-4711";
@@ -54,9 +54,9 @@ async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
         .unwrap();
     let at = token(&created, "accessToken");
     let rt = token(&created, "refreshToken");
-    let verify = json!({"accessToken": at, "doAntiCsrfCheck": false, "enableAntiCsrf": false});
+    let verify = verify_body(&at, false);
     assert_eq!(post("/recipe/session/verify", verify).await.unwrap().status(), 200);
-    let refresh = json!({"refreshToken": rt, "enableAntiCsrf": false});
+    let refresh = refresh_body(&rt);
     assert_eq!(post("/recipe/session/refresh", refresh).await.unwrap().status(), 200);
     let r = c
         .get(format!("{base}/recipe/session/user?userId={USER}"))

@@ -81,7 +81,7 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Series {
 fn moved(before: &Series, after: &Series) -> BTreeMap<String, f64> {
     after
         .iter()
-        .filter(|(k, _)| k.contains("_total{") || k.contains("_seconds{"))
+        .filter(|(k, _)| k.contains("_total{") || k.starts_with("tessera_session_operation_seconds{"))
         .filter_map(|(k, v)| {
             let d = v - before.get(k).copied().unwrap_or(0.0);
             (d != 0.0).then(|| (k.clone(), d))

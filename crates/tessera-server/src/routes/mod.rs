@@ -54,11 +54,11 @@ pub struct ServerState {
 
 /// The HTTP service of `tessera serve`.
 pub fn router(state: Arc<ServerState>) -> Router {
-    let mut router = Router::new();
-    if state.metrics_route {
-        router = router.route("/metrics", axum::routing::get(metrics_behind_api_key));
-    }
-    router.fallback(dispatch).with_state(state)
+    // `/metrics` is always this route: 404 when metrics are off or served apart.
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics_behind_api_key))
+        .fallback(dispatch)
+        .with_state(state)
 }
 
 /// The router of the separate metrics listener (`--metrics-addr`): `GET /metrics` only, no
@@ -74,6 +74,9 @@ async fn metrics_behind_api_key(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
 ) -> Response {
+    if !state.metrics_route {
+        return ApiError::NotFound.into_response();
+    }
     let keys = match state.registry.get(PUBLIC).await {
         Ok(Some(app)) => app.settings.api_keys.clone(),
         Ok(None) => None,
