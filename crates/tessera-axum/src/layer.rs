@@ -70,7 +70,9 @@ where
         if let Some(limited) = tessera
             .limiter()
             .filter(|l| is_refresh && l.limits_refresh())
-            .and_then(|l| l.check_refresh(peer(&request), request.headers(), tessera.trusted_proxies()))
+            .and_then(|l| {
+                l.check_refresh(peer(&request), request.headers(), tessera.trusted_proxies())
+            })
         {
             return ResponseFuture {
                 kind: Kind::Route {
@@ -105,7 +107,9 @@ where
             if let Some(limited) = tessera
                 .limiter()
                 .filter(|l| l.limits_mints() && anonymous::mints(&plan))
-                .and_then(|l| l.check_mint(peer(&request), request.headers(), tessera.trusted_proxies()))
+                .and_then(|l| {
+                    l.check_mint(peer(&request), request.headers(), tessera.trusted_proxies())
+                })
             {
                 return ResponseFuture {
                     kind: Kind::Route {

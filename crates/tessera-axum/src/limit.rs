@@ -134,7 +134,13 @@ impl ClientLimiter {
         headers: &HeaderMap,
         trusted: &[IpAddr],
     ) -> Option<Response> {
-        check(self.mint.as_ref()?, peer, headers, trusted, "anonymous_mint")
+        check(
+            self.mint.as_ref()?,
+            peer,
+            headers,
+            trusted,
+            "anonymous_mint",
+        )
     }
 
     /// `Some(429 answer)` when the client is over the refresh limit.

@@ -117,7 +117,13 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
     let at = r.header("st-access-token").unwrap().to_owned();
     let rt1 = r.header("st-refresh-token").unwrap().to_owned();
     for _ in 0..2 {
-        let r = send(&app, Method::GET, "/me", &[("authorization", &format!("Bearer {at}"))]).await;
+        let r = send(
+            &app,
+            Method::GET,
+            "/me",
+            &[("authorization", &format!("Bearer {at}"))],
+        )
+        .await;
         assert_eq!(r.body, "ada");
     }
     let after = scrape(&handle);
@@ -125,8 +131,14 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
         moved(&before, &after),
         expect(&[
             (r#"tessera_sessions_created_total{app="public"}"#, 1.0),
-            (r#"tessera_verify_cache_total{app="public",result="miss"}"#, 1.0),
-            (r#"tessera_verify_cache_total{app="public",result="hit"}"#, 1.0),
+            (
+                r#"tessera_verify_cache_total{app="public",result="miss"}"#,
+                1.0
+            ),
+            (
+                r#"tessera_verify_cache_total{app="public",result="hit"}"#,
+                1.0
+            ),
         ])
     );
     before = after;
@@ -140,7 +152,11 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
                 app,
                 Method::POST,
                 "/auth/session/refresh",
-                &[("authorization", &bearer), ("rid", "session"), ("st-auth-mode", "header")],
+                &[
+                    ("authorization", &bearer),
+                    ("rid", "session"),
+                    ("st-auth-mode", "header"),
+                ],
             )
             .await
         }
@@ -154,8 +170,14 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
     assert_eq!(
         moved(&before, &after),
         expect(&[
-            (r#"tessera_refresh_total{app="public",outcome="current"}"#, 1.0),
-            (r#"tessera_refresh_total{app="public",outcome="promoted"}"#, 1.0),
+            (
+                r#"tessera_refresh_total{app="public",outcome="current"}"#,
+                1.0
+            ),
+            (
+                r#"tessera_refresh_total{app="public",outcome="promoted"}"#,
+                1.0
+            ),
             (r#"tessera_sdk_refresh_total{result="refreshed"}"#, 2.0),
         ])
     );
@@ -167,9 +189,15 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
     let after = scrape(&handle);
     let theft = moved(&before, &after);
     for (series, n) in [
-        (r#"tessera_refresh_total{app="public",outcome="theft"}"#, 1.0),
+        (
+            r#"tessera_refresh_total{app="public",outcome="theft"}"#,
+            1.0,
+        ),
         (r#"tessera_theft_detected_total{app="public"}"#, 1.0),
-        (r#"tessera_sessions_revoked_total{app="public",cause="theft"}"#, 1.0),
+        (
+            r#"tessera_sessions_revoked_total{app="public",cause="theft"}"#,
+            1.0,
+        ),
         (r#"tessera_sdk_refresh_total{result="theft"}"#, 1.0),
     ] {
         assert_eq!(theft.get(series), Some(&n), "{series}: {theft:?}");

@@ -793,9 +793,14 @@ fn resolve_operating<'a>(
         config.metrics_addr = Some(v.to_owned());
     }
     if let Some(v) = get("api_key_rate_limit") {
-        let limit = v
-            .parse()
-            .map_err(|allowed| bad("api_key_rate_limit", Some("TESSERA_API_KEY_RATE_LIMIT"), allowed, v))?;
+        let limit = v.parse().map_err(|allowed| {
+            bad(
+                "api_key_rate_limit",
+                Some("TESSERA_API_KEY_RATE_LIMIT"),
+                allowed,
+                v,
+            )
+        })?;
         config.api_key_rate_limit = Some(limit);
     }
     Ok(())

@@ -21,21 +21,40 @@ async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for k in ["LOG_LEVEL", "TESSERA_LOG", "TESSERA_LOG_FORMAT", "API_KEYS", "TESSERA_CONFIG"] {
+    for k in [
+        "LOG_LEVEL",
+        "TESSERA_LOG",
+        "TESSERA_LOG_FORMAT",
+        "API_KEYS",
+        "TESSERA_CONFIG",
+    ] {
         cmd.env_remove(k);
     }
-    cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--api-keys", KEY])
-        .arg("--sqlite-path")
-        .arg(dir.path().join("core.db"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
+    cmd.args([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-keys",
+        KEY,
+    ])
+    .arg("--sqlite-path")
+    .arg(dir.path().join("core.db"))
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).unwrap());
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let base = line.split_whitespace().nth(3).unwrap().trim_end_matches('/').to_owned();
+    let base = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
 
     let c = support::client();
     let post = |path: &str, body: Value| {
@@ -55,9 +74,21 @@ async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
     let at = token(&created, "accessToken");
     let rt = token(&created, "refreshToken");
     let verify = verify_body(&at, false);
-    assert_eq!(post("/recipe/session/verify", verify).await.unwrap().status(), 200);
+    assert_eq!(
+        post("/recipe/session/verify", verify)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let refresh = refresh_body(&rt);
-    assert_eq!(post("/recipe/session/refresh", refresh).await.unwrap().status(), 200);
+    assert_eq!(
+        post("/recipe/session/refresh", refresh)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = c
         .get(format!("{base}/recipe/session/user?userId={USER}"))
         .header("api-key", KEY)
@@ -80,7 +111,10 @@ async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
 }
 
 fn assert_private(text: &str, tokens: &[String]) {
-    assert!(!text.contains('\u{1b}'), "ANSI escape in a non-terminal log:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape in a non-terminal log:\n{text}"
+    );
     assert!(!text.contains(USER), "user id in the log:\n{text}");
     assert!(!text.contains(KEY), "API key in the log:\n{text}");
     for t in tokens {
@@ -108,7 +142,12 @@ async fn json_format_writes_one_object_per_line_and_one_request_line_at_debug() 
     }
     let routes: Vec<(String, u64)> = requests
         .iter()
-        .map(|f| (f["route"].as_str().unwrap().to_owned(), f["status"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["route"].as_str().unwrap().to_owned(),
+                f["status"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         routes,
@@ -133,7 +172,10 @@ async fn text_format_has_no_colours_off_a_terminal_and_no_request_lines_at_info(
     assert!(!info.contains("tessera::request"), "{info}");
     let (debug, tokens) = run_and_log(&["--log-format", "text", "--log-level", "debug"]).await;
     assert_private(&debug, &tokens);
-    let lines = debug.lines().filter(|l| l.contains("tessera::request")).count();
+    let lines = debug
+        .lines()
+        .filter(|l| l.contains("tessera::request"))
+        .count();
     assert_eq!(lines, 5, "{debug}");
     assert!(debug.contains("/recipe/session/refresh"), "{debug}");
 }

@@ -81,7 +81,9 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Series {
 fn moved(before: &Series, after: &Series) -> BTreeMap<String, f64> {
     after
         .iter()
-        .filter(|(k, _)| k.contains("_total{") || k.starts_with("tessera_session_operation_seconds{"))
+        .filter(|(k, _)| {
+            k.contains("_total{") || k.starts_with("tessera_session_operation_seconds{")
+        })
         .filter_map(|(k, v)| {
             let d = v - before.get(k).copied().unwrap_or(0.0);
             (d != 0.0).then(|| (k.clone(), d))
@@ -98,8 +100,7 @@ const CREATE_OK: &str = r#"tessera_http_requests_total{route="/recipe/session",s
 const CREATE_TIME: &str = r#"tessera_session_operation_seconds{app="public",operation="create"}"#;
 const REFRESH_OK: &str =
     r#"tessera_http_requests_total{route="/recipe/session/refresh",status="200"}"#;
-const REFRESH_TIME: &str =
-    r#"tessera_session_operation_seconds{app="public",operation="refresh"}"#;
+const REFRESH_TIME: &str = r#"tessera_session_operation_seconds{app="public",operation="refresh"}"#;
 
 async fn every_counter_moves_by_exactly_its_events(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +169,13 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
     // Verify twice: a cache miss, then a hit.
     let at = token(&created, "accessToken");
     for _ in 0..2 {
-        let v = post(&c, &base, "/recipe/session/verify", &verify_body(&at, false)).await;
+        let v = post(
+            &c,
+            &base,
+            "/recipe/session/verify",
+            &verify_body(&at, false),
+        )
+        .await;
         assert_eq!(status(&v), "OK", "{v}");
     }
     before = step(
@@ -183,8 +190,14 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
                 r#"tessera_session_operation_seconds{app="public",operation="verify"}"#,
                 2.0,
             ),
-            (r#"tessera_verify_cache_total{app="public",result="miss"}"#, 1.0),
-            (r#"tessera_verify_cache_total{app="public",result="hit"}"#, 1.0),
+            (
+                r#"tessera_verify_cache_total{app="public",result="miss"}"#,
+                1.0,
+            ),
+            (
+                r#"tessera_verify_cache_total{app="public",result="hit"}"#,
+                1.0,
+            ),
         ]),
     )
     .await;
@@ -197,7 +210,10 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
         "refresh current",
         before,
         expect(&[
-            (r#"tessera_refresh_total{app="public",outcome="current"}"#, 1.0),
+            (
+                r#"tessera_refresh_total{app="public",outcome="current"}"#,
+                1.0,
+            ),
             (REFRESH_OK, 1.0),
             (REFRESH_TIME, 1.0),
         ]),
@@ -212,7 +228,10 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
         "refresh promoted",
         before,
         expect(&[
-            (r#"tessera_refresh_total{app="public",outcome="promoted"}"#, 1.0),
+            (
+                r#"tessera_refresh_total{app="public",outcome="promoted"}"#,
+                1.0,
+            ),
             (REFRESH_OK, 1.0),
             (REFRESH_TIME, 1.0),
         ]),
@@ -226,9 +245,15 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
         "theft",
         before,
         expect(&[
-            (r#"tessera_refresh_total{app="public",outcome="theft"}"#, 1.0),
+            (
+                r#"tessera_refresh_total{app="public",outcome="theft"}"#,
+                1.0,
+            ),
             (r#"tessera_theft_detected_total{app="public"}"#, 1.0),
-            (r#"tessera_sessions_revoked_total{app="public",cause="theft"}"#, 1.0),
+            (
+                r#"tessera_sessions_revoked_total{app="public",cause="theft"}"#,
+                1.0,
+            ),
             (REFRESH_OK, 1.0),
             (REFRESH_TIME, 1.0),
         ]),
@@ -331,7 +356,14 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
 
     // Nothing private in any series: no user id, handle or token.
     let all: String = after.keys().cloned().collect();
-    for secret in [&at, &rt1, &rt2, &handles[0], &"ada".to_owned(), &KEY.to_owned()] {
+    for secret in [
+        &at,
+        &rt1,
+        &rt2,
+        &handles[0],
+        &"ada".to_owned(),
+        &KEY.to_owned(),
+    ] {
         assert!(!all.contains(secret.as_str()), "{secret} in the metrics");
     }
     drop(server);
@@ -363,7 +395,12 @@ async fn metrics_addr_serves_metrics_apart_and_off_turns_them_off() {
     let log = dir.path().join("server.log");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let server = start(&storage, &["--api-keys", KEY, "--metrics-addr", &addr], &log).await;
+    let server = start(
+        &storage,
+        &["--api-keys", KEY, "--metrics-addr", &addr],
+        &log,
+    )
+    .await;
     let c = keyed_client();
     post(&c, &server.base, "/recipe/session", &create_body("cy")).await;
     // The separate listener needs no key (keep it on a private interface).
@@ -424,7 +461,10 @@ async fn per_api_key_limit_answers_429_with_retry_after_then_refills() {
     // Another key has its own bucket; a wrong key is refused before any bucket.
     let mut h = HeaderMap::new();
     h.insert("api-key", HeaderValue::from_static(other));
-    let c2 = reqwest::Client::builder().default_headers(h).build().unwrap();
+    let c2 = reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap();
     assert_eq!(get(&c2).await.unwrap().status(), 200);
     let nokey = support::client();
     assert_eq!(get(&nokey).await.unwrap().status(), 401);

@@ -87,13 +87,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             let store = Arc::new(tessera::SqliteStore::open(path).await?);
-            let mut builder = tessera::SessionEngine::builder(store).config(tessera::SessionConfig {
-                verified_token_cache: if args.no_cache { 0 } else { 10_000 },
-                ..Default::default()
-            });
+            let mut builder =
+                tessera::SessionEngine::builder(store).config(tessera::SessionConfig {
+                    verified_token_cache: if args.no_cache { 0 } else { 10_000 },
+                    ..Default::default()
+                });
             if args.metrics {
-                let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-                    .install_recorder()?;
+                let handle =
+                    metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
                 // Drain histograms now and then, as an exporter's upkeep would.
                 tokio::spawn(async move {
                     loop {

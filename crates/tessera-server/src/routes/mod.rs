@@ -18,10 +18,10 @@ use crate::cdi::{CdiPolicy, CdiVersion};
 use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
-use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
-use axum::body::{Body, Bytes};
 use crate::limit::{too_many_requests, ApiKeyLimiter};
 use crate::metrics::{Operation, ServerMetrics};
+use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -167,7 +167,10 @@ const API_PATHS: &[(&str, Api)] = &[
     ("/recipe/session/anonymous", Api::Anonymous),
     ("/recipe/session/devices", Api::Devices),
     ("/recipe/session/devices/revoke", Api::DevicesRevoke),
-    ("/recipe/session/devices/revoke-others", Api::DevicesRevokeOthers),
+    (
+        "/recipe/session/devices/revoke-others",
+        Api::DevicesRevokeOthers,
+    ),
 ];
 
 impl Api {
