@@ -154,6 +154,17 @@ impl ServerMetrics {
             "Database pool connections, by state (in_use, idle) and the pool's maximum (max)."
                 .into(),
         );
+        c(
+            "tessera_db_pool_acquires_total",
+            "Connections acquired from the pool for single queries (transactions not counted).",
+        );
+        r.describe_gauge(
+            "tessera_db_pool_acquire_wait_seconds".into(),
+            Some(Unit::Seconds),
+            "Total time those acquisitions waited for a connection since start (monotonic; \
+             divide its rate by the rate of tessera_db_pool_acquires_total for the mean wait)."
+                .into(),
+        );
     }
 
     fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
@@ -225,6 +236,13 @@ impl ServerMetrics {
                     f64::from(n),
                 );
             }
+            self.counter("tessera_db_pool_acquires_total", Vec::new())
+                .absolute(pool.acquires);
+            self.gauge(
+                "tessera_db_pool_acquire_wait_seconds",
+                Vec::new(),
+                pool.acquire_wait.as_secs_f64(),
+            );
         }
         self.handle.render()
     }

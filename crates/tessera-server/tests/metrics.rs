@@ -82,7 +82,8 @@ fn moved(before: &Series, after: &Series) -> BTreeMap<String, f64> {
     after
         .iter()
         .filter(|(k, _)| {
-            k.contains("_total{") || k.starts_with("tessera_session_operation_seconds{")
+            (k.contains("_total{") || k.starts_with("tessera_session_operation_seconds{"))
+                && !k.starts_with("tessera_db_pool_")
         })
         .filter_map(|(k, v)| {
             let d = v - before.get(k).copied().unwrap_or(0.0);
@@ -159,6 +160,11 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
     // Create.
     let created = post(&c, &base, "/recipe/session", &create_body("ada")).await;
     assert_eq!(status(&created), "OK");
+    // The create's queries acquired connections from the pool, and their wait is counted.
+    let pool = scrape(&c, &metrics).await;
+    let acquires = "tessera_db_pool_acquires_total{}";
+    assert!(pool[acquires] > before[acquires], "{pool:?}");
+    assert!(pool["tessera_db_pool_acquire_wait_seconds{}"] >= 0.0);
     before = step(
         "create",
         before,

@@ -89,6 +89,35 @@ pub struct PoolStats {
     pub idle: u32,
     /// The most connections the pool opens.
     pub max: u32,
+    /// Connections acquired for single queries since the store opened (transactions are not
+    /// counted).
+    pub acquires: u64,
+    /// Total time those acquisitions waited for a connection.
+    pub acquire_wait: std::time::Duration,
+}
+
+/// Counts connection acquisitions and the time they waited (cumulative, lock-free).
+#[derive(Debug, Default)]
+pub(crate) struct AcquireWaits {
+    count: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl AcquireWaits {
+    pub(crate) fn record(&self, waited: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(1, Relaxed);
+        self.nanos
+            .fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    pub(crate) fn totals(&self) -> (u64, std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.count.load(Relaxed),
+            std::time::Duration::from_nanos(self.nanos.load(Relaxed)),
+        )
+    }
 }
 
 impl PoolStats {
