@@ -107,8 +107,10 @@ impl AcquireWaits {
     pub(crate) fn record(&self, waited: std::time::Duration) {
         use std::sync::atomic::Ordering::Relaxed;
         self.count.fetch_add(1, Relaxed);
-        self.nanos
-            .fetch_add(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.nanos.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
     }
 
     pub(crate) fn totals(&self) -> (u64, std::time::Duration) {
