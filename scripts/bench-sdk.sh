@@ -6,6 +6,8 @@
 #   peer       express + supertokens-node verifySession against tessera serve, and the same
 #              express app without verifySession (its own baseline)
 # Each figure is the best of ROUNDS interleaved runs, so drift on a noisy machine hits all alike.
+# BENCH_METRICS=1 adds "session, cache on, metrics": the same app recording the SDK's metrics
+# into a Prometheus recorder (bench-app --metrics), interleaved with the others (issue 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-6s}"
@@ -50,9 +52,10 @@ BARE_COOKIE=$(session_cookie)
 cleanup
 
 
-bare=(); cached=(); uncached=()
+bare=(); cached=(); uncached=(); metered=()
 for _ in $(seq 1 "$ROUNDS"); do
   cached+=("$(axum --mode session)")
+  if [ "${BENCH_METRICS:-0}" = 1 ]; then metered+=("$(axum --mode session --metrics)"); fi
   uncached+=("$(axum --mode session --no-cache)")
   bare+=("$(axum --mode bare)")
 done
@@ -89,4 +92,11 @@ print(f"bare axum            {bare:>10,.0f} req/s")
 print(f"session, cache on    {cached:>10,.0f} req/s  ratio {cached/bare:.3f} (target >= 0.8)")
 print(f"session, cache off   {uncached:>10,.0f} req/s  ratio {uncached/bare:.3f}")
 PY
+if [ "${BENCH_METRICS:-0}" = 1 ]; then
+  python3 - "$(best "${bare[@]}")" "$(best "${cached[@]}")" "$(best "${metered[@]}")" <<'PY'
+import sys
+bare, cached, metered = map(float, sys.argv[1:])
+print(f"session, cache on, metrics {metered:>10,.0f} req/s  ratio {metered/bare:.3f}; metrics on / off {metered/cached:.3f} (target >= 0.95)")
+PY
+fi
 echo "$peer_line"

@@ -17,6 +17,10 @@
 # JSON status is not OK — a run with errors is invalid and makes the script fail), and the
 # server's resident memory (VmRSS) idle and after the load. The server is stopped by PID on
 # exit, whatever happens.
+#
+# METRICS=off starts the server with `--metrics off` (default: on, as shipped); compare the
+# verify figure of two runs, or use METRICS=both to run the whole load twice, on then off, and
+# print the ratios (issue 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +51,31 @@ if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || [ "$DURATION" -lt 1 ] || [ "$DURATION" -gt
 fi
 
 log() { printf '== %s\n' "$*" >&2; }
+
+METRICS="${METRICS:-on}"
+if [ "$METRICS" = both ]; then
+  # The same load twice, metrics on then off, each with its own server; ratios of the two.
+  on_out="$(METRICS=on "$0" "$@")"
+  printf 'metrics on:%s\n\n' "$on_out"
+  off_out="$(METRICS=off "$0" "$@")"
+  printf 'metrics off:%s\n\n' "$off_out"
+  python3 - "$on_out" "$off_out" <<'PY'
+import sys
+def rates(text):
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(("GET ", "POST ")):
+            name, rest = line[:46].strip(), line[46:].split()
+            out[name] = float(rest[0])
+    return out
+on, off = map(rates, sys.argv[1:3])
+for name in on:
+    if name in off and off[name]:
+        print(f"metrics on / off  {name:46} {on[name]:9.0f} / {off[name]:9.0f} = {on[name] / off[name]:.3f}")
+PY
+  exit 0
+fi
+case "$METRICS" in on | off) ;; *) echo "METRICS must be on, off or both" >&2; exit 2 ;; esac
 
 if ! command -v wrk >/dev/null; then
   log "installing wrk"
@@ -95,7 +124,8 @@ env -u API_KEYS -u POSTGRESQL_CONNECTION_URI -u POSTGRESQL_TABLE_SCHEMA -u TESSE
   -u TESSERA_SQLITE_PATH -u ACCESS_TOKEN_VALIDITY -u REFRESH_TOKEN_VALIDITY -u BASE_PATH \
   -u ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL -u REFRESH_TOKEN_ROTATION_GRACE_PERIOD \
   -u SUPERTOKENS_MAX_CDI_VERSION -u SUPERTOKENS_MIN_CDI_VERSION -u TESSERA_LOG \
-  LOG_LEVEL=error taskset -c 0 "$BIN" serve --host 127.0.0.1 --port 0 "${STORE[@]}" \
+  -u TESSERA_METRICS -u TESSERA_METRICS_ADDR -u TESSERA_API_KEY_RATE_LIMIT -u TESSERA_LOG_FORMAT \
+  LOG_LEVEL=error taskset -c 0 "$BIN" serve --host 127.0.0.1 --port 0 --metrics "$METRICS" "${STORE[@]}" \
   >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 URL=""

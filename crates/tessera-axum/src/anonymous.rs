@@ -246,6 +246,11 @@ pub(crate) enum Plan {
     Clear(TokenLocation),
 }
 
+/// True when carrying out `plan` mints an anonymous token (for the mint rate limit).
+pub(crate) fn mints(plan: &Plan) -> bool {
+    matches!(plan, Plan::Mint { .. })
+}
+
 /// True when the request carries something in an access-token position (the bearer header
 /// with a non-anonymous `kid`, or the access-token cookie). Such a request is signed in, or
 /// will refresh; nothing anonymous happens (A7, A22).
@@ -643,6 +648,7 @@ fn minted_state(
 ) -> AnonymousState {
     match result {
         Ok(minted) => {
+            crate::metrics::layer_minted();
             sink.with(|c| write_anonymous(c, tessera.config(), location, &minted));
             AnonymousState::Present(AnonymousSession {
                 claims: Arc::new(minted.claims),

@@ -66,7 +66,22 @@ where
         let config = tessera.config();
         let path = request.uri().path();
         let is_post = request.method() == Method::POST;
-        let kind = if is_post && path == config.refresh_path() {
+        let is_refresh = is_post && path == config.refresh_path();
+        if let Some(limited) = tessera
+            .limiter()
+            .filter(|l| is_refresh && l.limits_refresh())
+            .and_then(|l| {
+                l.check_refresh(peer(&request), request.headers(), tessera.trusted_proxies())
+            })
+        {
+            return ResponseFuture {
+                kind: Kind::Route {
+                    future: Box::pin(std::future::ready(limited)),
+                },
+                sink,
+            };
+        }
+        let kind = if is_refresh {
             let (tessera, route_sink) = (tessera.clone(), sink.clone());
             Kind::Route {
                 future: Box::pin(async move {
@@ -89,6 +104,20 @@ where
             // key refetch) takes the async path.
             let (plan, cookies) =
                 anonymous::plan(tessera, request.method(), path, request.headers());
+            if let Some(limited) = tessera
+                .limiter()
+                .filter(|l| l.limits_mints() && anonymous::mints(&plan))
+                .and_then(|l| {
+                    l.check_mint(peer(&request), request.headers(), tessera.trusted_proxies())
+                })
+            {
+                return ResponseFuture {
+                    kind: Kind::Route {
+                        future: Box::pin(std::future::ready(limited)),
+                    },
+                    sink,
+                };
+            }
             match anonymous::run_now(tessera, &sink, plan) {
                 Ok(state) => {
                     request.extensions_mut().insert(RequestContext {
@@ -131,6 +160,14 @@ where
         };
         ResponseFuture { kind, sink }
     }
+}
+
+/// The connection's peer address, when the app serves with connect info.
+fn peer(request: &Request<Body>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 pin_project! {

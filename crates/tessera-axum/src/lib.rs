@@ -47,6 +47,8 @@ pub mod devices;
 pub mod domains;
 pub mod error;
 pub mod layer;
+pub mod limit;
+pub mod metrics;
 pub mod remote;
 mod routes;
 pub mod session;

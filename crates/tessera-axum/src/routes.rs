@@ -170,6 +170,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
                     c.set_cookie(names::LEGACY_ID_REFRESH_COOKIE, v);
                 }
             });
+            crate::metrics::refresh_route("refreshed");
             json_response(StatusCode::OK, &serde_json::json!({}))
         }
         Err((
@@ -181,6 +182,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             proven,
         )) => {
             tracing::warn!(session = %session_handle, "token theft detected at refresh");
+            crate::metrics::refresh_route("theft");
             let rejection = SessionRejection::new(
                 tessera,
                 RejectionKind::TokenTheft {
@@ -193,17 +195,23 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         Err((SessionError::Engine(e), _)) => {
             // An outage must not sign everyone out: no clearing on 5xx (RT-15).
             tracing::error!(error = %e, "refresh failed");
+            crate::metrics::refresh_route("error");
             SessionRejection::new(tessera, RejectionKind::Internal).into_response()
         }
         // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
         Err((SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch), _)) => {
+            crate::metrics::refresh_route("anti_csrf");
             unauthorised(false)
         }
         Err((_, proven)) if config.anonymous_sessions() => {
+            crate::metrics::refresh_route("unauthorised");
             let rejection = SessionRejection::new(tessera, RejectionKind::Unauthorised);
             cleared_to_anonymous(rejection, proven).await
         }
-        Err(_) => unauthorised(true),
+        Err(_) => {
+            crate::metrics::refresh_route("unauthorised");
+            unauthorised(true)
+        }
     }
 }
 

@@ -47,6 +47,7 @@ struct Inner {
     sign_in_hook: Option<SignInHook>,
     kid_memo: KidMemo,
     trusted_proxies: Arc<[std::net::IpAddr]>,
+    limiter: Option<Arc<crate::limit::ClientLimiter>>,
 }
 
 /// What the sign-in hook receives: who is signing in and the anonymous session they had (A3,
@@ -82,6 +83,7 @@ impl Tessera {
             sign_in_hook: None,
             kid_memo: KidMemo::default(),
             trusted_proxies: Arc::from(Vec::new()),
+            limiter: None,
         }))
     }
 
@@ -94,6 +96,7 @@ impl Tessera {
             sign_in_hook: shared.sign_in_hook.clone(),
             kid_memo: KidMemo::default(),
             trusted_proxies: Arc::clone(&shared.trusted_proxies),
+            limiter: shared.limiter.clone(),
         });
         f(&mut inner);
         Self(Arc::new(inner))
@@ -139,6 +142,18 @@ impl Tessera {
     pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
         let proxies: Vec<_> = proxies.into_iter().map(|p| p.to_canonical()).collect();
         self.edit(|i| i.trusted_proxies = Arc::from(proxies))
+    }
+
+    /// Per-client-IP rate limits for anonymous mints and the refresh route (see
+    /// [`crate::limit`]); off by default. The client IP follows
+    /// [`Self::with_trusted_proxies`].
+    pub fn with_client_limits(self, limits: crate::limit::ClientLimits) -> Self {
+        let limiter = crate::limit::ClientLimiter::new(limits).map(Arc::new);
+        self.edit(|i| i.limiter = limiter)
+    }
+
+    pub(crate) fn limiter(&self) -> Option<&crate::limit::ClientLimiter> {
+        self.0.limiter.as_deref()
     }
 
     pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {

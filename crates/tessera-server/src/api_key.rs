@@ -19,6 +19,12 @@ pub fn api_key_ok(headers: &HeaderMap, keys: Option<&[String]>) -> bool {
     })
 }
 
+/// The SHA-256 (hex) of the key a request presents, if any: what the per-key rate limit is
+/// keyed by, so the key itself is not kept a second time.
+pub fn presented_key_hash(headers: &HeaderMap) -> Option<String> {
+    presented_key(headers).map(|k| sha256_hex(&k))
+}
+
 fn presented_key(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get("api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_owned());

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tessera::{EngineError, EventSink, SessionEngine, Store, PUBLIC};
+use tessera::events::{EventSink, NoEvents};
+use tessera::{EngineError, SessionEngine, Store, PUBLIC};
 
 /// How often an instance re-reads an app's stored overrides (another instance may change them).
 const RECHECK: Duration = Duration::from_secs(5);
@@ -90,9 +91,18 @@ fn parse_overrides(json: &str) -> BTreeMap<String, String> {
 
 impl AppRegistry {
     /// Opens the registry on `store` and loads the public app (with its stored overrides).
-    /// `keys` are the operator's keys of the public app; every app's engine reports to
-    /// `events`.
+    /// `keys` are the operator's keys of the public app; events go nowhere.
     pub async fn new(
+        store: Arc<dyn Store>,
+        base: AppSettings,
+        keys: OperatorKeys,
+    ) -> Result<Self, RegistryError> {
+        Self::with_events(store, base, keys, Arc::new(NoEvents)).await
+    }
+
+    /// [`Self::new`], with every app's engine reporting its events to `events` (metrics and
+    /// the audit trail).
+    pub async fn with_events(
         store: Arc<dyn Store>,
         base: AppSettings,
         keys: OperatorKeys,
@@ -127,6 +137,12 @@ impl AppRegistry {
         let mut ids: Vec<String> = apps.keys().cloned().collect();
         ids.sort();
         ids
+    }
+
+    /// The apps loaded on this instance (for metrics).
+    pub fn loaded(&self) -> Vec<Arc<AppEntry>> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        apps.values().cloned().collect()
     }
 
     fn cached(&self, app_id: &str) -> Option<Arc<AppEntry>> {

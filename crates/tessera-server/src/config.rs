@@ -82,9 +82,26 @@ pub struct ServeArgs {
     /// Lowest CDI version accepted.
     #[arg(long, env = "SUPERTOKENS_MIN_CDI_VERSION")]
     pub supertokens_min_cdi_version: Option<String>,
-    /// Log level: trace, debug, info, warn, error or none (default info).
+    /// Log level: trace, debug, info, warn, error or none (default info). At debug, one line
+    /// per request (method, route, status, latency).
     #[arg(long, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log format on stderr: `text` (default; colours only on a terminal) or `json` (one JSON
+    /// object per line).
+    #[arg(long, env = "TESSERA_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Prometheus metrics: `on` (default) or `off`. On, `GET /metrics` answers the text
+    /// exposition format (behind the API key when keys are set), unless `--metrics-addr`.
+    #[arg(long, env = "TESSERA_METRICS")]
+    pub metrics: Option<String>,
+    /// Serve `GET /metrics` on this address (`host:port`) instead, without an API key; the
+    /// main port then has no `/metrics`. Keep it on a private interface.
+    #[arg(long, env = "TESSERA_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Per-API-key rate limit, `N/s`, `N/m` or `N/h` (default off): past it, 429 with
+    /// `Retry-After`.
+    #[arg(long, env = "TESSERA_API_KEY_RATE_LIMIT")]
+    pub api_key_rate_limit: Option<String>,
     /// Seconds a client may take to send a request's line and headers; also how long an idle
     /// keep-alive connection stays open (default 10; 0.1 … 3600).
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT")]
@@ -169,6 +186,10 @@ impl std::fmt::Debug for ServeArgs {
             )
             .field("database_schema", &self.database_schema)
             .field("sqlite_path", &self.sqlite_path)
+            .field("log_format", &self.log_format)
+            .field("metrics", &self.metrics)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("api_key_rate_limit", &self.api_key_rate_limit)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
             .field("static_signing_key_file", &self.static_signing_key_file)
@@ -279,6 +300,16 @@ impl std::fmt::Debug for AppSettings {
     }
 }
 
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable text, coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The resolved, validated configuration of `tessera serve`. `Debug` never prints the static
 /// signing key or the API keys.
 #[derive(Clone)]
@@ -315,6 +346,14 @@ pub struct ServerConfig {
     pub audit_retention_days: Option<u32>,
     /// The admin page's key (`None`: no admin page).
     pub admin_key: Option<String>,
+    /// Log format on stderr.
+    pub log_format: LogFormat,
+    /// Prometheus metrics on (default) or off.
+    pub metrics: bool,
+    /// A separate listener for `GET /metrics` (no API key there, none on the main port).
+    pub metrics_addr: Option<String>,
+    /// Per-API-key rate limit (off by default).
+    pub api_key_rate_limit: Option<crate::limit::RateLimit>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -348,6 +387,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("warnings", &self.warnings)
             .field("audit_retention_days", &self.audit_retention_days)
             .field("admin_key", &self.admin_key.as_ref().map(|_| ".."))
+            .field("log_format", &self.log_format)
+            .field("metrics", &self.metrics)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("api_key_rate_limit", &self.api_key_rate_limit)
             .finish()
     }
 }
@@ -371,6 +414,10 @@ impl Default for ServerConfig {
             warnings: Vec::new(),
             audit_retention_days: None,
             admin_key: None,
+            log_format: LogFormat::Text,
+            metrics: true,
+            metrics_addr: None,
+            api_key_rate_limit: None,
         }
     }
 }
@@ -423,6 +470,10 @@ const FILE_KEYS: &[&str] = &[
     "supertokens_max_cdi_version",
     "supertokens_min_cdi_version",
     "log_level",
+    "log_format",
+    "metrics",
+    "metrics_addr",
+    "api_key_rate_limit",
     "header_read_timeout",
     "request_timeout",
     "max_connections",
@@ -495,7 +546,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 25] = [
+        let flags: [(&str, Option<String>); 29] = [
             ("audit_retention_days", self.audit_retention_days.clone()),
             ("admin_key", self.admin_key.clone()),
             (
@@ -535,6 +586,10 @@ impl ServeArgs {
                 self.supertokens_min_cdi_version.clone(),
             ),
             ("log_level", self.log_level.clone()),
+            ("log_format", self.log_format.clone()),
+            ("metrics", self.metrics.clone()),
+            ("metrics_addr", self.metrics_addr.clone()),
+            ("api_key_rate_limit", self.api_key_rate_limit.clone()),
             ("header_read_timeout", self.header_read_timeout.clone()),
             ("request_timeout", self.request_timeout.clone()),
             ("max_connections", self.max_connections.clone()),
@@ -662,6 +717,7 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
             }
         };
     }
+    resolve_operating(&get, &mut config)?;
     let seconds = |key: &str, env: &str| -> Result<Option<Duration>, ConfigError> {
         let Some(v) = get(key) else { return Ok(None) };
         v.parse::<f64>()
@@ -749,6 +805,64 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
         .map(|k| format!("ignoring unknown config file setting '{k}'"))
         .collect();
     Ok(config)
+}
+
+/// Log format, metrics and rate-limit settings (issue 13).
+fn resolve_operating<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    config: &mut ServerConfig,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get("log_format") {
+        config.log_format = match v.to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                return Err(bad(
+                    "log_format",
+                    Some("TESSERA_LOG_FORMAT"),
+                    "must be text or json",
+                    v,
+                ))
+            }
+        };
+    }
+    if let Some(v) = get("metrics") {
+        config.metrics = match v.to_ascii_lowercase().as_str() {
+            "on" | "true" => true,
+            "off" | "false" => false,
+            _ => {
+                return Err(bad(
+                    "metrics",
+                    Some("TESSERA_METRICS"),
+                    "must be on or off",
+                    v,
+                ))
+            }
+        };
+    }
+    if let Some(v) = get("metrics_addr") {
+        if v.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "metrics_addr",
+                Some("TESSERA_METRICS_ADDR"),
+                "must be an IP address and port such as 127.0.0.1:9464",
+                v,
+            ));
+        }
+        config.metrics_addr = Some(v.to_owned());
+    }
+    if let Some(v) = get("api_key_rate_limit") {
+        let limit = v.parse().map_err(|allowed| {
+            bad(
+                "api_key_rate_limit",
+                Some("TESSERA_API_KEY_RATE_LIMIT"),
+                allowed,
+                v,
+            )
+        })?;
+        config.api_key_rate_limit = Some(limit);
+    }
+    Ok(())
 }
 
 /// Longest key file read (an RSA-4096 PKCS#8 PEM is about 3.3 KB).

@@ -2,7 +2,6 @@
 
 use tessera_server::args::{self, ArgsOutcome};
 use tessera_server::config::Command;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     // Never `Cli::parse()`: clap's own error text may quote a key (SEC2-L9).
@@ -25,12 +24,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", config.log_level)));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tessera_server::logging::init(config.log_format, &config.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -49,7 +49,14 @@ pub async fn build_state(
     store: Arc<dyn Store>,
 ) -> Result<Arc<ServerState>, StartError> {
     let audit = AuditLog::start(Arc::clone(&store), config.audit_retention_days);
-    let registry = AppRegistry::new(
+    let metrics = config
+        .metrics
+        .then(|| Arc::new(crate::metrics::ServerMetrics::new()));
+    let mut sinks: Vec<Arc<dyn tessera::events::EventSink>> = vec![audit.sink()];
+    if let Some(m) = &metrics {
+        sinks.push(Arc::new(crate::metrics::MetricsSink(Arc::clone(m))));
+    }
+    let registry = AppRegistry::with_events(
         store,
         config.app.clone(),
         crate::apps::OperatorKeys {
@@ -58,7 +65,7 @@ pub async fn build_state(
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },
-        audit.sink(),
+        Arc::new(tessera::events::EventFanout(sinks)),
     )
     .await?;
     Ok(Arc::new(ServerState {
@@ -68,6 +75,11 @@ pub async fn build_state(
         limits: config.limits,
         audit,
         dashboard: config.admin_key.clone().map(Dashboard::new),
+        metrics_route: metrics.is_some() && config.metrics_addr.is_none(),
+        metrics,
+        api_key_limiter: config
+            .api_key_rate_limit
+            .map(crate::limit::ApiKeyLimiter::new),
     }))
 }
 
@@ -84,7 +96,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let limits = state.limits;
+    let upkeep = state.metrics.as_ref().map(|m| {
+        let m = Arc::clone(m);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                m.run_upkeep();
+            }
+        })
+    });
     serve_connections(listener, router(state), limits, shutdown).await;
+    if let Some(task) = upkeep {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -129,6 +154,23 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Bind(addr.clone(), e))?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    let metrics_task = match (&config.metrics_addr, &state.metrics) {
+        (Some(addr), Some(_)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Bind(addr.clone(), e))?;
+            tracing::info!(address = %addr, "metrics listening");
+            let router = crate::routes::metrics_router(Arc::clone(&state));
+            let limits = state.limits;
+            Some(tokio::spawn(serve_connections(
+                listener,
+                router,
+                limits,
+                std::future::pending(),
+            )))
+        }
+        _ => None,
+    };
     println!(
         "tessera listening on http://{local}{} (store: {})",
         config.base_path,
@@ -136,6 +178,9 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
     );
     tracing::info!(address = %local, store = %config.storage.describe(), "tessera serve started");
     serve(listener, state, shutdown_signal()).await?;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     tracing::info!("tessera serve stopped");
     Ok(())
 }

@@ -55,7 +55,9 @@ pub use session::{
     tenant_of_handle, NewSession, RefreshOptions, Regenerated, SessionInfo, SessionSummary,
     SessionTokens, TokenInfo, VerifiedSession, VerifyOptions, PUBLIC,
 };
-pub use store::{AuditQuery, AuditRow, AuditStore, PostgresStore, SessionRow, SqliteStore, Store};
+pub use store::{
+    AuditQuery, AuditRow, AuditStore, PoolStats, PostgresStore, SessionRow, SqliteStore, Store,
+};
 pub use token::access::AccessTokenClaims;
 pub use token::verify::{verify_access_token, VerifyPolicy, MAX_ACCESS_TOKEN_LEN};
 

@@ -9,6 +9,10 @@
 //! anonymous sessions on: a request with an anonymous-token cookie is verified, one without
 //! gets a new anonymous session minted. Used by `scripts/bench-anonymous.sh`.
 //!
+//! `--metrics` installs a Prometheus recorder (`metrics-exporter-prometheus`) and the SDK's
+//! `MetricsSink` on the engine, as an app exporting metrics would: `scripts/bench-sdk.sh` with
+//! `BENCH_METRICS=1` compares it with the same app without (issue 13).
+//!
 //! `scripts/bench-peers.sh` runs it as the bare-axum floor and the tessera-axum peer, with
 //! `--port 0` (any free port: the line `listening on http://127.0.0.1:<port>` names it) and
 //! `--db` (the SQLite file, which the script removes afterwards).
@@ -41,6 +45,9 @@ struct Args {
     /// Disable the verified-token cache.
     #[arg(long)]
     no_cache: bool,
+    /// Record the SDK's metrics into an installed Prometheus recorder.
+    #[arg(long)]
+    metrics: bool,
 }
 
 async fn hello() -> &'static str {
@@ -80,13 +87,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             let store = Arc::new(tessera::SqliteStore::open(path).await?);
-            let engine = tessera::SessionEngine::builder(store)
-                .config(tessera::SessionConfig {
+            let mut builder =
+                tessera::SessionEngine::builder(store).config(tessera::SessionConfig {
                     verified_token_cache: if args.no_cache { 0 } else { 10_000 },
                     ..Default::default()
-                })
-                .build()
-                .await?;
+                });
+            if args.metrics {
+                let handle =
+                    metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+                // Drain histograms now and then, as an exporter's upkeep would.
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        handle.run_upkeep();
+                    }
+                });
+                builder = builder.events(Arc::new(tessera_axum::metrics::MetricsSink::new()));
+            }
+            let engine = builder.build().await?;
             let origin = format!("http://localhost:{port}");
             let anonymous = matches!(args.mode, Mode::Anonymous);
             let config = Config::builder(&origin, &origin)

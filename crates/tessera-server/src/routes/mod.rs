@@ -1,7 +1,9 @@
 //! Request dispatch: one fallback handler refuses browsers, resolves the app/tenant prefixes,
 //! finds the API, applies the core's checks in its order (method, `cdi-version`, app, API key,
 //! then JSON content type and body size, public-tenant rule) and calls the endpoint module,
-//! all within the request deadline.
+//! all within the request deadline. Each answer is counted by its route template and status
+//! (when metrics are on) and logged at debug level as one line without the raw path, query or
+//! headers.
 
 mod apps;
 mod devices;
@@ -18,6 +20,8 @@ use crate::connections::ConnectionLimits;
 use crate::dashboard::Dashboard;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
+use crate::limit::{too_many_requests, ApiKeyLimiter};
+use crate::metrics::{Operation, ServerMetrics};
 use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -25,6 +29,7 @@ use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tessera::PUBLIC;
 
 /// Largest request body accepted (1 MiB); larger gets 413.
@@ -45,15 +50,78 @@ pub struct ServerState {
     pub audit: Arc<AuditLog>,
     /// The admin page, when an admin key is configured.
     pub dashboard: Option<Dashboard>,
+    /// Prometheus metrics (`None`: off).
+    pub metrics: Option<Arc<ServerMetrics>>,
+    /// True when `/metrics` is served on this router (metrics on, no separate listener).
+    pub metrics_route: bool,
+    /// The per-API-key rate limit (`None`: off).
+    pub api_key_limiter: Option<ApiKeyLimiter>,
 }
 
 /// The HTTP service of `tessera serve`.
 pub fn router(state: Arc<ServerState>) -> Router {
+    // `/metrics` is always this route: 404 when metrics are off or served apart.
     Router::new()
         .merge(crate::dashboard::routes(&state))
+        .route("/metrics", axum::routing::get(metrics_behind_api_key))
         .fallback(dispatch)
         .with_state(state)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// The router of the separate metrics listener (`--metrics-addr`): `GET /metrics` only, no
+/// API key.
+pub fn metrics_router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics_open))
+        .with_state(state)
+}
+
+/// `GET /metrics` on the main port: the public app's API keys apply.
+async fn metrics_behind_api_key(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.metrics_route {
+        return ApiError::NotFound.into_response();
+    }
+    let keys = match state.registry.get(PUBLIC).await {
+        Ok(Some(app)) => app.settings.api_keys.clone(),
+        Ok(None) => None,
+        Err(e) => return e.into_response(),
+    };
+    if !crate::api_key::api_key_ok(&headers, keys.as_deref()) {
+        return ApiError::InvalidApiKey.into_response();
+    }
+    metrics_open(State(state)).await
+}
+
+/// The exposition text, with the scrape-time gauges set.
+async fn metrics_open(State(state): State<Arc<ServerState>>) -> Response {
+    let Some(metrics) = &state.metrics else {
+        return ApiError::NotFound.into_response();
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let key_ages: Vec<(String, Duration)> = state
+        .registry
+        .loaded()
+        .iter()
+        .filter_map(|app| {
+            let created = app.engine.key_ring().newest_dynamic_created()?;
+            Some((
+                app.engine.app_id().to_owned(),
+                Duration::from_millis(now_ms.saturating_sub(created)),
+            ))
+        })
+        .collect();
+    let pool = state.registry.store().pool_stats();
+    let mut r = metrics.render(&key_ages, pool).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 /// One API: where it is and which checks apply.
@@ -83,33 +151,59 @@ enum Api {
     DevicesRevokeOthers,
 }
 
+/// Each API's path after the app/tenant prefixes: also its route template in metrics and logs.
+const API_PATHS: &[(&str, Api)] = &[
+    ("", Api::Root),
+    ("/hello", Api::Hello),
+    ("/apiversion", Api::Versions),
+    ("/.well-known/jwks.json", Api::Jwks),
+    ("/.well-known/anonymous-jwks.json", Api::AnonymousJwks),
+    ("/recipe/session", Api::Session),
+    ("/recipe/session/verify", Api::Verify),
+    ("/recipe/session/refresh", Api::Refresh),
+    ("/recipe/session/regenerate", Api::Regenerate),
+    ("/recipe/session/remove", Api::Remove),
+    ("/recipe/session/user", Api::SessionUser),
+    ("/recipe/session/data", Api::SessionData),
+    ("/recipe/jwt/data", Api::JwtData),
+    ("/recipe/jwt", Api::Jwt),
+    ("/recipe/jwt/jwks", Api::JwtJwks),
+    ("/recipe/multitenancy/app/v2", Api::CreateApp),
+    ("/recipe/multitenancy/app/remove", Api::RemoveApp),
+    ("/user/id", Api::UserById),
+    ("/recipe/session/anonymous", Api::Anonymous),
+    ("/recipe/session/devices", Api::Devices),
+    ("/recipe/session/devices/revoke", Api::DevicesRevoke),
+    (
+        "/recipe/session/devices/revoke-others",
+        Api::DevicesRevokeOthers,
+    ),
+];
+
 impl Api {
     fn from_path(p: &str) -> Option<Self> {
-        Some(match p {
-            "" => Api::Root,
-            "/hello" => Api::Hello,
-            "/apiversion" => Api::Versions,
-            "/.well-known/jwks.json" => Api::Jwks,
-            "/.well-known/anonymous-jwks.json" => Api::AnonymousJwks,
-            "/recipe/session" => Api::Session,
-            "/recipe/session/verify" => Api::Verify,
-            "/recipe/session/refresh" => Api::Refresh,
-            "/recipe/session/regenerate" => Api::Regenerate,
-            "/recipe/session/remove" => Api::Remove,
-            "/recipe/session/user" => Api::SessionUser,
-            "/recipe/session/data" => Api::SessionData,
-            "/recipe/jwt/data" => Api::JwtData,
-            "/recipe/jwt" => Api::Jwt,
-            "/recipe/jwt/jwks" => Api::JwtJwks,
-            "/recipe/multitenancy/app/v2" => Api::CreateApp,
-            "/recipe/multitenancy/app/remove" => Api::RemoveApp,
-            "/user/id" => Api::UserById,
-            "/recipe/session/anonymous" => Api::Anonymous,
-            "/recipe/session/devices" => Api::Devices,
-            "/recipe/session/devices/revoke" => Api::DevicesRevoke,
-            "/recipe/session/devices/revoke-others" => Api::DevicesRevokeOthers,
-            _ => return None,
-        })
+        API_PATHS
+            .iter()
+            .find(|(path, _)| *path == p)
+            .map(|(_, api)| *api)
+    }
+
+    /// The route template (`/` for the root).
+    fn template(self) -> &'static str {
+        match API_PATHS.iter().find(|(_, api)| *api == self) {
+            Some(("", _)) | None => "/",
+            Some((path, _)) => path,
+        }
+    }
+
+    /// The operation timed in `tessera_session_operation_seconds`, if any.
+    fn operation(self, method: &Method) -> Option<Operation> {
+        match self {
+            Api::Session if *method == Method::POST => Some(Operation::Create),
+            Api::Verify => Some(Operation::Verify),
+            Api::Refresh => Some(Operation::Refresh),
+            _ => None,
+        }
     }
 
     fn methods(self) -> &'static [Method] {
@@ -195,6 +289,13 @@ impl Ctx {
     }
 }
 
+/// What `handle` found out about a request, for metrics and the request log line.
+#[derive(Default)]
+struct Seen {
+    api: Option<Api>,
+    app_id: Option<String>,
+}
+
 async fn dispatch(
     State(state): State<Arc<ServerState>>,
     method: Method,
@@ -202,8 +303,46 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = Instant::now();
+    let mut seen = Seen::default();
+    let response = answer(&state, &mut seen, method.clone(), uri, headers, body).await;
+    let elapsed = started.elapsed();
+    let route = seen.api.map_or("unmatched", Api::template);
+    let status = response.status().as_u16();
+    if let Some(metrics) = &state.metrics {
+        metrics.request(route, status);
+        // Answered operations only: a refused request (401, 400) is not a create.
+        let operation = seen
+            .api
+            .and_then(|api| api.operation(&method))
+            .filter(|_| status == 200);
+        if let (Some(operation), Some(app_id)) = (operation, &seen.app_id) {
+            metrics.operation(operation, app_id, elapsed);
+        }
+    }
+    tracing::debug!(
+        target: "tessera::request",
+        method = %method,
+        route,
+        status,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+/// The answer to one request, within the request deadline.
+async fn answer(
+    state: &Arc<ServerState>,
+    seen: &mut Seen,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let deadline = state.limits.request_timeout;
-    match tokio::time::timeout(deadline, handle(state, method, uri, headers, body)).await {
+    let state = Arc::clone(state);
+    match tokio::time::timeout(deadline, handle(state, seen, method, uri, headers, body)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
         // The body may be half read: the connection is not reused (SEC2-M4).
@@ -218,6 +357,18 @@ async fn dispatch(
     }
 }
 
+/// The wait before the request's (accepted) API key may send again, if it is over the
+/// per-key limit; `None` when under it, or with no limit or no keys configured.
+fn over_key_limit(state: &ServerState, headers: &HeaderMap, keys_set: bool) -> Option<Duration> {
+    let limiter = state.api_key_limiter.as_ref().filter(|_| keys_set)?;
+    let key_hash = crate::api_key::presented_key_hash(headers)?;
+    let wait = limiter.check(&key_hash).err()?;
+    if let Some(metrics) = &state.metrics {
+        metrics.rate_limited();
+    }
+    Some(wait)
+}
+
 fn not_found_app(app_id: &str, tenant_id: &str) -> ApiError {
     ApiError::BadRequest(format!(
         "AppId or tenantId not found => Tenant with the following connectionURIDomain, appId and \
@@ -227,6 +378,7 @@ fn not_found_app(app_id: &str, tenant_id: &str) -> ApiError {
 
 async fn handle(
     state: Arc<ServerState>,
+    seen: &mut Seen,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -248,6 +400,7 @@ async fn handle(
         )),
     })?;
     let api = Api::from_path(&resolved.api).ok_or(ApiError::NotFound)?;
+    seen.api = Some(api);
     if !api.methods().contains(&method) {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -263,10 +416,14 @@ async fn handle(
         .get(&resolved.app_id)
         .await?
         .ok_or_else(|| not_found_app(&resolved.app_id, &resolved.tenant_id))?;
-    if api.needs_api_key()
-        && !crate::api_key::api_key_ok(&headers, app.settings.api_keys.as_deref())
-    {
-        return Err(ApiError::InvalidApiKey);
+    seen.app_id = Some(resolved.app_id.clone());
+    if api.needs_api_key() {
+        if !crate::api_key::api_key_ok(&headers, app.settings.api_keys.as_deref()) {
+            return Err(ApiError::InvalidApiKey);
+        }
+        if let Some(wait) = over_key_limit(&state, &headers, app.settings.api_keys.is_some()) {
+            return Ok(too_many_requests(wait));
+        }
     }
     if api.reads_json(&method) && !crate::callers::is_json(&headers) {
         return Err(ApiError::UnsupportedMediaType);

@@ -40,6 +40,10 @@ const ENV_KEYS: &[&str] = &[
     "TESSERA_LOG",
     "TESSERA_ADMIN_KEY",
     "TESSERA_AUDIT_RETENTION_DAYS",
+    "TESSERA_LOG_FORMAT",
+    "TESSERA_METRICS",
+    "TESSERA_METRICS_ADDR",
+    "TESSERA_API_KEY_RATE_LIMIT",
 ];
 
 pub fn postgres_url() -> String {

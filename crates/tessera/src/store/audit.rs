@@ -133,7 +133,7 @@ macro_rules! impl_audit_store {
                 .bind(q.since_ms.map(to_db))
                 .bind(q.until_ms.map(to_db))
                 .bind(i64::from(q.effective_limit()))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.acquire_timed().await?)
                 .await?;
                 rows.iter()
                     .map(|r| {
@@ -163,7 +163,7 @@ macro_rules! impl_audit_store {
                 )
                 .bind(to_db(before_ms))
                 .bind(to_db(limit))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected())
             }

@@ -108,7 +108,7 @@ macro_rules! impl_device_store {
                 .bind(to_db(r.created_at))
                 .bind(to_db(r.last_active_at))
                 .bind(to_db(r.signed_in_at))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(())
             }
@@ -129,7 +129,7 @@ macro_rules! impl_device_store {
                 .bind(app_id)
                 .bind(tenant_id)
                 .bind(handle)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.acquire_timed().await?)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some($crate::store::devices::DeviceRow {
@@ -163,7 +163,7 @@ macro_rules! impl_device_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(to_db(stale_before))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -189,7 +189,7 @@ macro_rules! impl_device_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(to_db(at_ms))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(())
             }
@@ -221,7 +221,7 @@ macro_rules! impl_device_store {
                 .bind(to_db(now_ms))
                 .bind(i64::from(limit))
                 .bind(i64::from(offset))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.acquire_timed().await?)
                 .await?;
                 rows.iter()
                     .map(|r| {

@@ -82,6 +82,55 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
+/// A connection pool's state at one moment (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+    /// Connections acquired for single queries since the store opened (transactions are not
+    /// counted).
+    pub acquires: u64,
+    /// Total time those acquisitions waited for a connection.
+    pub acquire_wait: std::time::Duration,
+}
+
+/// Counts connection acquisitions and the time they waited (cumulative, lock-free).
+#[derive(Debug, Default)]
+pub(crate) struct AcquireWaits {
+    count: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl AcquireWaits {
+    pub(crate) fn record(&self, waited: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(1, Relaxed);
+        self.nanos.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+    }
+
+    pub(crate) fn totals(&self) -> (u64, std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.count.load(Relaxed),
+            std::time::Duration::from_nanos(self.nanos.load(Relaxed)),
+        )
+    }
+}
+
+impl PoolStats {
+    /// Connections in use (`size - idle`).
+    pub fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+}
+
 /// What the engine needs from a database (device metadata: [`DeviceStore`]; the audit trail:
 /// [`AuditStore`]).
 #[async_trait]
@@ -211,6 +260,11 @@ pub trait Store: DeviceStore + AuditStore {
 
     /// Runs a trivial read, to check the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pool's state, for stores that pool connections (metrics).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
 
     /// Creates or replaces the stored core-config overrides of an app (JSON text); returns
     /// true if the app was new. The default keeps nothing (an app then lives only in memory).

@@ -15,6 +15,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    pub(crate) waits: std::sync::Arc<super::AcquireWaits>,
 }
 
 /// Serialises key creation per app across instances (transaction-scoped advisory lock).
@@ -51,12 +52,27 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            waits: std::sync::Arc::default(),
+        })
     }
 
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+impl PostgresStore {
+    /// A connection from the pool, the wait counted for [`crate::PoolStats`].
+    pub(crate) async fn acquire_timed(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await;
+        self.waits.record(started.elapsed());
+        conn
     }
 }
 

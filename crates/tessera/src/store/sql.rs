@@ -53,7 +53,7 @@ macro_rules! impl_sql_store {
                 .bind(to_db(r.expires_at))
                 .bind(to_db(r.created_at))
                 .bind(r.use_static_key)
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(())
             }
@@ -75,7 +75,7 @@ macro_rules! impl_sql_store {
                     .bind(app_id)
                     .bind(tenant_id)
                     .bind(handle)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.acquire_timed().await?)
                     .await?;
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some($crate::store::SessionRow {
@@ -124,7 +124,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(u.expected_current)
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -144,7 +144,7 @@ macro_rules! impl_sql_store {
                 .bind(app_id)
                 .bind(tenant_id)
                 .bind(handle)
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(())
             }
@@ -166,7 +166,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -188,7 +188,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -207,7 +207,7 @@ macro_rules! impl_sql_store {
                     .bind(app_id)
                     .bind(tenant_id)
                     .bind(handle)
-                    .execute(&self.pool)
+                    .execute(&mut *self.acquire_timed().await?)
                     .await?;
                     if done.rows_affected() > 0 {
                         deleted.push(handle.clone());
@@ -233,7 +233,7 @@ macro_rules! impl_sql_store {
                 .bind(user_id)
                 .bind($crate::store::sql::to_db(now_ms))
                 .bind(tenant_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.acquire_timed().await?)
                 .await?;
                 rows.iter()
                     .map(|r| Ok((r.try_get("tenant_id")?, r.try_get("session_handle")?)))
@@ -252,7 +252,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind($crate::store::sql::to_db(now_ms))
                 .bind($crate::store::sql::to_db(limit))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -260,7 +260,7 @@ macro_rules! impl_sql_store {
             async fn count_sessions(&self, app_id: &str) -> Result<u64, $crate::error::StoreError> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session_info WHERE app_id = $1")
                     .bind(app_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.acquire_timed().await?)
                     .await?;
                 Ok($crate::store::sql::from_db(n))
             }
@@ -277,7 +277,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind($crate::store::sql::to_db(created_since))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.acquire_timed().await?)
                 .await?;
                 rows.iter()
                     .map(|r| {
@@ -329,7 +329,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind($crate::store::sql::to_db(created_before))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -344,7 +344,7 @@ macro_rules! impl_sql_store {
                      WHERE app_id = $1 AND algorithm = 'RS256' ORDER BY created_at DESC, key_id DESC",
                 )
                 .bind(app_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.acquire_timed().await?)
                 .await?;
                 rows.iter()
                     .map(|r| {
@@ -395,7 +395,7 @@ macro_rules! impl_sql_store {
                 .bind(&key.kid)
                 .bind(&key.value)
                 .bind($crate::store::sql::to_db(key.created_at))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(())
             }
@@ -410,7 +410,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind(kid)
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -430,7 +430,7 @@ macro_rules! impl_sql_store {
                 .bind(name)
                 .bind(value)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 let stored: String = sqlx::query_scalar(
                     "SELECT value FROM key_value \
@@ -438,14 +438,24 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind(name)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(stored)
             }
 
             async fn ping(&self) -> Result<(), $crate::error::StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query("SELECT 1").execute(&mut *self.acquire_timed().await?).await?;
                 Ok(())
+            }
+
+            fn pool_stats(&self) -> Option<$crate::store::PoolStats> {
+                Some($crate::store::PoolStats {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                    max: self.pool.options().get_max_connections(),
+                    acquires: self.waits.totals().0,
+                    acquire_wait: self.waits.totals().1,
+                })
             }
 
             async fn put_app_config(
@@ -461,7 +471,7 @@ macro_rules! impl_sql_store {
                 .bind(app_id)
                 .bind(config_json)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&self.pool)
+                .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(true);
@@ -469,7 +479,7 @@ macro_rules! impl_sql_store {
                 sqlx::query("UPDATE tessera_app_config SET core_config = $1 WHERE app_id = $2")
                     .bind(config_json)
                     .bind(app_id)
-                    .execute(&self.pool)
+                    .execute(&mut *self.acquire_timed().await?)
                     .await?;
                 Ok(false)
             }
@@ -505,7 +515,7 @@ macro_rules! impl_sql_store {
                     "SELECT core_config, created_at_time FROM tessera_app_config WHERE app_id = $1",
                 )
                 .bind(app_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(row.map(|(json, created)| (json, $crate::store::sql::from_db(created))))
             }

@@ -17,6 +17,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    pub(crate) waits: std::sync::Arc<super::AcquireWaits>,
 }
 
 impl SqliteStore {
@@ -54,12 +55,27 @@ impl SqliteStore {
 
     async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            waits: std::sync::Arc::default(),
+        })
     }
 
     /// The underlying pool (for tests that count rows or writes).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+impl SqliteStore {
+    /// A connection from the pool, the wait counted for [`crate::PoolStats`].
+    pub(crate) async fn acquire_timed(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await;
+        self.waits.record(started.elapsed());
+        conn
     }
 }
 
