@@ -115,7 +115,21 @@ fn assert_private(text: &str, tokens: &[String]) {
         !text.contains('\u{1b}'),
         "ANSI escape in a non-terminal log:\n{text}"
     );
-    assert!(!text.contains(USER), "user id in the log:\n{text}");
+    // User ids belong in the audit trail (its own target, `tessera::audit`) and nowhere else:
+    // request lines and every other record stay free of them.
+    let outside_audit: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("tessera::audit"))
+        .collect();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tessera::audit") && l.contains(USER)),
+        "the audit record of the sign-in names its user:\n{text}"
+    );
+    assert!(
+        !outside_audit.iter().any(|l| l.contains(USER)),
+        "user id outside the audit trail:\n{text}"
+    );
     assert!(!text.contains(KEY), "API key in the log:\n{text}");
     for t in tokens {
         // Any 24-character piece of a token (its signature or payload) counts.
