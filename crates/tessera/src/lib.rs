@@ -27,6 +27,7 @@
 pub mod anonymous;
 pub mod clock;
 pub mod config;
+pub mod dbsc;
 pub mod encoding;
 pub mod engine;
 pub mod error;
@@ -45,7 +46,7 @@ pub use engine::devices::{
 };
 pub use engine::{CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH};
 pub use error::{
-    EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
+    DbscError, EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
 };
 pub use events::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
 pub use keys::jwks::{Jwk, Jwks, VerifyingKeySet};

@@ -2,6 +2,7 @@
 //! plain implementation. Every multi-step rule the engine needs atomically is expressed as a
 //! single conditional statement (compare-and-set), so no transaction crosses the trait.
 
+pub mod dbsc;
 pub mod devices;
 pub mod postgres;
 mod sql;
@@ -10,6 +11,7 @@ pub mod sqlite;
 use crate::error::StoreError;
 use async_trait::async_trait;
 
+pub use dbsc::{DbscBinding, DbscStore};
 pub use devices::{DeviceListing, DeviceRow, DeviceStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -80,9 +82,10 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-/// What the engine needs from a database (device metadata: [`DeviceStore`]).
+/// What the engine needs from a database (device metadata: [`DeviceStore`]; device-bound
+/// sessions: [`DbscStore`]).
 #[async_trait]
-pub trait Store: DeviceStore {
+pub trait Store: DeviceStore + DbscStore {
     /// Inserts a new session row.
     async fn insert_session(&self, row: &SessionRow) -> Result<(), StoreError>;
 
