@@ -159,7 +159,10 @@ impl DevicePublicKey {
         Self::from_value(algorithm, &value)
     }
 
-    fn from_value(algorithm: DbscAlgorithm, value: &serde_json::Value) -> Result<Self, ProofRejection> {
+    fn from_value(
+        algorithm: DbscAlgorithm,
+        value: &serde_json::Value,
+    ) -> Result<Self, ProofRejection> {
         let bad = ProofRejection::BadKey;
         let obj = value.as_object().ok_or(bad)?;
         // A private key (or a symmetric one) in a public header is refused outright.
@@ -218,7 +221,10 @@ impl DevicePublicKey {
                     return Err(bad);
                 }
                 let (n, e) = (decode(jwk.n)?, decode(jwk.e)?);
-                let (n, e) = (strip_leading_zeros(&n).to_vec(), strip_leading_zeros(&e).to_vec());
+                let (n, e) = (
+                    strip_leading_zeros(&n).to_vec(),
+                    strip_leading_zeros(&e).to_vec(),
+                );
                 let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
                 if !(2048..=4096).contains(&bits) || e.is_empty() || e.len() > 4 {
                     return Err(bad);
@@ -343,13 +349,16 @@ pub fn verify_proof(
     proof: &str,
     bound: Option<&DevicePublicKey>,
 ) -> Result<VerifiedProof, ProofRejection> {
-    use ProofRejection::{BadKey, BadPayload, BadSignature, Malformed, TooLarge, WrongAlgorithm, WrongKey, WrongType};
+    use ProofRejection::{
+        BadKey, BadPayload, BadSignature, Malformed, TooLarge, WrongAlgorithm, WrongKey, WrongType,
+    };
     if proof.len() > MAX_PROOF_LEN {
         return Err(TooLarge);
     }
     let bytes = proof.as_bytes();
     let mut parts = bytes.split(|b| *b == b'.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Malformed);
     };
@@ -381,7 +390,11 @@ pub fn verify_proof(
     let sig = b64url_decode(s).ok_or(Malformed)?;
     let signed_len = h.len() + 1 + p.len();
     if !key.verify(&bytes[..signed_len], &sig) {
-        return Err(if bound.is_some() { WrongKey } else { BadSignature });
+        return Err(if bound.is_some() {
+            WrongKey
+        } else {
+            BadSignature
+        });
     }
     let payload_json = decode_json_part(p)?;
     let payload: ProofPayload = serde_json::from_slice(&payload_json).map_err(|_| BadPayload)?;
@@ -499,8 +512,11 @@ impl ChallengeKey {
         let mut ctx_input = [0u8; NONCE_LEN + 8];
         ctx_input.copy_from_slice(&raw[..NONCE_LEN + 8]);
         let expected = self.tag(app, tenant, handle, &ctx_input);
-        if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_ref(), &raw[NONCE_LEN + 8..])
-            .is_err()
+        if aws_lc_rs::constant_time::verify_slices_are_equal(
+            expected.as_ref(),
+            &raw[NONCE_LEN + 8..],
+        )
+        .is_err()
         {
             return Err(ChallengeRejection::Invalid);
         }

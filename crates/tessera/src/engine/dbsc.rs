@@ -253,11 +253,11 @@ impl SessionEngine {
         options: RefreshOptions<'_>,
         proof: Option<&str>,
     ) -> Result<(SessionTokens, DbscBinding), DbscError> {
-        let (tenant, handle) = self.refresh_token_session(refresh_token).ok_or(
-            DbscError::Session(SessionError::Unauthorised(
-                UnauthorisedReason::InvalidRefreshToken,
-            )),
-        )?;
+        let (tenant, handle) =
+            self.refresh_token_session(refresh_token)
+                .ok_or(DbscError::Session(SessionError::Unauthorised(
+                    UnauthorisedReason::InvalidRefreshToken,
+                )))?;
         let binding = match self.dbsc_binding(&tenant, &handle).await? {
             Some(b) => b,
             None => {
