@@ -195,6 +195,11 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             tracing::error!(error = %e, "refresh failed");
             SessionRejection::new(tessera, RejectionKind::Internal).into_response()
         }
+        // DBSC: a device-bound session refreshes only with a proof from its key. 401 without
+        // clearing anything: the session stays intact for the real device (issue 14).
+        Err((SessionError::Unauthorised(UnauthorisedReason::DeviceBound), _)) => {
+            unauthorised(false)
+        }
         // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
         Err((SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch), _)) => {
             unauthorised(false)
