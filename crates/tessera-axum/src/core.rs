@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
-use tessera::token::anonymous::AnonymousRejection;
 use tessera::store::DbscBinding;
+use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    AccessTokenClaims, DbscError, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions, Regenerated,
-    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedSession,
-    VerifyOptions,
+    AccessTokenClaims, DbscError, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions,
+    Regenerated, SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason,
+    VerifiedSession, VerifyOptions,
 };
 
 /// A session verified without I/O by [`Core::verify_session_shared`].

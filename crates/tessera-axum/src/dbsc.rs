@@ -152,7 +152,13 @@ fn cookie_attributes(config: &Config, path: &str) -> String {
 }
 
 /// The session configuration JSON (registration and refresh answers).
-fn session_config(config: &Config, paths: &DbscPaths, id: &str, cookie: &str, path: &str) -> Response {
+fn session_config(
+    config: &Config,
+    paths: &DbscPaths,
+    id: &str,
+    cookie: &str,
+    path: &str,
+) -> Response {
     let body = json!({
         "session_identifier": id,
         "refresh_url": paths.refresh,
@@ -170,25 +176,28 @@ fn session_config(config: &Config, paths: &DbscPaths, id: &str, cookie: &str, pa
         }],
     });
     let mut response = json_response(StatusCode::OK, &body);
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     response
 }
 
 fn status(code: StatusCode) -> Response {
     let mut response = code.into_response();
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     response
 }
 
 fn end_session() -> Response {
     let mut response = json_response(StatusCode::OK, &json!({"continue": false}));
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -207,7 +216,11 @@ fn registration_refused(e: &DbscError) -> Response {
 }
 
 /// `POST {base}/session/dbsc/register`.
-pub(crate) async fn register(tessera: &Tessera, sink: &ChangeSink, headers: &HeaderMap) -> Response {
+pub(crate) async fn register(
+    tessera: &Tessera,
+    sink: &ChangeSink,
+    headers: &HeaderMap,
+) -> Response {
     let config = tessera.config();
     let Some(paths) = &config.dbsc else {
         return status(StatusCode::NOT_FOUND);
@@ -265,7 +278,11 @@ pub(crate) async fn register(tessera: &Tessera, sink: &ChangeSink, headers: &Hea
     };
     let claims = &verified.claims;
     match core
-        .dbsc_register_guest(&claims.anonymous_id, &proof, claims.exp.saturating_mul(1000))
+        .dbsc_register_guest(
+            &claims.anonymous_id,
+            &proof,
+            claims.exp.saturating_mul(1000),
+        )
         .await
     {
         Ok(binding) => session_config(
@@ -338,7 +355,12 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
                     c.set_header(names::FRONT_TOKEN, Some(&front), true);
                 }
                 write_bound_access_token(c, config, &tokens.access_token);
-                transfer::write_refresh_token(c, config, TokenLocation::Cookie, &tokens.refresh_token);
+                transfer::write_refresh_token(
+                    c,
+                    config,
+                    TokenLocation::Cookie,
+                    &tokens.refresh_token,
+                );
                 if let Some(csrf) = &tokens.anti_csrf_token {
                     c.set_header(names::ANTI_CSRF, Some(csrf), true);
                 }
