@@ -36,6 +36,7 @@ struct App {
     router: Router,
     clock: Arc<ManualClock>,
     engine: SessionEngine,
+    _server: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 async fn app(db: Db, anonymous: bool) -> App {
@@ -65,6 +66,53 @@ async fn app(db: Db, anonymous: bool) -> App {
         .build()
         .unwrap();
     let tessera = Tessera::new(config, Arc::new(engine.clone()));
+    App {
+        router: routes(tessera),
+        clock,
+        engine,
+        _server: None,
+    }
+}
+
+/// The SDK on a remote core: `tessera serve` over HTTP on the same kind of store (the
+/// binding is stored by the core through the DBSC extension endpoints). The server keeps
+/// real time, so these tests do not move the clock.
+async fn remote_app() -> App {
+    let clock = Arc::new(ManualClock::new(tessera::SystemClock.now_ms()));
+    let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let engine = SessionEngine::builder(Arc::clone(&store))
+        .build()
+        .await
+        .unwrap();
+    let mut server_config = tessera_server::config::ServerConfig::default();
+    server_config.app.session.access_token_validity_ms = AT_VALIDITY_MS;
+    let state = tessera_server::server::build_state(&server_config, store)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tessera_server::server::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    let remote = tessera_axum::RemoteCore::new(&format!("http://{addr}"), None)
+        .unwrap()
+        .with_clock(Arc::clone(&clock) as Arc<dyn Clock>);
+    let config = Config::builder("http://localhost:8080", "http://localhost:8080")
+        .secure(true)
+        .anonymous_sessions(false)
+        .dbsc(DbscConfig::default())
+        .build()
+        .unwrap();
+    App {
+        router: routes(Tessera::new(config, Arc::new(remote))),
+        clock,
+        engine,
+        _server: Some(tx),
+    }
+}
+
+fn routes(tessera: Tessera) -> Router {
     async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
         let s = sessions
             .create("alice", Default::default(), json!({}))
@@ -77,16 +125,11 @@ async fn app(db: Db, anonymous: bool) -> App {
     async fn page(session: AnySession) -> String {
         format!("{}", session.is_anonymous())
     }
-    let router = Router::new()
+    Router::new()
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/", get(page))
-        .layer(tessera.layer());
-    App {
-        router,
-        clock,
-        engine,
-    }
+        .layer(tessera.layer())
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -817,6 +860,77 @@ async fn guest_bound_then_signing_in_stays_bound(db: Db) {
         )
         .await;
     assert_eq!(plain.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The same protocol through `tessera serve`: registration, a challenged refresh, the
+/// refused plain refresh, the thief's refusals, and `continue: false` after sign-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_core_binds_and_refreshes() {
+    let app = remote_app().await;
+    let mut device = signed_in_and_bound(&app).await;
+    assert_eq!(
+        device.send(&app, Method::GET, "/me", &[]).await.status,
+        StatusCode::OK
+    );
+    let r = device.dbsc_refresh(&app, false).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = device.dbsc_refresh(&app, true).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let mut thief = Client::new();
+    thief.jar = device.jar.clone();
+    let plain = thief
+        .send(
+            &app,
+            Method::POST,
+            "/auth/session/refresh",
+            &[("rid", "session")],
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        thief.has_cookie("sRefreshToken", app.clock.now_ms()),
+        "nothing cleared"
+    );
+    let session = device.session.clone().unwrap();
+    let own = new_key();
+    let r = thief
+        .send(&app, Method::POST, &session.refresh_url, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (challenge, _) = parse_challenge(r.header("secure-session-challenge").unwrap());
+    let proof = sign_jwt(
+        &own,
+        &json!({"alg": "ES256", "typ": "dbsc+jwt"}),
+        &json!({"jti": challenge}),
+    );
+    let r = thief
+        .send(
+            &app,
+            Method::POST,
+            &session.refresh_url,
+            &[("secure-session-response", &proof)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = device.dbsc_refresh(&app, false).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let out = device
+        .send(&app, Method::POST, "/auth/signout", &[("rid", "session")])
+        .await;
+    assert_eq!(out.status, StatusCode::OK);
+    device.session = Some(session);
+    let r = device.dbsc_refresh(&app, false).await;
+    assert_eq!(r.json(), json!({"continue": false}));
 }
 
 macro_rules! on_both {

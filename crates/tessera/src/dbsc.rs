@@ -106,6 +106,38 @@ pub enum ProofRejection {
     BadPayload,
 }
 
+impl ProofRejection {
+    const ALL: [ProofRejection; 8] = [
+        ProofRejection::TooLarge,
+        ProofRejection::Malformed,
+        ProofRejection::WrongType,
+        ProofRejection::WrongAlgorithm,
+        ProofRejection::BadKey,
+        ProofRejection::WrongKey,
+        ProofRejection::BadSignature,
+        ProofRejection::BadPayload,
+    ];
+
+    /// A stable code (the remote-core extension's `reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ProofRejection::TooLarge => "TOO_LARGE",
+            ProofRejection::Malformed => "MALFORMED",
+            ProofRejection::WrongType => "WRONG_TYPE",
+            ProofRejection::WrongAlgorithm => "WRONG_ALGORITHM",
+            ProofRejection::BadKey => "BAD_KEY",
+            ProofRejection::WrongKey => "WRONG_KEY",
+            ProofRejection::BadSignature => "BAD_SIGNATURE",
+            ProofRejection::BadPayload => "BAD_PAYLOAD",
+        }
+    }
+
+    /// The rejection of a [`Self::code`].
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
 /// A device public key in its canonical RFC 7638 form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DevicePublicKey {
@@ -420,6 +452,24 @@ pub enum ChallengeRejection {
     /// Already used once.
     #[error("challenge already used")]
     Replayed,
+}
+
+impl ChallengeRejection {
+    /// A stable code (the remote-core extension's `reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ChallengeRejection::Invalid => "INVALID",
+            ChallengeRejection::Expired => "EXPIRED",
+            ChallengeRejection::Replayed => "REPLAYED",
+        }
+    }
+
+    /// The rejection of a [`Self::code`].
+    pub fn from_code(code: &str) -> Option<Self> {
+        [Self::Invalid, Self::Expired, Self::Replayed]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
 }
 
 /// An opened challenge: what the used-set records.
