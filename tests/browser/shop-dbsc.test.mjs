@@ -5,9 +5,10 @@
 // made at run time and trusted through `--ignore-certificate-errors-spki-list`. The DevTools
 // `Network` domain reports the browser's device-bound-session events.
 //
-// Observed: the registration after sign-in (browser event and the server's request), and a
-// bound refresh after the short-lived bound cookie expired (challenge, proof, new cookie),
-// with the page staying signed in and never calling the plain refresh.
+// Observed: the guest's registration on the first page (browser event and the server's
+// request), the binding carried across sign-in (a bound refresh, no second registration), and
+// a bound refresh after the short-lived bound cookie expired, with the page staying signed in
+// and never calling the plain refresh with its refresh token.
 //
 // Build the app first: `cargo build -p tessera-examples --bin shop` (SHOP_BIN as in
 // shop.test.mjs). Run alone: `node --test shop-dbsc.test.mjs`.
@@ -77,10 +78,13 @@ before(async () => {
     app = { ...server, origin };
     // TLS in front of the shop, recording what the browser sends.
     proxy = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-        seen.push({ method: req.method, path: req.url, headers: { ...req.headers } });
+        const entry = { method: req.method, path: req.url, headers: { ...req.headers } };
+        seen.push(entry);
         const upstream = http.request(
             { host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers },
             (up) => {
+                entry.status = up.statusCode;
+                entry.answer = { challenge: up.headers["secure-session-challenge"] };
                 res.writeHead(up.statusCode, up.headers);
                 up.pipe(res);
             },
@@ -106,7 +110,7 @@ async function waitFor(what, check, timeoutMs = 15_000) {
     for (;;) {
         const found = check();
         if (found) return found;
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
         await sleep(100);
     }
 }
@@ -121,34 +125,51 @@ test("the shop binds a signed-in session to the browser's key and refreshes it b
     await cdp.send("Network.enable");
     await cdp.send("Network.enableDeviceBoundSessions", { enable: true });
 
+    // The first page mints a guest session (cookie mode) and offers registration: the
+    // browser binds the guest to a new key.
     await page.goto(`${app.origin}/`);
     await page.evaluate(() => window.shop.rendered);
-    const login = await shop(page, "login", "dbsc-user");
-    assert.equal(login.status, 200, JSON.stringify(login));
-
-    // Registration: the browser's event and the server's request with a proof.
     const created = await waitFor("a device-bound session", () =>
         events.find((e) => e.creationEventDetails && e.succeeded));
     assert.equal(created.creationEventDetails.fetchResult, "Success");
+    const sessionId = created.sessionId;
+    assert.ok(sessionId);
     const register = seen.find((r) => r.path === "/auth/session/dbsc/register");
     assert.ok(register, "the registration request reached the server");
     assert.match(register.headers["secure-session-response"], /^"?[\w-]+\.[\w-]+\.[\w-]+"?$/);
-    const sessionId = created.sessionId;
-    assert.ok(sessionId);
+    const guest = await shop(page, "whoami");
+    assert.equal(guest.body.isAnonymous, true);
 
-    // The bound cookie expires with its token; the next request in scope waits for a bound
-    // refresh (challenge, then proof), and the page is still signed in.
+    // Sign-in carries the binding to the signed-in session (no new registration): the guest's
+    // cookie is gone, so before the next request the browser refreshes its bound session with
+    // a proof and gets the signed-in configuration.
+    const login = await shop(page, "login", "dbsc-user");
+    assert.equal(login.status, 200, JSON.stringify(login));
+    const signedIn = await shop(page, "whoami");
+    assert.equal(signedIn.body.userId, "dbsc-user", JSON.stringify(signedIn));
+    await waitFor(() => `a bound refresh after sign-in: ${JSON.stringify({
+        events: events.map((e) => JSON.stringify(e).slice(0, 300)),
+        seen: seen.map((r) => [r.method, r.path, !!r.headers["secure-session-response"], r.status, r.answer, r.headers["sec-secure-session-id"], (r.headers.cookie ?? "").replace(/=[^;]+/g, "")]),
+    })}`, () =>
+        events.find((e) => e.refreshEventDetails && e.succeeded && e.sessionId === sessionId));
+    assert.equal(seen.filter((r) => r.path === "/auth/session/dbsc/register").length, 1);
+
+    // The bound cookie expires with its token (3 s); the next request in scope waits for a
+    // bound refresh, and the page is still signed in.
+    const before = seen.length;
     await sleep((ACCESS_TOKEN_SECS + 1) * 1000);
     const me = await shop(page, "whoami");
     assert.equal(me.status, 200, JSON.stringify(me));
-    assert.equal(me.body.userId, "dbsc-user");
-    const refreshes = seen.filter((r) => r.path === "/auth/session/refresh/dbsc");
-    assert.ok(refreshes.length >= 1, `a bound refresh happened: ${JSON.stringify(seen.map((r) => r.path))}`);
-    assert.ok(refreshes.some((r) => r.headers["secure-session-response"]), "the refresh carried a proof");
+    assert.equal(me.body.userId, "dbsc-user", JSON.stringify(me));
+    const later = seen.slice(before);
+    const refreshes = later.filter((r) => r.path === "/auth/session/refresh/dbsc");
+    assert.ok(refreshes.some((r) => r.headers["secure-session-response"]),
+        `a bound refresh with a proof: ${JSON.stringify(later.map((r) => r.path))}`);
     assert.ok(refreshes.every((r) => (r.headers["sec-secure-session-id"] ?? "").includes(sessionId)));
-    await waitFor("a successful refresh event", () =>
-        events.find((e) => e.refreshEventDetails && e.succeeded), 5_000);
-    assert.equal(seen.filter((r) => r.path === "/auth/session/refresh").length, 0,
-        "the page never needed the plain refresh");
+    // The plain refresh was never used for the bound session (the SDK's first-visit call,
+    // before any sign-in, carries no refresh token).
+    const plainBound = seen.filter((r) => r.path === "/auth/session/refresh"
+        && (r.headers.cookie ?? "").includes("sRefreshToken="));
+    assert.equal(plainBound.length, 0, "the page never needed the plain refresh");
     await context.close();
 });

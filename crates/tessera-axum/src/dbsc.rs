@@ -50,11 +50,26 @@ fn sf_text(headers: &HeaderMap, name: &str, max: usize) -> Result<Option<String>
     if values.next().is_some() || value.len() > max + 2 {
         return Err(());
     }
-    let item: sfv::Item = sfv::Parser::new(value.as_bytes()).parse().map_err(|_| ())?;
-    match &item.bare_item {
-        sfv::BareItem::String(s) => Ok(Some(s.as_str().to_owned())),
-        sfv::BareItem::Token(t) => Ok(Some(t.as_str().to_owned())),
-        _ => Err(()),
+    match sfv::Parser::new(value.as_bytes()).parse::<sfv::Item>() {
+        Ok(item) => match &item.bare_item {
+            sfv::BareItem::String(s) => Ok(Some(s.as_str().to_owned())),
+            sfv::BareItem::Token(t) => Ok(Some(t.as_str().to_owned())),
+            _ => Err(()),
+        },
+        // Chrome echoes identifiers bare even when they are not sf-tokens (a token must start
+        // with a letter; `03eb…` does not): accept a bare run of token characters.
+        Err(_) => {
+            let bytes = value.as_bytes();
+            let bare = !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=:".contains(b));
+            if bare {
+                Ok(value.to_str().ok().map(str::to_owned))
+            } else {
+                Err(())
+            }
+        }
     }
 }
 

@@ -796,9 +796,20 @@ async fn bad_inputs_get_protocol_answers(db: Db) {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    // Quoted (sf-string) values are read as well as Chrome's bare tokens.
+    // Quoted (sf-string) values are read as well as Chrome's bare tokens, even a bare value
+    // that is not an sf-token (starts with a digit), as Chrome echoes identifiers.
     let r = device.dbsc_refresh(&app, false).await;
     assert_eq!(r.status, StatusCode::OK);
+    let r = device
+        .send(&app, Method::POST, &session.refresh_url, &[("sec-secure-session-id", "03eb62")])
+        .await;
+    assert_eq!(r.json(), json!({"continue": false}), "another session's id ends that one");
+    let bare = session.id.clone();
+    let r = device
+        .send(&app, Method::POST, &session.refresh_url, &[("sec-secure-session-id", &bare)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(session.id.starts_with('s'));
 }
 
 /// A guest may be bound too, and stays bound across sign-in.

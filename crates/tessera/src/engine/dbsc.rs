@@ -35,6 +35,12 @@ pub(super) async fn load_challenge_key(
     Ok(ChallengeKey::from_bytes(&bytes))
 }
 
+/// A DBSC session identifier: `s` and 32 hex digits (starting with a letter, it is an
+/// RFC 9651 token as well as a string, however the browser echoes it).
+fn new_dbsc_session_id() -> Result<String, EngineError> {
+    Ok(format!("s{}", hex(&random::bytes::<16>()?)))
+}
+
 fn bound_key(binding: &DbscBinding) -> Result<DevicePublicKey, DbscError> {
     let alg = DbscAlgorithm::parse(&binding.algorithm)
         .ok_or(EngineError::Corrupt("dbsc binding algorithm"))?;
@@ -118,7 +124,7 @@ impl SessionEngine {
             app_id: self.inner.app_id.clone(),
             tenant_id: tenant_id.to_owned(),
             session_handle: handle.to_owned(),
-            dbsc_session_id: hex(&random::bytes::<16>()?),
+            dbsc_session_id: new_dbsc_session_id()?,
             jwk_thumbprint: verified.key.thumbprint(),
             public_jwk: verified.key.canonical_jwk().to_owned(),
             algorithm: verified.key.algorithm().as_str().to_owned(),
@@ -155,7 +161,7 @@ impl SessionEngine {
             app_id: self.inner.app_id.clone(),
             tenant_id: String::new(),
             session_handle: anonymous_id.to_owned(),
-            dbsc_session_id: hex(&random::bytes::<16>()?),
+            dbsc_session_id: new_dbsc_session_id()?,
             jwk_thumbprint: verified.key.thumbprint(),
             public_jwk: verified.key.canonical_jwk().to_owned(),
             algorithm: verified.key.algorithm().as_str().to_owned(),
