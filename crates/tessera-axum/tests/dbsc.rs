@@ -801,12 +801,26 @@ async fn bad_inputs_get_protocol_answers(db: Db) {
     let r = device.dbsc_refresh(&app, false).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = device
-        .send(&app, Method::POST, &session.refresh_url, &[("sec-secure-session-id", "03eb62")])
+        .send(
+            &app,
+            Method::POST,
+            &session.refresh_url,
+            &[("sec-secure-session-id", "03eb62")],
+        )
         .await;
-    assert_eq!(r.json(), json!({"continue": false}), "another session's id ends that one");
+    assert_eq!(
+        r.json(),
+        json!({"continue": false}),
+        "another session's id ends that one"
+    );
     let bare = session.id.clone();
     let r = device
-        .send(&app, Method::POST, &session.refresh_url, &[("sec-secure-session-id", &bare)])
+        .send(
+            &app,
+            Method::POST,
+            &session.refresh_url,
+            &[("sec-secure-session-id", &bare)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(session.id.starts_with('s'));
