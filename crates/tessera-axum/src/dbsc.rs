@@ -147,6 +147,19 @@ fn write_bound_access_token(
     changes.set_cookie(names::ACCESS_COOKIE, cookie);
 }
 
+/// Removes the access-token cookie only (the bound session's plain refresh was refused).
+pub(crate) fn expire_access_cookie(changes: &mut crate::changes::ResponseChanges, config: &Config) {
+    let cookie = transfer::set_cookie(
+        config,
+        names::ACCESS_COOKIE,
+        "",
+        &config.access_token_path,
+        SystemTime::UNIX_EPOCH,
+        config.cookie_domain.as_deref(),
+    );
+    changes.set_cookie(names::ACCESS_COOKIE, cookie);
+}
+
 /// The cookie attributes the session configuration names (as `set_cookie` writes them).
 fn cookie_attributes(config: &Config, path: &str) -> String {
     let mut out = String::new();

@@ -613,6 +613,14 @@ async fn stolen_cookies_cannot_refresh(db: Db) {
         thief.has_cookie("sRefreshToken", now),
         "no clearing: the device keeps its session"
     );
+    assert!(
+        plain
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("sRefreshToken")),
+        "the refusal never clears the refresh token"
+    );
 
     // 2. The DBSC refresh without a key: only challenges.
     let id_header = format!("\"{}\"", session.id);
