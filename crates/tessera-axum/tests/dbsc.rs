@@ -46,7 +46,7 @@ async fn app(db: Db, anonymous: bool) -> App {
         Db::Postgres => {
             let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!("tessera_dbsc_{}", uuid::Uuid::new_v4().simple());
+            let schema = format!("tessera_test_dbsc_{}", uuid::Uuid::new_v4().simple());
             Arc::new(PostgresStore::connect(&url, Some(&schema)).await.unwrap())
         }
     };
