@@ -21,8 +21,8 @@ fn fixture() -> &'static (DevicePublicKey, String) {
     static FIXTURE: OnceLock<(DevicePublicKey, String)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .expect("key");
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .expect("key");
         let p = key.public_key().as_ref();
