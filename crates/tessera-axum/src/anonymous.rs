@@ -594,7 +594,16 @@ pub(crate) fn run_now(
             location,
             unknown_key: false,
         } => match tessera.core().mint_anonymous_local(request.clone()) {
-            Some(result) => Ok(minted_state(tessera, sink, result, location)),
+            Some(result) => {
+                let state = minted_state(tessera, sink, result, location);
+                // Issue 14: a new guest in cookie mode is offered device binding.
+                if let (None, TokenLocation::Cookie, AnonymousState::Present(s)) =
+                    (&request.anonymous_id, location, &state)
+                {
+                    crate::dbsc::at_guest_mint(tessera, sink, s.anonymous_id());
+                }
+                Ok(state)
+            }
             None => Err(Plan::Mint {
                 request,
                 location,

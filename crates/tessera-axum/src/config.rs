@@ -75,6 +75,43 @@ pub struct Config {
     pub(crate) check_database: bool,
     pub(crate) expose_access_token_in_cookie_mode: bool,
     pub(crate) anonymous: AnonymousOptions,
+    pub(crate) dbsc: Option<DbscPaths>,
+}
+
+/// Device Bound Session Credentials (W3C webappsec-dbsc), opt-in per app with
+/// [`ConfigBuilder::dbsc`]. Cookie mode only: in header mode nothing is offered.
+///
+/// ```
+/// use tessera_axum::{Config, DbscConfig};
+/// let config = Config::builder("https://api.example.com", "https://api.example.com")
+///     .anonymous_sessions(false)
+///     .dbsc(DbscConfig::default())
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.dbsc_refresh_path(), Some("/auth/session/refresh/dbsc"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbscConfig {
+    include_site: bool,
+}
+
+impl DbscConfig {
+    /// The bound session covers the whole site (`include_site`), not only the API origin:
+    /// for a cookie shared across subdomains. Off by default.
+    pub fn include_site(mut self, include: bool) -> Self {
+        self.include_site = include;
+        self
+    }
+}
+
+/// The resolved DBSC routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DbscPaths {
+    /// `POST {base}/session/dbsc/register`.
+    pub(crate) register: String,
+    /// `POST {refresh}/dbsc`: under the refresh cookie's path, so the browser sends it.
+    pub(crate) refresh: String,
+    pub(crate) include_site: bool,
 }
 
 /// Anonymous-session settings (see [`crate::anonymous`]).
@@ -136,7 +173,18 @@ impl Config {
             anonymous_exclude: Vec::new(),
             rotate_anonymous_id_on_sign_out: false,
             allow_plantable_anonymous_cookie: false,
+            dbsc: None,
         }
+    }
+
+    /// The DBSC refresh route, when DBSC is on.
+    pub fn dbsc_refresh_path(&self) -> Option<&str> {
+        self.dbsc.as_ref().map(|d| d.refresh.as_str())
+    }
+
+    /// The DBSC registration route, when DBSC is on.
+    pub fn dbsc_registration_path(&self) -> Option<&str> {
+        self.dbsc.as_ref().map(|d| d.register.as_str())
     }
 
     /// True when every visitor without a session gets an anonymous one (A4).
@@ -238,9 +286,19 @@ pub struct ConfigBuilder {
     anonymous_exclude: Vec<String>,
     rotate_anonymous_id_on_sign_out: bool,
     allow_plantable_anonymous_cookie: bool,
+    dbsc: Option<DbscConfig>,
 }
 
 impl ConfigBuilder {
+    /// Turns on Device Bound Session Credentials (issue 14): sign-in offers the browser a
+    /// `Secure-Session-Registration`, and a session whose browser registers a device key is
+    /// refreshed only with a proof from that key. Browsers without DBSC, and header mode,
+    /// work as before. See `docs/dbsc.md`.
+    pub fn dbsc(mut self, dbsc: DbscConfig) -> Self {
+        self.dbsc = Some(dbsc);
+        self
+    }
+
     /// Where the SDK's routes live (default `/auth`).
     pub fn api_base_path(mut self, path: &str) -> Self {
         self.api_base_path = path.to_owned();
@@ -452,7 +510,13 @@ impl ConfigBuilder {
             p if p.is_empty() => "/".to_owned(),
             p => p,
         };
+        let dbsc = self.dbsc.as_ref().map(|d| DbscPaths {
+            register: format!("{base}/session/dbsc/register"),
+            refresh: format!("{base}/session/refresh/dbsc"),
+            include_site: d.include_site,
+        });
         Ok(Config {
+            dbsc,
             refresh_path: format!("{base}/session/refresh"),
             signout_path: format!("{base}/signout"),
             api_base_path: base,

@@ -5,11 +5,12 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
+use tessera::store::DbscBinding;
 use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    AccessTokenClaims, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions, Regenerated,
-    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedSession,
-    VerifyOptions,
+    AccessTokenClaims, DbscError, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions,
+    Regenerated, SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason,
+    VerifiedSession, VerifyOptions,
 };
 
 /// A session verified without I/O by [`Core::verify_session_shared`].
@@ -162,6 +163,58 @@ pub trait Core: Send + Sync + 'static {
         let _ = access_token;
         Err(unsupported("renewing the sign-in time"))
     }
+
+    /// A DBSC challenge for a session (issue 14). Embedded: an HMAC, no I/O.
+    async fn dbsc_challenge(&self, tenant_id: &str, handle: &str) -> Result<String, SessionError> {
+        let _ = (tenant_id, handle);
+        Err(unsupported("device-bound sessions"))
+    }
+    /// A DBSC challenge for a guest without I/O, when this core can mint one (`None`: no
+    /// offer at guest mint).
+    fn dbsc_guest_challenge_local(&self, anonymous_id: &str) -> Option<String> {
+        let _ = anonymous_id;
+        None
+    }
+    /// DBSC registration: verifies the proof and binds its key to the session.
+    async fn dbsc_register(
+        &self,
+        tenant_id: &str,
+        handle: &str,
+        proof: &str,
+    ) -> Result<DbscBinding, DbscError> {
+        let _ = (tenant_id, handle, proof);
+        Err(DbscError::Session(unsupported("device-bound sessions")))
+    }
+    /// DBSC registration of a guest (by anonymousId), kept until `expires_at` (epoch ms).
+    async fn dbsc_register_guest(
+        &self,
+        anonymous_id: &str,
+        proof: &str,
+        expires_at: u64,
+    ) -> Result<DbscBinding, DbscError> {
+        let _ = (anonymous_id, proof, expires_at);
+        Err(DbscError::Session(unsupported("device-bound guests")))
+    }
+    /// Carries a bound guest's key to the session it signed in to.
+    async fn dbsc_carry_guest(
+        &self,
+        anonymous_id: &str,
+        tenant_id: &str,
+        handle: &str,
+    ) -> Result<Option<DbscBinding>, SessionError> {
+        let _ = (anonymous_id, tenant_id, handle);
+        Ok(None)
+    }
+    /// The DBSC refresh (see [`SessionEngine::dbsc_refresh_session`]).
+    async fn dbsc_refresh_session(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+        proof: Option<&str>,
+    ) -> Result<(SessionTokens, DbscBinding), DbscError> {
+        let _ = (refresh_token, options, proof);
+        Err(DbscError::NotBound)
+    }
 }
 
 fn unsupported(what: &str) -> SessionError {
@@ -184,7 +237,10 @@ pub struct RefreshFailure {
 /// unauthorised (but not an anti-CSRF mismatch, which changes nothing) and theft.
 pub fn ends_session(error: &SessionError) -> bool {
     match error {
-        SessionError::Unauthorised(reason) => *reason != UnauthorisedReason::AntiCsrfMismatch,
+        SessionError::Unauthorised(reason) => !matches!(
+            reason,
+            UnauthorisedReason::AntiCsrfMismatch | UnauthorisedReason::DeviceBound
+        ),
         SessionError::TokenTheft { .. } => true,
         _ => false,
     }
@@ -330,5 +386,43 @@ impl Core for SessionEngine {
         request: MintAnonymous,
     ) -> Result<MintedAnonymous, SessionError> {
         SessionEngine::mint_anonymous(self, request).map_err(mint_error)
+    }
+    async fn dbsc_challenge(&self, tenant_id: &str, handle: &str) -> Result<String, SessionError> {
+        Ok(SessionEngine::dbsc_challenge(self, tenant_id, handle)?)
+    }
+    fn dbsc_guest_challenge_local(&self, anonymous_id: &str) -> Option<String> {
+        SessionEngine::dbsc_guest_challenge(self, anonymous_id).ok()
+    }
+    async fn dbsc_register(
+        &self,
+        tenant_id: &str,
+        handle: &str,
+        proof: &str,
+    ) -> Result<DbscBinding, DbscError> {
+        SessionEngine::dbsc_register(self, tenant_id, handle, proof).await
+    }
+    async fn dbsc_register_guest(
+        &self,
+        anonymous_id: &str,
+        proof: &str,
+        expires_at: u64,
+    ) -> Result<DbscBinding, DbscError> {
+        SessionEngine::dbsc_register_guest(self, anonymous_id, proof, expires_at).await
+    }
+    async fn dbsc_carry_guest(
+        &self,
+        anonymous_id: &str,
+        tenant_id: &str,
+        handle: &str,
+    ) -> Result<Option<DbscBinding>, SessionError> {
+        Ok(SessionEngine::dbsc_carry_guest(self, anonymous_id, tenant_id, handle).await?)
+    }
+    async fn dbsc_refresh_session(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+        proof: Option<&str>,
+    ) -> Result<(SessionTokens, DbscBinding), DbscError> {
+        SessionEngine::dbsc_refresh_session(self, refresh_token, options, proof).await
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::anonymous;
 use crate::changes::ChangeSink;
+use crate::dbsc;
 use crate::routes;
 use crate::session::RequestContext;
 use crate::Tessera;
@@ -86,6 +87,20 @@ where
             Kind::Route {
                 future: Box::pin(async move {
                     routes::refresh(&tessera, &route_sink, request.headers()).await
+                }),
+            }
+        } else if is_post && config.dbsc_registration_path() == Some(path) {
+            let (tessera, route_sink) = (tessera.clone(), sink.clone());
+            Kind::Route {
+                future: Box::pin(async move {
+                    dbsc::register(&tessera, &route_sink, request.headers()).await
+                }),
+            }
+        } else if is_post && config.dbsc_refresh_path() == Some(path) {
+            let (tessera, route_sink) = (tessera.clone(), sink.clone());
+            Kind::Route {
+                future: Box::pin(async move {
+                    dbsc::refresh(&tessera, &route_sink, request.headers()).await
                 }),
             }
         } else if is_post && path == config.signout_path() {

@@ -43,6 +43,7 @@ pub mod claims;
 pub mod config;
 pub mod core;
 pub mod cors;
+mod dbsc;
 pub mod devices;
 pub mod domains;
 pub mod error;
@@ -59,7 +60,7 @@ pub mod verify;
 pub use crate::anonymous::{AnonymousSession, AnySession};
 pub use crate::claims::{ClaimError, ClaimValidator};
 pub use crate::config::{
-    AntiCsrfMode, Config, ConfigBuilder, ConfigError, SameSite, TokenTransfer,
+    AntiCsrfMode, Config, ConfigBuilder, ConfigError, DbscConfig, SameSite, TokenTransfer,
 };
 pub use crate::core::Core;
 pub use crate::error::{RejectionKind, SessionRejection};

@@ -24,10 +24,12 @@ use std::time::Duration;
 use tessera::anonymous::{
     AnonymousConfig, AnonymousSessions, MintAnonymous, MintedAnonymous, VerifiedAnonymous,
 };
+use tessera::dbsc::{ChallengeRejection, ProofRejection};
+use tessera::store::DbscBinding;
 use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection};
 use tessera::{
-    verify_access_token, Clock, EngineError, InputError, NewSession, RefreshOptions, Regenerated,
-    SessionError, SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo,
+    verify_access_token, Clock, DbscError, EngineError, InputError, NewSession, RefreshOptions,
+    Regenerated, SessionError, SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo,
     TryRefreshReason, UnauthorisedReason, VerifiedSession, VerifyOptions, VerifyPolicy,
     VerifyingKeySet,
 };
@@ -597,6 +599,9 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
         "UNAUTHORISED" if message == UnauthorisedReason::AntiCsrfMismatch.to_string() => {
             SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch)
         }
+        "UNAUTHORISED" if message == UnauthorisedReason::DeviceBound.to_string() => {
+            SessionError::Unauthorised(UnauthorisedReason::DeviceBound)
+        }
         "UNAUTHORISED" => SessionError::Unauthorised(unauthorised),
         "TRY_REFRESH_TOKEN" => SessionError::TryRefreshToken(TryRefreshReason::InvalidToken),
         "TOKEN_THEFT_DETECTED" => SessionError::TokenTheft {
@@ -655,6 +660,57 @@ impl RemoteCore {
             "OK" => tokens(&v),
             _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
         }
+    }
+}
+
+/// A binding as the DBSC extension endpoints answer it.
+fn dbsc_binding(v: &Value) -> Result<DbscBinding, SessionError> {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                SessionError::Engine(EngineError::Remote(format!(
+                    "the core answered a device binding without {k}"
+                )))
+            })
+    };
+    Ok(DbscBinding {
+        app_id: String::new(),
+        tenant_id: text("tenantId")?,
+        session_handle: text("sessionHandle")?,
+        dbsc_session_id: text("sessionIdentifier")?,
+        jwk_thumbprint: text("thumbprint")?,
+        public_jwk: text("jwk")?,
+        algorithm: text("algorithm")?,
+        bound_at: v.get("boundAt").and_then(Value::as_u64).unwrap_or_default(),
+    })
+}
+
+/// Maps a DBSC extension refusal.
+fn dbsc_refusal(v: &Value) -> DbscError {
+    let reason = v.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match status_of(v) {
+        "PROOF_REFUSED" => {
+            DbscError::Proof(ProofRejection::from_code(reason).unwrap_or(ProofRejection::Malformed))
+        }
+        "CHALLENGE_REFUSED" => DbscError::Challenge(
+            ChallengeRejection::from_code(reason).unwrap_or(ChallengeRejection::Invalid),
+        ),
+        "CHALLENGE" => DbscError::NeedsChallenge {
+            challenge: text("challenge"),
+            dbsc_session_id: text("sessionIdentifier"),
+        },
+        "NOT_BOUND" => DbscError::NotBound,
+        "ALREADY_BOUND" => DbscError::AlreadyBound,
+        "SESSION_GONE" => DbscError::SessionGone,
+        _ => DbscError::Session(not_ok(v, UnauthorisedReason::SessionMissingOrExpired)),
     }
 }
 
@@ -903,6 +959,94 @@ impl Core for RemoteCore {
                 "the core answered devices in an unknown form".into(),
             ))
         })
+    }
+
+    async fn dbsc_challenge(&self, tenant_id: &str, handle: &str) -> Result<String, SessionError> {
+        let v = self
+            .post(
+                "/recipe/session/dbsc/challenge",
+                json!({"tenantId": tenant_id, "sessionHandle": handle}),
+            )
+            .await?;
+        match (status_of(&v), v.get("challenge").and_then(Value::as_str)) {
+            ("OK", Some(c)) => Ok(c.to_owned()),
+            _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
+        }
+    }
+
+    async fn dbsc_register(
+        &self,
+        tenant_id: &str,
+        handle: &str,
+        proof: &str,
+    ) -> Result<DbscBinding, DbscError> {
+        let v = self
+            .post(
+                "/recipe/session/dbsc/bind",
+                json!({"tenantId": tenant_id, "sessionHandle": handle, "proof": proof}),
+            )
+            .await?;
+        match status_of(&v) {
+            "OK" => Ok(dbsc_binding(&v["binding"])?),
+            _ => Err(dbsc_refusal(&v)),
+        }
+    }
+
+    async fn dbsc_register_guest(
+        &self,
+        anonymous_id: &str,
+        proof: &str,
+        expires_at: u64,
+    ) -> Result<DbscBinding, DbscError> {
+        let v = self
+            .post(
+                "/recipe/session/dbsc/bind-guest",
+                json!({"anonymousId": anonymous_id, "proof": proof, "expiresAt": expires_at}),
+            )
+            .await?;
+        match status_of(&v) {
+            "OK" => Ok(dbsc_binding(&v["binding"])?),
+            _ => Err(dbsc_refusal(&v)),
+        }
+    }
+
+    async fn dbsc_carry_guest(
+        &self,
+        anonymous_id: &str,
+        tenant_id: &str,
+        handle: &str,
+    ) -> Result<Option<DbscBinding>, SessionError> {
+        let v = self
+            .post(
+                "/recipe/session/dbsc/carry-guest",
+                json!({"anonymousId": anonymous_id, "tenantId": tenant_id, "sessionHandle": handle}),
+            )
+            .await?;
+        match (status_of(&v), v.get("binding")) {
+            ("OK", Some(Value::Null) | None) => Ok(None),
+            ("OK", Some(b)) => Ok(Some(dbsc_binding(b)?)),
+            _ => Err(not_ok(&v, UnauthorisedReason::SessionDoesNotExist)),
+        }
+    }
+
+    async fn dbsc_refresh_session(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+        proof: Option<&str>,
+    ) -> Result<(SessionTokens, DbscBinding), DbscError> {
+        let mut body = json!({
+            "refreshToken": refresh_token,
+            "useDynamicSigningKey": !options.use_static_key.unwrap_or(false),
+        });
+        if let Some(proof) = proof {
+            body["proof"] = Value::String(proof.to_owned());
+        }
+        let v = self.post("/recipe/session/dbsc/refresh", body).await?;
+        match status_of(&v) {
+            "OK" => Ok((tokens(&v)?, dbsc_binding(&v["binding"])?)),
+            _ => Err(dbsc_refusal(&v)),
+        }
     }
 
     async fn revoke_device(&self, user_id: &str, handle: &str) -> Result<bool, SessionError> {

@@ -198,6 +198,15 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
             crate::metrics::refresh_route("error");
             SessionRejection::new(tessera, RejectionKind::Internal).into_response()
         }
+        // DBSC: a device-bound session refreshes only with a proof from its key. 401 without
+        // clearing anything: the session stays intact for the real device (issue 14).
+        // Only the access-token cookie goes (the refresh token stays): a DBSC browser then
+        // refreshes its bound session before its next request, e.g. after a payload change
+        // rewrote the cookie with the long lifetime.
+        Err((SessionError::Unauthorised(UnauthorisedReason::DeviceBound), _)) => {
+            sink.with(|c| crate::dbsc::expire_access_cookie(c, config));
+            unauthorised(false)
+        }
         // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
         Err((SessionError::Unauthorised(UnauthorisedReason::AntiCsrfMismatch), _)) => {
             crate::metrics::refresh_route("anti_csrf");

@@ -651,6 +651,15 @@ impl Sessions {
                 c.set_header(names::ANTI_CSRF, Some(csrf), true);
             }
         });
+        // Issue 14: a bound guest stays bound; anyone else is offered registration.
+        crate::dbsc::at_sign_in(
+            tessera,
+            &self.ctx.sink,
+            location,
+            guest.as_ref().map(|g| g.anonymous_id()),
+            &created,
+        )
+        .await;
         Ok(Session::new(
             tessera.clone(),
             self.ctx.sink.clone(),

@@ -7,6 +7,10 @@
 //!
 //! - `anonymous/*`: minting and verifying anonymous tokens against the raw Ed25519 calls.
 //!
+//! - `dbsc/refresh_unbound` against `dbsc/refresh_bound`: the same rotation on SQLite, the
+//!   second through the DBSC refresh (a `dbsc+jwt` ES256 proof verified, its challenge
+//!   spent in the used-set). The client's signing is done outside the timed part.
+//!
 //! `scripts/bench-engine.sh` runs them and prints the ratios.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -173,5 +177,99 @@ fn anonymous_paths(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, token_paths, anonymous_paths, sqlite_operations);
+/// Issue 14: a bound refresh against an unbound one, same store, same run.
+fn dbsc_refresh(c: &mut Criterion) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = rt.block_on(async {
+        let store = SqliteStore::open(dir.path().join("bench-dbsc.db"))
+            .await
+            .expect("store");
+        SessionEngine::builder(Arc::new(store))
+            .build()
+            .await
+            .expect("engine")
+    });
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = key.public_key().as_ref().to_vec();
+    let jwk = format!(
+        r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+        b64(&point[1..33]),
+        b64(&point[33..65])
+    );
+    let sign = |header: &str, jti: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(header.as_bytes()),
+            b64(format!(r#"{{"jti":"{jti}"}}"#).as_bytes())
+        );
+        let sig = key.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    };
+    let unbound = rt
+        .block_on(engine.create_session(NewSession::for_user("bench-user")))
+        .expect("create");
+    let bound = rt
+        .block_on(engine.create_session(NewSession::for_user("bench-user")))
+        .expect("create");
+    let handle = bound.session.handle.clone();
+    let challenge = engine.dbsc_challenge("public", &handle).unwrap();
+    let registration = sign(
+        &format!(r#"{{"alg":"ES256","typ":"dbsc+jwt","jwk":{jwk}}}"#),
+        &challenge,
+    );
+    rt.block_on(engine.dbsc_register("public", &handle, &registration))
+        .expect("register");
+    let mut g = c.benchmark_group("dbsc");
+    g.sample_size(20)
+        .measurement_time(std::time::Duration::from_secs(4));
+    let mut current = unbound.refresh_token.token;
+    g.bench_function("refresh_unbound", |b| {
+        b.iter(|| {
+            let child = rt
+                .block_on(engine.refresh_session(&current, RefreshOptions::default()))
+                .expect("refresh");
+            current = child.refresh_token.token;
+        })
+    });
+    let mut current = bound.refresh_token.token;
+    g.bench_function("refresh_bound", |b| {
+        b.iter_batched(
+            || {
+                let challenge = engine.dbsc_challenge("public", &handle).unwrap();
+                sign(r#"{"alg":"ES256","typ":"dbsc+jwt"}"#, &challenge)
+            },
+            |proof| {
+                let (child, _) = rt
+                    .block_on(engine.dbsc_refresh_session(
+                        &current,
+                        RefreshOptions::default(),
+                        Some(&proof),
+                    ))
+                    .expect("bound refresh");
+                current = child.refresh_token.token;
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    token_paths,
+    anonymous_paths,
+    sqlite_operations,
+    dbsc_refresh
+);
 criterion_main!(benches);

@@ -27,6 +27,7 @@
 pub mod anonymous;
 pub mod clock;
 pub mod config;
+pub mod dbsc;
 pub mod encoding;
 pub mod engine;
 pub mod error;
@@ -43,9 +44,12 @@ pub use config::SessionConfig;
 pub use engine::devices::{
     device_label, signed_in_within, Device, DeviceConfig, DeviceInfo, DevicePage, OverCap,
 };
-pub use engine::{CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH};
+pub use engine::{
+    CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH, DBSC_CHALLENGE_TTL_MS,
+};
 pub use error::{
-    EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
+    DbscError, EngineError, InputError, SessionError, StoreError, TryRefreshReason,
+    UnauthorisedReason,
 };
 pub use events::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
 pub use keys::jwks::{Jwk, Jwks, VerifyingKeySet};

@@ -75,6 +75,15 @@ struct Args {
     /// How tokens travel: `any` (default: what the page's SDK asks for), `cookie` or `header`.
     #[arg(long, value_enum, default_value_t = Transfer::Any)]
     transfer: Transfer,
+    /// Device Bound Session Credentials (issue 14, docs/dbsc.md): sign-in (and a new guest)
+    /// is offered `Secure-Session-Registration`; a browser that registers a device key can
+    /// refresh its session only with a proof from that key. Cookie mode only.
+    #[arg(long)]
+    dbsc: bool,
+    /// The origin the browser uses, when it is not `http://localhost:<port>` (e.g. an https
+    /// proxy in front, which DBSC needs: Chromium registers only over https).
+    #[arg(long)]
+    public_origin: Option<String>,
 }
 
 /// `--transfer`.
@@ -261,7 +270,10 @@ fn default_bundle() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let origin = format!("http://localhost:{}", args.port);
+    let origin = args
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{}", args.port));
     let temp_dir = tempfile::tempdir()?;
     let db_path = args
         .sqlite_path
@@ -292,6 +304,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     for prefix in &args.anonymous_exclude {
         builder = builder.anonymous_exclude_path_prefix(prefix);
+    }
+    if args.dbsc {
+        builder = builder.dbsc(tessera_axum::DbscConfig::default());
     }
     let config = builder.build()?;
 

@@ -6,6 +6,7 @@
 //! headers.
 
 mod apps;
+mod dbsc;
 mod devices;
 mod jwt;
 mod misc;
@@ -149,6 +150,12 @@ enum Api {
     Devices,
     DevicesRevoke,
     DevicesRevokeOthers,
+    DbscChallenge,
+    DbscBind,
+    DbscBindGuest,
+    DbscCarryGuest,
+    DbscGet,
+    DbscRefresh,
 }
 
 /// Each API's path after the app/tenant prefixes: also its route template in metrics and logs.
@@ -178,6 +185,12 @@ const API_PATHS: &[(&str, Api)] = &[
         "/recipe/session/devices/revoke-others",
         Api::DevicesRevokeOthers,
     ),
+    ("/recipe/session/dbsc/challenge", Api::DbscChallenge),
+    ("/recipe/session/dbsc/bind", Api::DbscBind),
+    ("/recipe/session/dbsc/bind-guest", Api::DbscBindGuest),
+    ("/recipe/session/dbsc/carry-guest", Api::DbscCarryGuest),
+    ("/recipe/session/dbsc/get", Api::DbscGet),
+    ("/recipe/session/dbsc/refresh", Api::DbscRefresh),
 ];
 
 impl Api {
@@ -215,7 +228,8 @@ impl Api {
             | Api::SessionUser
             | Api::JwtJwks
             | Api::UserById
-            | Api::Devices => &[Method::GET],
+            | Api::Devices
+            | Api::DbscGet => &[Method::GET],
             Api::Session => &[Method::GET, Method::POST],
             Api::Verify
             | Api::Refresh
@@ -225,7 +239,12 @@ impl Api {
             | Api::Anonymous
             | Api::RemoveApp
             | Api::DevicesRevoke
-            | Api::DevicesRevokeOthers => &[Method::POST],
+            | Api::DevicesRevokeOthers
+            | Api::DbscChallenge
+            | Api::DbscBind
+            | Api::DbscBindGuest
+            | Api::DbscCarryGuest
+            | Api::DbscRefresh => &[Method::POST],
             Api::SessionData | Api::JwtData => &[Method::GET, Method::PUT],
             Api::CreateApp => &[Method::PUT],
         }
@@ -480,5 +499,11 @@ async fn handle(
         Api::Devices => devices::list(&ctx).await,
         Api::DevicesRevoke => devices::revoke(&ctx).await,
         Api::DevicesRevokeOthers => devices::revoke_others(&ctx).await,
+        Api::DbscChallenge => dbsc::challenge(&ctx).await,
+        Api::DbscBind => dbsc::bind(&ctx).await,
+        Api::DbscBindGuest => dbsc::bind_guest(&ctx).await,
+        Api::DbscCarryGuest => dbsc::carry_guest(&ctx).await,
+        Api::DbscGet => dbsc::get(&ctx).await,
+        Api::DbscRefresh => dbsc::refresh(&ctx).await,
     }
 }

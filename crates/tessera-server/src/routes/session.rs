@@ -20,7 +20,7 @@ fn validity_override(ctx: &Ctx, input: &crate::input::JsonInput) -> Result<Optio
     }
 }
 
-fn tokens_body(t: &SessionTokens) -> Value {
+pub(super) fn tokens_body(t: &SessionTokens) -> Value {
     let mut body = json!({
         "status": "OK",
         "session": t.session,

@@ -297,6 +297,7 @@ impl SessionEngine {
             }
             tokio::time::sleep(started.elapsed().max(CLEANUP_MIN_PAUSE)).await;
         }
+        self.inner.store.delete_expired_dbsc_challenges(now).await?;
         let timing = self.inner.config.rotation();
         let cutoff = now
             .saturating_sub(timing.update_interval_ms)

@@ -1,10 +1,12 @@
 //! [`SessionEngine`]: create, verify, refresh, regenerate, read, update and revoke sessions for
 //! one app, on any [`Store`].
 
+mod dbsc;
 pub mod devices;
 mod jwt;
 mod keys;
 mod lifecycle;
+pub use dbsc::DBSC_CHALLENGE_TTL_MS;
 pub use lifecycle::{CleanupReport, CLEANUP_BATCH};
 pub use verify::StatelessVerified;
 mod manage;
@@ -75,6 +77,7 @@ struct Inner {
     anonymous: Arc<AnonymousSessions>,
     devices: DeviceConfig,
     events: Arc<dyn EventSink>,
+    dbsc_key: crate::dbsc::ChallengeKey,
 }
 
 /// Builds a [`SessionEngine`].
@@ -219,6 +222,7 @@ impl EngineBuilder {
             )
             .await?;
         let refresh_key = RefreshTokenKey::from_stored(&stored)?;
+        let dbsc_key = dbsc::load_challenge_key(self.store.as_ref(), &self.app_id, now).await?;
         let verified =
             crate::token::cache::VerifiedTokenCache::new(self.config.verified_token_cache);
         let anonymous = self.anonymous_keys(now).await?;
@@ -238,6 +242,7 @@ impl EngineBuilder {
                 anonymous: Arc::new(anonymous),
                 devices: self.devices,
                 events: self.events,
+                dbsc_key,
             }),
         };
         engine.forget_stored_operator_keys().await?;

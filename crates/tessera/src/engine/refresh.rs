@@ -43,6 +43,20 @@ impl SessionEngine {
         options: RefreshOptions<'_>,
         access_token_validity_ms: Option<i64>,
     ) -> Result<SessionTokens, SessionError> {
+        self.refresh_checked(refresh_token, options, access_token_validity_ms, false)
+            .await
+    }
+
+    /// The rotation. `device_proven`: the caller verified a DBSC proof from the session's
+    /// bound key; without it a bound session is refused (`DeviceBound`) before anything is
+    /// decided, so no refresh token — current, old or stolen — changes it.
+    pub(super) async fn refresh_checked(
+        &self,
+        refresh_token: &str,
+        options: RefreshOptions<'_>,
+        access_token_validity_ms: Option<i64>,
+        device_proven: bool,
+    ) -> Result<SessionTokens, SessionError> {
         let validity = self.check_validity(access_token_validity_ms)?;
         let unauthorised = |r| Err(SessionError::Unauthorised(r));
         let Some(payload) = decode_refresh_token(&self.inner.refresh_key, refresh_token) else {
@@ -62,6 +76,16 @@ impl SessionEngine {
             .as_deref()
             .map(sha256_hex);
         let tenant = payload.tenant();
+        if !device_proven
+            && self
+                .inner
+                .store
+                .get_dbsc_binding(&self.inner.app_id, tenant, &payload.session_handle)
+                .await?
+                .is_some()
+        {
+            return unauthorised(UnauthorisedReason::DeviceBound);
+        }
 
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = self.now();

@@ -3,6 +3,7 @@
 //! single conditional statement (compare-and-set), so no transaction crosses the trait.
 
 pub mod audit;
+pub mod dbsc;
 pub mod devices;
 pub mod postgres;
 mod sql;
@@ -12,6 +13,7 @@ use crate::error::StoreError;
 use async_trait::async_trait;
 
 pub use audit::{AuditQuery, AuditRow, AuditStore, MAX_AUDIT_QUERY};
+pub use dbsc::{DbscBinding, DbscStore};
 pub use devices::{DeviceListing, DeviceRow, DeviceStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -132,9 +134,9 @@ impl PoolStats {
 }
 
 /// What the engine needs from a database (device metadata: [`DeviceStore`]; the audit trail:
-/// [`AuditStore`]).
+/// [`AuditStore`]; device-bound sessions: [`DbscStore`]).
 #[async_trait]
-pub trait Store: DeviceStore + AuditStore {
+pub trait Store: DeviceStore + AuditStore + DbscStore {
     /// Inserts a new session row.
     async fn insert_session(&self, row: &SessionRow) -> Result<(), StoreError>;
 

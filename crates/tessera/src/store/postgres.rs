@@ -79,3 +79,4 @@ impl PostgresStore {
 super::sql::impl_sql_store!(PostgresStore, Some(KEY_LOCK));
 super::devices::impl_device_store!(PostgresStore);
 super::audit::impl_audit_store!(PostgresStore);
+super::dbsc::impl_dbsc_store!(PostgresStore);

@@ -18,8 +18,10 @@ pub(crate) const SESSION_COLUMNS: &str = "app_id, tenant_id, session_handle, use
 
 /// The tables holding an app's data, all keyed by `app_id` (SEC2-M2: removing an app empties
 /// each).
-pub(crate) const APP_TABLES: [&str; 4] = [
+pub(crate) const APP_TABLES: [&str; 6] = [
     "session_info",
+    "tessera_dbsc_used_challenge",
+    "tessera_dbsc_guest_binding",
     "session_access_token_signing_keys",
     "jwt_signing_keys",
     "key_value",

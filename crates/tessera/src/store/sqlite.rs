@@ -82,3 +82,4 @@ impl SqliteStore {
 super::sql::impl_sql_store!(SqliteStore, None::<&'static str>);
 super::devices::impl_device_store!(SqliteStore);
 super::audit::impl_audit_store!(SqliteStore);
+super::dbsc::impl_dbsc_store!(SqliteStore);
