@@ -67,7 +67,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let phase = if during.load(Ordering::Relaxed) { "during" } else { "before" };
+                let phase = if during.load(Ordering::Relaxed) {
+                    "during"
+                } else {
+                    "before"
+                };
                 let began = Instant::now();
                 let now = args.now_ms;
                 let updated = store
