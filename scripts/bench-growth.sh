@@ -56,8 +56,9 @@ fi
 flags=(-q)
 [ "$PROFILE" = release ] && flags+=(--release)
 log "cargo build ($PROFILE): tessera, bench-cleanup"
-cargo build "${flags[@]}" -p tessera-server --bin tessera
-cargo build "${flags[@]}" -p tessera-examples --bin bench-cleanup
+# One invocation with both packages, as bench-peers.sh and scripts/test.sh build them: the same
+# feature set, so the artifacts are shared.
+cargo build "${flags[@]}" -p tessera-examples --bin bench-cleanup -p tessera-server --bin tessera
 BINS="${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE"
 
 own_out=""
