@@ -685,6 +685,13 @@ def parse_section(text: str, stores: list[str], sizes: list[int]) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def compact_json(raw: dict) -> str:
+    """Indented JSON with every list of numbers on one line (the clean-up's timings)."""
+    text = json.dumps(raw, indent=1)
+    return re.sub(r"\[([\d.,\s-]+)\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]",
+                  text) + "\n"
+
+
 def postgres_version(url: str) -> str:
     out = subprocess.run(["psql", url, "-Atq", "-X", "-c", "SHOW server_version"],
                          capture_output=True, text=True, timeout=30)
@@ -804,7 +811,7 @@ def main() -> int:
         raw = {"meta": meta,
                "samples": [vars(s) for v in results.values() for s in v],
                "cleanup": [vars(c) for c in cleanups]}
-        args.json.write_text(json.dumps(raw, indent=1) + "\n")
+        args.json.write_text(compact_json(raw))
         found = parse_section(args.out.read_text(), stores, sizes)
         if not args.smoke:
             print("\n" + section)
