@@ -752,6 +752,14 @@ def parse_report(text: str, table: list[Row]) -> int:
     return found
 
 
+def kept_sections(path: Path) -> str:
+    """The sections other scripts own in the report (`<!-- name:begin -->` … `<!-- name:end -->`,
+    e.g. bench-growth.sh's), carried over when this script rewrites it."""
+    old = path.read_text() if path.exists() else ""
+    found = re.finditer(r"<!-- ([\w-]+):begin.*?<!-- \1:end -->", old, re.S)
+    return "".join("\n" + m.group(0) + "\n" for m in found)
+
+
 def chart(results: dict[str, list[Sample]], table: list[Row], out: Path, work: Path) -> None:
     data = work / "chart.dat"
     with open(data, "w") as f:
@@ -850,7 +858,7 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         chart(results, table, args.out / "benchmarks.png", work)
         text = report(results, table, meta, "benchmarks.png")
-        (args.out / "benchmarks.md").write_text(text)
+        (args.out / "benchmarks.md").write_text(text + kept_sections(args.out / "benchmarks.md"))
         raw = {"meta": meta, "samples": {k: [vars(x) for x in v] for k, v in results.items()}}
         (args.out / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
         found = parse_report((args.out / "benchmarks.md").read_text(), table)
