@@ -48,7 +48,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tessera::anonymous::{MintAnonymous, MintedAnonymous};
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousClaims, ANONYMOUS_ID_CLAIM};
+use tessera::protocol::ANONYMOUS_ID_CLAIM;
+use tessera::token::anonymous::{plausible_anonymous_id, AnonymousClaims};
 use tessera::SessionError;
 
 /// An anonymous session: a visitor who has not signed in.
@@ -271,7 +272,7 @@ fn has_bearer_access_token(config: &Config, headers: &HeaderMap) -> bool {
 /// True when `token`'s header names an anonymous key (`kid` `a-…`).
 pub(crate) fn is_anonymous_token(token: &str) -> bool {
     transfer::with_access_token_kid(token, |kid| {
-        kid.starts_with(tessera::keys::anonymous_key::ANONYMOUS_KID_PREFIX)
+        kid.starts_with(tessera::protocol::ANONYMOUS_KID_PREFIX)
     })
     .unwrap_or(false)
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::request::Parts;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex, PoisonError};
-use tessera::token::anonymous::ANONYMOUS_ID_CLAIM;
+use tessera::protocol::ANONYMOUS_ID_CLAIM;
 use tessera::{AccessTokenClaims, NewSession, SessionError, SessionSummary};
 
 /// What the layer puts in every request's extensions.

@@ -279,7 +279,9 @@ impl KidMemo {
                 return last.1;
             }
         }
-        let dynamic = with_access_token_kid(token, |kid| kid.starts_with("d-"));
+        let dynamic = with_access_token_kid(token, |kid| {
+            kid.starts_with(tessera::protocol::DYNAMIC_KID_PREFIX)
+        });
         if header.len() <= MAX_MEMO_HEADER {
             self.0.store(Some(Arc::new((header.into(), dynamic))));
         }

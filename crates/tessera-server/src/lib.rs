@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod paths;
 pub mod routes;
 pub mod server;
+pub mod state;
 
 /// Entry points for the `fuzz/` crate (cargo fuzz, ROB-01). Request bodies are fuzzed through
 /// the real [`routes::router`]; this module only reaches the crate-private config resolution.

@@ -33,7 +33,7 @@
 //! ```
 
 use crate::encoding::{b64url_decode, b64url_encode, hex};
-use crate::error::EngineError;
+use crate::error::{EngineError, SessionError, StoreError};
 use crate::random;
 use aws_lc_rs::{digest, hmac, signature};
 use serde::Deserialize;
@@ -580,5 +580,48 @@ impl ChallengeKey {
             nonce: hex(&raw[..NONCE_LEN]),
             expires_at,
         })
+    }
+}
+
+/// A device-bound session (DBSC) operation that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbscError {
+    /// The proof was refused.
+    #[error("device-bound proof refused: {0}")]
+    Proof(#[from] ProofRejection),
+    /// The proof's `jti` is not an outstanding challenge of this session.
+    #[error("device-bound challenge refused: {0}")]
+    Challenge(#[from] ChallengeRejection),
+    /// The proof is fine but no challenge was presented yet: answer with this one.
+    #[error("a device-bound challenge is needed")]
+    NeedsChallenge {
+        /// The challenge to send (`Secure-Session-Challenge`).
+        challenge: String,
+        /// The DBSC session identifier it is for.
+        dbsc_session_id: String,
+    },
+    /// The session has no bound key (a DBSC refresh of a session that never registered).
+    #[error("the session is not device-bound")]
+    NotBound,
+    /// The session is bound to another key already.
+    #[error("the session is bound to another device key")]
+    AlreadyBound,
+    /// The session (or guest binding) is gone or expired.
+    #[error("the session does not exist")]
+    SessionGone,
+    /// The rotation after a valid proof failed (theft, unauthorised, …).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<EngineError> for DbscError {
+    fn from(e: EngineError) -> Self {
+        DbscError::Session(SessionError::Engine(e))
+    }
+}
+
+impl From<StoreError> for DbscError {
+    fn from(e: StoreError) -> Self {
+        DbscError::Session(SessionError::store(e))
     }
 }

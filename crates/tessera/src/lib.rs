@@ -28,12 +28,15 @@ pub mod anonymous;
 pub mod clock;
 pub mod config;
 pub mod dbsc;
+pub use dbsc::DbscError;
 pub mod encoding;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod jose;
 pub mod keys;
 pub mod lineage;
+pub mod protocol;
 pub mod random;
 pub mod session;
 pub mod store;
@@ -48,13 +51,12 @@ pub use engine::{
     CleanupReport, EngineBuilder, SessionEngine, CLEANUP_BATCH, DBSC_CHALLENGE_TTL_MS,
 };
 pub use error::{
-    DbscError, EngineError, InputError, SessionError, StoreError, TryRefreshReason,
-    UnauthorisedReason,
+    EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,
 };
 pub use events::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
 pub use keys::jwks::{Jwk, Jwks, VerifyingKeySet};
-pub use keys::ring::{KeyLookup, KeyRing};
-pub use keys::rsa_key::{KeyKind, SigningKey, VerifyingKey};
+pub use keys::ring::KeyRing;
+pub use keys::rsa_key::{KeyKind, KeyLookup, SigningKey, VerifyingKey};
 pub use session::{
     tenant_of_handle, NewSession, RefreshOptions, Regenerated, SessionInfo, SessionSummary,
     SessionTokens, TokenInfo, VerifiedSession, VerifyOptions, PUBLIC,
@@ -69,7 +71,8 @@ pub use token::verify::{verify_access_token, VerifyPolicy, MAX_ACCESS_TOKEN_LEN}
 /// parsers, so the fuzzers run exactly the code verification runs. Not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::token::access::{header_json, AccessTokenHeader};
+    use crate::jose::header_json;
+    use crate::token::access::AccessTokenHeader;
 
     /// Deserialises an access-token JOSE header as step 3 of verification does and returns
     /// `[alg, typ, kid, version]` when the JSON is accepted (the value checks come after).

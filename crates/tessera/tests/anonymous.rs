@@ -15,9 +15,10 @@ use tessera::encoding::{b64url_decode, b64url_encode};
 use tessera::keys::anonymous_key::{
     AnonymousAlgorithm, AnonymousSigningKey, AnonymousVerifyingKey,
 };
+use tessera::protocol::ANONYMOUS_ID_CLAIM;
 use tessera::token::anonymous::{
     verify_anonymous_token, AnonymousClaims, AnonymousKeyLookup, AnonymousPolicy,
-    AnonymousRejection, ANONYMOUS_ID_CLAIM, MAX_ANONYMOUS_TOKEN_LEN,
+    AnonymousRejection, MAX_ANONYMOUS_TOKEN_LEN,
 };
 use tessera::{
     InputError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,

@@ -2,12 +2,12 @@
 //! writes also need the CSRF token and a same-origin request (see [`super::auth`]). Answers
 //! carry ids, times, labels and `kid`s — never a token, a key or a hash.
 
+use super::auth::Dashboard;
 use super::auth::{self, AdminSession};
-use super::Dashboard;
 use crate::apps::AppEntry;
 use crate::audit::{AuditKind, Record, RecordSource};
 use crate::client_ip;
-use crate::routes::ServerState;
+use crate::state::ServerState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

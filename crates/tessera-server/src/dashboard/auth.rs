@@ -42,6 +42,30 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Most IPs tracked; past it the oldest windows are forgotten.
 const MAX_TRACKED_IPS: usize = 10_000;
 
+/// The admin page's state: the key (as a hash), the signed-in operators, the sign-in limit.
+pub struct Dashboard {
+    pub(super) key: AdminKey,
+    pub(super) sessions: AdminSessions,
+    pub(super) limiter: SignInLimiter,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard").finish_non_exhaustive()
+    }
+}
+
+impl Dashboard {
+    /// The admin page for `admin_key`.
+    pub fn new(admin_key: String) -> Self {
+        Self {
+            key: AdminKey::new(&admin_key),
+            sessions: AdminSessions::default(),
+            limiter: SignInLimiter::default(),
+        }
+    }
+}
+
 /// The admin key, kept as its SHA-256 only.
 pub(crate) struct AdminKey(String);
 

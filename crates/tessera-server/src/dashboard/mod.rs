@@ -7,9 +7,9 @@
 //! the only part of `tessera serve` a browser may call.
 
 mod api;
-mod auth;
+pub(crate) mod auth;
 
-use crate::routes::ServerState;
+use crate::state::ServerState;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,32 +17,8 @@ use axum::Router;
 use std::sync::Arc;
 
 pub use auth::{
-    COOKIE, CSRF_HEADER, FAILURE_WINDOW, IDLE, LIFETIME, MAX_FAILURES, WRONG_KEY_DELAY,
+    Dashboard, COOKIE, CSRF_HEADER, FAILURE_WINDOW, IDLE, LIFETIME, MAX_FAILURES, WRONG_KEY_DELAY,
 };
-
-/// The admin page's state: the key (as a hash), the signed-in operators, the sign-in limit.
-pub struct Dashboard {
-    key: auth::AdminKey,
-    sessions: auth::AdminSessions,
-    limiter: auth::SignInLimiter,
-}
-
-impl std::fmt::Debug for Dashboard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dashboard").finish_non_exhaustive()
-    }
-}
-
-impl Dashboard {
-    /// The admin page for `admin_key`.
-    pub fn new(admin_key: String) -> Self {
-        Self {
-            key: auth::AdminKey::new(&admin_key),
-            sessions: auth::AdminSessions::default(),
-            limiter: auth::SignInLimiter::default(),
-        }
-    }
-}
 
 const INDEX_HTML: &str = include_str!("../../static/dashboard/index.html");
 const APP_JS: &str = include_str!("../../static/dashboard/app.js");

@@ -14,16 +14,14 @@ mod session;
 
 pub use session::MAX_LISTED_SESSIONS;
 
-use crate::apps::{AppEntry, AppRegistry};
-use crate::audit::AuditLog;
-use crate::cdi::{CdiPolicy, CdiVersion};
-use crate::connections::ConnectionLimits;
-use crate::dashboard::Dashboard;
+use crate::apps::AppEntry;
+use crate::cdi::CdiVersion;
 use crate::error::ApiError;
 use crate::input::{JsonInput, QueryInput};
-use crate::limit::{too_many_requests, ApiKeyLimiter};
-use crate::metrics::{Operation, ServerMetrics};
+use crate::limit::too_many_requests;
+use crate::metrics::Operation;
 use crate::paths::{resolve, PathError, MAX_TENANT_ID_LEN};
+use crate::state::ServerState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
@@ -35,29 +33,6 @@ use tessera::PUBLIC;
 
 /// Largest request body accepted (1 MiB); larger gets 413.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub struct ServerState {
-    /// The apps.
-    pub registry: AppRegistry,
-    /// `cdi-version` rules.
-    pub cdi: CdiPolicy,
-    /// Path prefix of every API (`""` or `/x`).
-    pub base_path: String,
-    /// Connection cap and client deadlines; the request deadline is applied here.
-    pub limits: ConnectionLimits,
-    /// The audit trail.
-    pub audit: Arc<AuditLog>,
-    /// The admin page, when an admin key is configured.
-    pub dashboard: Option<Dashboard>,
-    /// Prometheus metrics (`None`: off).
-    pub metrics: Option<Arc<ServerMetrics>>,
-    /// True when `/metrics` is served on this router (metrics on, no separate listener).
-    pub metrics_route: bool,
-    /// The per-API-key rate limit (`None`: off).
-    pub api_key_limiter: Option<ApiKeyLimiter>,
-}
 
 /// The HTTP service of `tessera serve`.
 pub fn router(state: Arc<ServerState>) -> Router {

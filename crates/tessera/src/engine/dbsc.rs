@@ -8,9 +8,10 @@
 //! PostgreSQL database.
 
 use super::SessionEngine;
+use crate::dbsc::DbscError;
 use crate::dbsc::{verify_proof, ChallengeKey, DbscAlgorithm, DevicePublicKey, VerifiedProof};
 use crate::encoding::{b64_decode, b64_encode, hex};
-use crate::error::{DbscError, EngineError, SessionError, UnauthorisedReason};
+use crate::error::{EngineError, SessionError, UnauthorisedReason};
 use crate::random;
 use crate::session::{RefreshOptions, SessionTokens};
 use crate::store::{DbscBinding, Store};

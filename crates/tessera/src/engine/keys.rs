@@ -100,7 +100,7 @@ impl SessionEngine {
         let mut dynamic = inner.store.dynamic_keys(&inner.app_id, since).await?;
         if timing.new_key_due(dynamic.first().map(|k| k.created_at), now) {
             let key = SigningKey::generate(
-                format!("d-{now}"),
+                format!("{}{now}", crate::protocol::DYNAMIC_KID_PREFIX),
                 KeyKind::Dynamic,
                 now,
                 timing.verify_until(now),

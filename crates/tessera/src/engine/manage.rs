@@ -5,13 +5,13 @@ use super::verify::parse_payload;
 use super::SessionEngine;
 use crate::error::{InputError, SessionError, TryRefreshReason, UnauthorisedReason};
 use crate::events::RevokeCause;
+use crate::protocol::ANONYMOUS_ID_CLAIM;
 use crate::session::{
     plausible_handle, tenant_of_handle, Regenerated, SessionInfo, SessionSummary,
 };
 use crate::token::access::{
     carry_anonymous_id, contains_protected_claim, strip_sign_in_time, AccessTokenClaims,
 };
-use crate::token::anonymous::ANONYMOUS_ID_CLAIM;
 use crate::token::verify::{verify_access_token, VerifyPolicy};
 use serde_json::{Map, Value};
 

@@ -161,7 +161,7 @@ impl SessionEngine {
             // before it was carried take it from the stored payload.
             let anonymous_id = payload.anonymous_id.as_deref().or_else(|| {
                 user_claims
-                    .get(crate::token::anonymous::ANONYMOUS_ID_CLAIM)
+                    .get(crate::protocol::ANONYMOUS_ID_CLAIM)
                     .and_then(serde_json::Value::as_str)
             });
             let answer = self.answer_token(

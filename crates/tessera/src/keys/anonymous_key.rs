@@ -9,13 +9,11 @@
 
 use super::jwks::Jwk;
 use super::rsa_key::{KeyKind, SigningKey, VerifyingKey};
-use crate::encoding::{b64_decode, b64_encode, b64url_encode, sha256_hex};
+use crate::encoding::{b64_decode, b64_encode, b64url_decode, b64url_encode, sha256_hex};
 use crate::error::EngineError;
+use crate::protocol::ANONYMOUS_KID_PREFIX;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _, ParsedPublicKey, ED25519};
 use std::fmt;
-
-/// Prefix of every anonymous-key `kid`.
-pub const ANONYMOUS_KID_PREFIX: &str = "a-";
 
 /// The signature algorithm of anonymous tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -316,6 +314,26 @@ fn ed25519_from_pkcs8(der: &[u8]) -> Result<Ed25519KeyPair, EngineError> {
     Ed25519KeyPair::from_pkcs8(der)
         .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
         .map_err(|_| EngineError::Corrupt("anonymous key is not an Ed25519 PKCS#8 key"))
+}
+
+impl Jwk {
+    /// The anonymous verifying key this JWK describes, if it is one (`kid` `a-…`).
+    pub fn to_anonymous(&self) -> Option<Result<AnonymousVerifyingKey, EngineError>> {
+        if !self.kid.starts_with(ANONYMOUS_KID_PREFIX) || self.use_ != "sig" {
+            return None;
+        }
+        let decode = |v: &Option<String>| v.as_ref().and_then(|v| b64url_decode(v.as_bytes()));
+        Some(match (self.kty.as_str(), self.alg.as_str()) {
+            ("OKP", "EdDSA") if self.crv.as_deref() == Some("Ed25519") => decode(&self.x)
+                .ok_or(EngineError::Corrupt("JWK x"))
+                .and_then(|x| AnonymousVerifyingKey::ed25519(&self.kid, &x)),
+            ("RSA", "RS256") => match (decode(&self.n), decode(&self.e)) {
+                (Some(n), Some(e)) => AnonymousVerifyingKey::rs256(&self.kid, &n, &e),
+                _ => Err(EngineError::Corrupt("JWK n/e")),
+            },
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]

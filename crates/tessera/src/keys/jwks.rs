@@ -1,11 +1,10 @@
 //! JSON Web Key Sets: what we publish at `/.well-known/jwks.json`, and a verifying key set built
 //! from a published one (for gateways and remote-core SDKs).
 
-use super::anonymous_key::{AnonymousVerifyingKey, ANONYMOUS_KID_PREFIX};
-use super::ring::KeyLookup;
-use super::rsa_key::VerifyingKey;
+use super::rsa_key::{KeyLookup, VerifyingKey};
 use crate::encoding::{b64url_decode, b64url_encode};
 use crate::error::EngineError;
+use crate::protocol::ANONYMOUS_KID_PREFIX;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -54,26 +53,6 @@ impl Jwk {
     }
 }
 
-impl Jwk {
-    /// The anonymous verifying key this JWK describes, if it is one (`kid` `a-…`).
-    pub fn to_anonymous(&self) -> Option<Result<AnonymousVerifyingKey, EngineError>> {
-        if !self.kid.starts_with(ANONYMOUS_KID_PREFIX) || self.use_ != "sig" {
-            return None;
-        }
-        let decode = |v: &Option<String>| v.as_ref().and_then(|v| b64url_decode(v.as_bytes()));
-        Some(match (self.kty.as_str(), self.alg.as_str()) {
-            ("OKP", "EdDSA") if self.crv.as_deref() == Some("Ed25519") => decode(&self.x)
-                .ok_or(EngineError::Corrupt("JWK x"))
-                .and_then(|x| AnonymousVerifyingKey::ed25519(&self.kid, &x)),
-            ("RSA", "RS256") => match (decode(&self.n), decode(&self.e)) {
-                (Some(n), Some(e)) => AnonymousVerifyingKey::rs256(&self.kid, &n, &e),
-                _ => Err(EngineError::Corrupt("JWK n/e")),
-            },
-            _ => return None,
-        })
-    }
-}
-
 /// `{"keys": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
@@ -97,7 +76,7 @@ impl VerifyingKeySet {
     /// Parses a JWKS. Only `kty:"RSA"`, `alg:"RS256"` access-token keys are taken (anonymous
     /// keys, `kid` `a-…`, never are); a duplicate `kid` or a weak key refuses the whole set.
     pub fn from_jwks_json(text: &str) -> Result<Self, EngineError> {
-        if !crate::token::anonymous::starts_json_object(text.as_bytes()) {
+        if !crate::jose::starts_json_object(text.as_bytes()) {
             return Err(EngineError::Corrupt("JWKS is not valid"));
         }
         let jwks: Jwks =

@@ -3,24 +3,9 @@
 
 use super::jwks::{Jwk, Jwks};
 use super::rotation::RotationTiming;
-use super::rsa_key::{KeyKind, SigningKey, VerifyingKey};
+use super::rsa_key::{KeyKind, KeyLookup, SigningKey, VerifyingKey};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Finds the verifying key for a `kid`. Implemented by the engine's [`KeyRing`] and by key
-/// sets built from a published JWKS.
-pub trait KeyLookup {
-    /// The key with this id, if we hold it.
-    fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey>;
-
-    /// The key whose exact base64url header segment (as this engine mints it) is
-    /// `header_b64`: a shortcut that skips decoding and parsing a header we produced. The
-    /// default knows none, so every header is parsed.
-    fn key_for_header(&self, header_b64: &[u8]) -> Option<&VerifyingKey> {
-        let _ = header_b64;
-        None
-    }
-}
 
 /// Dynamic keys (newest first), static keys (newest first), retired static keys that only
 /// verify, and an index by `kid`.
@@ -59,7 +44,7 @@ impl KeyRing {
             .iter()
             .chain(statics.iter())
             .map(|k| {
-                let header = crate::token::access::header_json(k.kid());
+                let header = crate::jose::header_json(k.kid());
                 (
                     crate::encoding::b64url_encode(header.as_bytes()).into_bytes(),
                     Arc::clone(k),
@@ -94,7 +79,7 @@ impl KeyRing {
             if self.by_kid.contains_key(key.kid()) {
                 continue;
             }
-            let header = crate::token::access::header_json(key.kid());
+            let header = crate::jose::header_json(key.kid());
             self.by_header.insert(
                 crate::encoding::b64url_encode(header.as_bytes()).into_bytes(),
                 Arc::clone(&key),

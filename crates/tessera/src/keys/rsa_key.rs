@@ -225,6 +225,21 @@ impl SigningKey {
     }
 }
 
+/// Finds the verifying key for a `kid`. Implemented by the engine's [`KeyRing`] and by key
+/// sets built from a published JWKS.
+pub trait KeyLookup {
+    /// The key with this id, if we hold it.
+    fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey>;
+
+    /// The key whose exact base64url header segment (as this engine mints it) is
+    /// `header_b64`: a shortcut that skips decoding and parsing a header we produced. The
+    /// default knows none, so every header is parsed.
+    fn key_for_header(&self, header_b64: &[u8]) -> Option<&VerifyingKey> {
+        let _ = header_b64;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

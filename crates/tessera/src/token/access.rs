@@ -4,14 +4,12 @@
 //! kept in [`AccessTokenClaims::user_claims`]. A protected claim of the wrong JSON type is a
 //! rejection, never "absent" (JWT-18).
 
+use crate::jose::{once, MemberName};
 use crate::token::json::UniqueMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
-
-/// The access-token `version` header value this engine mints and accepts.
-pub const ACCESS_TOKEN_VERSION: &str = "5";
 
 /// Claims the engine owns. A payload update naming one of them is refused; a token lacking one
 /// of the required ones is rejected.
@@ -53,7 +51,7 @@ pub fn carry_anonymous_id(
     new_payload: &mut Map<String, Value>,
     current: Option<&Value>,
 ) -> Result<(), crate::error::InputError> {
-    use crate::token::anonymous::ANONYMOUS_ID_CLAIM;
+    use crate::protocol::ANONYMOUS_ID_CLAIM;
     match (new_payload.get(ANONYMOUS_ID_CLAIM), current) {
         (Some(given), Some(current)) if given == current => {}
         (Some(_), _) => return Err(crate::error::InputError::ProtectedClaim),
@@ -129,40 +127,6 @@ impl<'de> Deserialize<'de> for AccessTokenClaims {
 }
 
 struct ClaimsVisitor;
-
-/// A member name, borrowed from the input when it has no escapes (the hot path allocates
-/// nothing for the names of protected claims).
-pub(crate) struct MemberName<'de>(pub(crate) std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for MemberName<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MemberName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(MemberName(std::borrow::Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(MemberName(std::borrow::Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(V)
-    }
-}
-
-/// Stores `value` into `slot`, refusing a second occurrence of the same member.
-fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        return Err(E::custom(format_args!("duplicate claim {name}")));
-    }
-    Ok(())
-}
 
 impl<'de> Visitor<'de> for ClaimsVisitor {
     type Value = AccessTokenClaims;
@@ -272,12 +236,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for AccessTokenHeader<'a> {
         }
         deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
     }
-}
-
-/// Serialises the header for `kid`.
-pub(crate) fn header_json(kid: &str) -> String {
-    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid, "version": ACCESS_TOKEN_VERSION})
-        .to_string()
 }
 
 #[cfg(test)]

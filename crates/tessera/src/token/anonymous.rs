@@ -13,12 +13,12 @@
 //! unique claims → time (`iat` not in the future beyond the leeway, `exp − iat` within the
 //! configured lifetime, `exp` not passed).
 
-use super::access::MemberName;
 use super::json::UniqueMap;
-use super::verify::IAT_LEEWAY_S;
 use crate::encoding::{b64url_decode, b64url_encode};
 use crate::error::EngineError;
+use crate::jose::{once, starts_json_object, MemberName};
 use crate::keys::anonymous_key::{AnonymousSigningKey, AnonymousVerifyingKey};
+use crate::protocol::{ANONYMOUS_ID_CLAIM, IAT_LEEWAY_S};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -27,8 +27,6 @@ use std::fmt;
 pub const ANONYMOUS_TOKEN_TYP: &str = "anon+jwt";
 /// The `tokenType` claim of every anonymous token.
 pub const ANONYMOUS_TOKEN_TYPE: &str = "anonymous";
-/// The claim that carries the visitor id, in anonymous tokens and in access tokens.
-pub const ANONYMOUS_ID_CLAIM: &str = "anonymousId";
 /// Longest anonymous token accepted or minted, in bytes (the cookie stays under 4 KiB).
 pub const MAX_ANONYMOUS_TOKEN_LEN: usize = 3 * 1024;
 /// Largest app payload, serialised, in bytes (ANON-14).
@@ -248,11 +246,6 @@ pub fn verify_anonymous_token<'k, K: AnonymousKeyLookup + ?Sized>(
     Ok((claims, key))
 }
 
-/// True when the first non-whitespace byte opens a JSON object.
-pub(crate) fn starts_json_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
 /// The header of an anonymous token: exactly these members (no `version`, `jku`, `jwk`, …).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,13 +265,6 @@ impl<'de> Deserialize<'de> for AnonymousClaims {
 }
 
 struct ClaimsVisitor;
-
-fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        return Err(E::custom(format_args!("duplicate claim {name}")));
-    }
-    Ok(())
-}
 
 impl<'de> Visitor<'de> for ClaimsVisitor {
     type Value = AnonymousClaims;

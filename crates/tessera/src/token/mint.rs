@@ -1,9 +1,10 @@
 //! Minting access tokens: header and claims serialised once, signed with a key parsed once.
 
-use super::access::{header_json, AccessTokenClaims};
+use super::access::AccessTokenClaims;
 use super::verify::MAX_ACCESS_TOKEN_LEN;
 use crate::encoding::b64url_encode;
 use crate::error::{EngineError, InputError, SessionError};
+use crate::jose::header_json;
 use crate::keys::rsa_key::SigningKey;
 
 /// Serialises and signs `claims` with `key`. Refuses a token longer than

@@ -12,16 +12,14 @@
 //!    `nbf` (if a payload carries one) that is not an integer at most `now + leeway` →
 //!    invalid (JWT-19).
 
-use super::access::{AccessTokenClaims, AccessTokenHeader, ACCESS_TOKEN_VERSION};
+use super::access::{AccessTokenClaims, AccessTokenHeader};
 use crate::encoding::b64url_decode;
 use crate::error::TryRefreshReason;
-use crate::keys::ring::KeyLookup;
+use crate::keys::rsa_key::KeyLookup;
+use crate::protocol::{ACCESS_TOKEN_VERSION, IAT_LEEWAY_S};
 
 /// Longest access token accepted, in bytes. Longer input is refused before any decoding.
 pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
-
-/// How far in the future `iat` may be (clock skew between instances), in seconds.
-pub const IAT_LEEWAY_S: u64 = 60;
 
 /// What verification needs besides the token and the keys.
 #[derive(Debug, Clone, Copy)]
