@@ -24,7 +24,7 @@ use crate::Tessera;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tessera::store::DbscBinding;
 use tessera::{DbscError, RefreshOptions, SessionError, TokenInfo, VerifyOptions};
 
@@ -135,7 +135,7 @@ fn write_bound_access_token(
     config: &Config,
     access_token: &TokenInfo,
 ) {
-    let expires = SystemTime::UNIX_EPOCH + Duration::from_millis(access_token.expiry);
+    let expires = transfer::access_cookie_expiry(access_token);
     let cookie = transfer::set_cookie(
         config,
         names::ACCESS_COOKIE,

@@ -375,6 +375,17 @@ fn epoch() -> SystemTime {
     SystemTime::UNIX_EPOCH
 }
 
+/// When the access-token cookie of a device-bound session ends: a tenth of the token's
+/// lifetime (at most 10 s) before the token, so a request the browser sends with the cookie
+/// still reaches the server before the token expires.
+pub(crate) fn access_cookie_expiry(access_token: &TokenInfo) -> SystemTime {
+    let lifetime = access_token
+        .expiry
+        .saturating_sub(access_token.created_time);
+    let margin = (lifetime / 10).min(10_000);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(access_token.expiry.saturating_sub(margin))
+}
+
 /// Writes a new access token (and its front-token) in `location`.
 pub(crate) fn write_access_token(
     changes: &mut ResponseChanges,
@@ -388,12 +399,20 @@ pub(crate) fn write_access_token(
     }
     match location {
         TokenLocation::Cookie => {
+            // With DBSC on, every access-token cookie ends shortly before its token: a bound
+            // session's browser must find it gone and refresh through DBSC (the plain refresh
+            // refuses bound sessions), whichever response wrote it last.
+            let expires = if config.dbsc.is_some() {
+                access_cookie_expiry(access_token)
+            } else {
+                SystemTime::now() + ONE_YEAR
+            };
             let cookie = set_cookie(
                 config,
                 names::ACCESS_COOKIE,
                 &access_token.token,
                 &config.access_token_path,
-                SystemTime::now() + ONE_YEAR,
+                expires,
                 config.cookie_domain.as_deref(),
             );
             changes.set_cookie(names::ACCESS_COOKIE, cookie);

@@ -719,13 +719,27 @@ async fn never_registered_works_as_before(db: Db) {
         .send(&app, Method::POST, "/login", COOKIE_MODE)
         .await;
     assert!(login.header("secure-session-registration").is_some());
-    // No DBSC in this browser: the offer is ignored, the cookie lives as before.
+    // No DBSC in this browser: the offer is ignored. With DBSC on, every access-token cookie
+    // ends a little before its token (whichever response wrote it, a bound session's browser
+    // must find it gone), so an unbound browser meets the usual 401 and refresh at expiry.
     let exp = browser.jar["sAccessToken"].expires_ms.unwrap();
+    let now = app.clock.now_ms();
     assert!(
-        exp > app.clock.now_ms() + 86_400_000,
-        "unbound cookies keep their long expiry"
+        exp > now && exp <= now + AT_VALIDITY_MS,
+        "the access cookie ends with its token: {exp} vs now {now}"
     );
     app.clock.advance_ms(AT_VALIDITY_MS + 1000);
+    assert!(
+        !browser.jar.contains_key("sAccessToken")
+            || browser.jar["sAccessToken"]
+                .expires_ms
+                .is_some_and(|e| e <= app.clock.now_ms())
+    );
+    assert_eq!(
+        browser.send(&app, Method::GET, "/me", &[]).await.status,
+        StatusCode::UNAUTHORIZED,
+        "without its access cookie the request is unauthorised, and the SDK refreshes"
+    );
     let r = browser
         .send(
             &app,
