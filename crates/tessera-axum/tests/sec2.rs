@@ -833,7 +833,12 @@ async fn sec2_h1_a_replaced_static_key_stops_verifying_in_the_remote_sdk_within_
             .unwrap()
     };
     let (key_a, key_b) = (operator_key(), operator_key());
-    let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+    // A file, not `in_memory()`: the two servers share it, and a pooled connection that is
+    // closed when the first one stops (a request cut mid-query) must reopen the same data, not
+    // a new empty in-memory database.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn tessera::Store> =
+        Arc::new(SqliteStore::open(dir.path().join("core.db")).await.unwrap());
     let with_key = |key: &str| tessera_server::config::ServerConfig {
         static_signing_key: Some(key.to_owned()),
         ..Default::default()
