@@ -14,7 +14,8 @@ use http::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use tessera_server::config::ServerConfig;
-use tessera_server::routes::{router, ServerState};
+use tessera_server::routes::router;
+use tessera_server::state::ServerState;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
