@@ -4,12 +4,9 @@
 //! (B5). Test names carry the requirement ids (anonymous-sessions.md, security-tests.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{core, core_on, decode_front_token, send, App, Mode, Resp};
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
@@ -17,6 +14,9 @@ use tessera::{ManualClock, PostgresStore, SqliteStore, Store};
 use tessera_axum::{
     AntiCsrfMode, AnySession, Config, ConfigBuilder, Session, SessionRejection, Sessions, SignIn,
     Tessera,
+};
+use tessera_testkit::sdk::{
+    core, core_on, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS,
 };
 
 const DAY_MS: u64 = 86_400_000;
@@ -563,9 +563,7 @@ async fn a22_an_expired_access_token_refreshes_as_usual(mode: Mode) {
     let s = shop(mode).await;
     let login = send(&s.app, Method::POST, "/login", &[COOKIE_MODE]).await;
     let at = login.cookie_value("sAccessToken").unwrap();
-    s.app
-        .clock
-        .advance_ms(common::ACCESS_TOKEN_VALIDITY_MS + 1_000);
+    s.app.clock.advance_ms(ACCESS_TOKEN_VALIDITY_MS + 1_000);
     let r = whoami(
         &s.app,
         &[COOKIE_MODE, ("cookie", &format!("sAccessToken={at}"))],

@@ -4,13 +4,10 @@
 //! header does, and without limits (the default) nothing is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
-use common::{core, Mode};
 use http::{Method, Request, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,6 +15,7 @@ use std::time::Duration;
 use tessera::ManualClock;
 use tessera_axum::limit::{ClientLimits, RateLimit};
 use tessera_axum::{AnySession, Config, Tessera};
+use tessera_testkit::sdk::{core, Mode};
 use tower::ServiceExt;
 
 async fn router(limits: Option<ClientLimits>, trusted: Vec<IpAddr>) -> Router {

@@ -4,17 +4,15 @@
 //! their counters by exactly the expected amounts, and the exposition parses.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use axum::routing::{get, post};
 use axum::Router;
-use common::{send, App};
 use http::{Method, StatusCode};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
 use tessera_axum::{AnySession, Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_testkit::sdk::{send, App};
 
 type Series = BTreeMap<String, f64>;
 

@@ -16,8 +16,7 @@ use tessera_axum::{
 };
 use tower::ServiceExt;
 
-mod common;
-use common::{core, decode_front_token, send, App, Mode, Resp};
+use tessera_testkit::sdk::{core, decode_front_token, send, App, Mode, Resp};
 
 async fn app_with(
     mode: Mode,

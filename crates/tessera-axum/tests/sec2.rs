@@ -4,17 +4,17 @@
 //! anonymous scenarios run on the engine in-process and on a real `tessera serve` over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{core, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS};
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, NewSession, SqliteStore};
 use tessera_axum::{AnySession, Config, ConfigBuilder, Core, RemoteCore, Session, Sessions};
 use tessera_axum::{SessionRejection, Tessera};
+use tessera_testkit::sdk::{
+    core, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS,
+};
 
 const COOKIE_MODE: (&str, &str) = ("st-auth-mode", "cookie");
 const HEADER_MODE: (&str, &str) = ("st-auth-mode", "header");

@@ -3,13 +3,12 @@
 //! JWKS, SEC2-L3), and writes nothing to the database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 use tessera::anonymous::{AnonymousConfig, AnonymousSessions};
 use tessera::{Jwks, VerifyingKeySet};
+use tessera_testkit::in_process::TestServer;
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 
 /// The anonymous keys, at their own URL (SEC2-L3).
 async fn jwks(s: &TestServer) -> Jwks {
@@ -25,7 +24,7 @@ async fn session_count(s: &TestServer) -> usize {
 both_stores!(
     b5_core_mints_and_publishes_without_writes,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let keys = jwks(&s).await;
         let anon_keys: Vec<_> = keys
             .keys
@@ -95,10 +94,10 @@ both_stores!(
         let old = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         let new = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         // First the old key alone: a visitor gets a token under it.
-        let place = common::Place::fresh(backend);
-        let mut config = common::config();
+        let place = Place::fresh(backend);
+        let mut config = in_process::config();
         config.anonymous_signing_key = Some(old.to_stored().unwrap());
-        let s = common::start_with(place, config.clone()).await;
+        let s = in_process::start_with(place, config.clone()).await;
         let r = s.post("/recipe/session/anonymous", json!({})).await;
         let old_token = r.json["anonymousToken"]["token"]
             .as_str()
@@ -116,7 +115,7 @@ both_stores!(
         // Rotation: the new key signs, the old one still verifies (both published).
         config.anonymous_signing_key = Some(new.to_stored().unwrap());
         config.previous_anonymous_signing_keys = vec![old.to_stored().unwrap()];
-        let s = common::start_with(place.clone(), config.clone()).await;
+        let s = in_process::start_with(place.clone(), config.clone()).await;
         let keys = jwks(&s).await;
         let anon: Vec<&str> = keys
             .keys
@@ -138,7 +137,7 @@ both_stores!(
 
         // Retired (or an emergency removal): the old key is gone from the JWKS, its tokens fail.
         config.previous_anonymous_signing_keys = vec![];
-        let s = common::start_with(place, config).await;
+        let s = in_process::start_with(place, config).await;
         let keys = jwks(&s).await;
         let verifier = AnonymousSessions::from_jwks(AnonymousConfig::default(), &keys).unwrap();
         assert!(verifier.verify(&old_token, now).is_err());
@@ -154,7 +153,7 @@ both_stores!(
 both_stores!(
     sec2_l3_jwt30_anonymous_keys_have_a_jwks_of_their_own,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         // Access-token (and JWT-recipe) keys only: a gateway that checks just the signature
         // against this set can no longer be handed an anonymous token.
         for path in ["/.well-known/jwks.json", "/recipe/jwt/jwks"] {
@@ -200,7 +199,7 @@ both_stores!(
 both_stores!(
     sec2_h2_a_failed_refresh_answers_the_anonymous_id_its_refresh_token_carries,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let id = "visitor-0123456789abcdefXYZ";
         let create = |anonymous_id: Option<&str>| {
             let mut body = json!({"userId": "u", "userDataInJWT": {}, "userDataInDatabase": {},

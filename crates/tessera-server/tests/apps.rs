@@ -2,14 +2,12 @@
 //! persistence across restarts, and two instances on one database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, Place};
 use reqwest::StatusCode;
 use serde_json::json;
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 
 both_stores!(app_creation_and_isolation, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let r = s
         .put(
             "/recipe/multitenancy/app/v2",
@@ -121,7 +119,7 @@ both_stores!(app_creation_and_isolation, |backend: Backend| async move {
     // A restart on the same store knows the app and its settings.
     let place = s.place.clone();
     s.stop().await;
-    let s = common::start_with(place, common::config()).await;
+    let s = in_process::start_with(place, in_process::config()).await;
     let r = s
         .post(
             "/appid-test-app/recipe/session",
@@ -172,8 +170,8 @@ both_stores!(app_creation_and_isolation, |backend: Backend| async move {
 
 both_stores!(two_instances_behave_as_one, |backend: Backend| async move {
     let place = Place::fresh(backend);
-    let a = common::start_with(place.clone(), common::config()).await;
-    let b = common::start_with(place, common::config()).await;
+    let a = in_process::start_with(place.clone(), in_process::config()).await;
+    let b = in_process::start_with(place, in_process::config()).await;
     let ja = a.get("/.well-known/jwks.json").await;
     let jb = b.get("/.well-known/jwks.json").await;
     assert_eq!(ja.json, jb.json);

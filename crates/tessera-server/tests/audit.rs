@@ -4,20 +4,19 @@
 //! that deletes only old rows in batches, the admin page's CSRF rules, and a full trace-level
 //! run whose log holds no token, key, API key, admin key or admin session secret.
 
-mod common;
-mod support;
-
-use common::{Backend, Place};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::{AuditQuery, AuditRow, KeyKind, SigningKey, Store};
+use tessera_testkit::{
+    binary, both_stores, fresh_schema, in_process, postgres_url, skip_postgres, Backend, Place,
+};
 
 const ADMIN_KEY: &str = "admin-key-for-audit-tests-0123456789";
 
 fn audit_config() -> tessera_server::config::ServerConfig {
-    let mut config = common::config();
+    let mut config = in_process::config();
     config.audit_retention_days = Some(30);
     config.admin_key = Some(ADMIN_KEY.into());
     config
@@ -56,7 +55,7 @@ fn detail(row: &AuditRow) -> Value {
 }
 
 /// Signs in to the admin page as a script would (no `Origin`): `(cookie header, csrf)`.
-async fn admin_sign_in(server: &common::TestServer) -> (String, String) {
+async fn admin_sign_in(server: &in_process::TestServer) -> (String, String) {
     let root = server.base.clone();
     let r = server
         .client
@@ -77,7 +76,7 @@ async fn admin_sign_in(server: &common::TestServer) -> (String, String) {
     (cookie, body["csrf"].as_str().unwrap().to_owned())
 }
 
-async fn session_alive(server: &common::TestServer, handle: &str) -> bool {
+async fn session_alive(server: &in_process::TestServer, handle: &str) -> bool {
     let r = server
         .get(&format!("/public/recipe/session?sessionHandle={handle}"))
         .await;
@@ -87,7 +86,7 @@ async fn session_alive(server: &common::TestServer, handle: &str) -> bool {
 both_stores!(
     every_security_event_becomes_a_record,
     |backend| async move {
-        let server = common::start_with(Place::fresh(backend), audit_config()).await;
+        let server = in_process::start_with(Place::fresh(backend), audit_config()).await;
         let store = server.place.open().await;
         let localhost = Some("127.0.0.1".to_owned());
 
@@ -391,7 +390,7 @@ both_stores!(retention_deletes_only_old_records, |backend| async move {
     assert_eq!(first, 100);
 
     // The server's retention task (30 days) removes the rest at start, in batches.
-    let server = common::start_with(place, audit_config()).await;
+    let server = in_process::start_with(place, audit_config()).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let old_left = store
@@ -435,7 +434,7 @@ both_stores!(retention_deletes_only_old_records, |backend| async move {
 async fn without_retention_records_stay_in_memory() {
     let mut config = audit_config();
     config.audit_retention_days = None;
-    let server = common::start_with(Place::fresh(Backend::Sqlite), config).await;
+    let server = in_process::start_with(Place::fresh(Backend::Sqlite), config).await;
     let store = server.place.open().await;
     server.create("memory-user").await;
     let (cookie, _) = admin_sign_in(&server).await;
@@ -457,7 +456,7 @@ async fn without_retention_records_stay_in_memory() {
     let stored = store.audit_events(&AuditQuery::default()).await.unwrap();
     assert!(stored.is_empty(), "{stored:?}");
     // Without an admin key there is no admin page.
-    let off = common::start_with(Place::fresh(Backend::Sqlite), common::config()).await;
+    let off = in_process::start_with(Place::fresh(Backend::Sqlite), in_process::config()).await;
     let r = off
         .client
         .get(format!("{}/dashboard", off.base))
@@ -538,7 +537,7 @@ fn pieces(secret: &str, window: usize) -> Vec<String> {
         .collect()
 }
 
-async fn trace_run_leaks_nothing(storage: support::Storage) {
+async fn trace_run_leaks_nothing(storage: Place) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("tessera.log");
     let stored_static = SigningKey::generate("s-leak".into(), KeyKind::Static, 0, u64::MAX)
@@ -561,7 +560,7 @@ async fn trace_run_leaks_nothing(storage: support::Storage) {
     )
     .unwrap();
     let pem_arg = pem_path.display().to_string();
-    let spawned = support::spawn_with_env(
+    let spawned = binary::spawn_with_env(
         &storage,
         &[
             "--api-keys",
@@ -580,7 +579,7 @@ async fn trace_run_leaks_nothing(storage: support::Storage) {
         .await
         .unwrap();
     let mut c = Caller {
-        client: support::client(),
+        client: binary::client(),
         base: server.base.clone(),
         seen: Vec::new(),
     };
@@ -713,9 +712,9 @@ async fn trace_run_leaks_nothing(storage: support::Storage) {
     // Key material the server holds: its dynamic keys, the refresh-token master key and the
     // anonymous key, read from the store, and the operator's static key.
     let store: Arc<dyn Store> = match &storage {
-        support::Storage::Sqlite(path) => Arc::new(tessera::SqliteStore::open(path).await.unwrap()),
-        support::Storage::Postgres { schema } => Arc::new(
-            tessera::PostgresStore::connect(&support::postgres_url(), Some(schema))
+        Place::Sqlite(path) => Arc::new(tessera::SqliteStore::open(path).await.unwrap()),
+        Place::Postgres { schema } => Arc::new(
+            tessera::PostgresStore::connect(&postgres_url(), Some(schema))
                 .await
                 .unwrap(),
         ),
@@ -789,17 +788,17 @@ async fn trace_run_leaks_nothing(storage: support::Storage) {
 async fn trace_level_run_logs_no_secret_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leak.db");
-    trace_run_leaks_nothing(support::Storage::Sqlite(path)).await;
+    trace_run_leaks_nothing(Place::Sqlite(path)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_level_run_logs_no_secret_postgres() {
-    if support::skip_postgres() {
+    if skip_postgres() {
         eprintln!("skipping PostgreSQL (TESSERA_SKIP_POSTGRES=1)");
         return;
     }
-    trace_run_leaks_nothing(support::Storage::Postgres {
-        schema: support::fresh_schema("leak"),
+    trace_run_leaks_nothing(Place::Postgres {
+        schema: fresh_schema("leak"),
     })
     .await;
 }
@@ -808,7 +807,7 @@ async fn trace_level_run_logs_no_secret_postgres() {
 /// even with the right key; each refusal is recorded without the key tried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_sign_in_is_slowed_then_limited() {
-    let server = common::start_with(Place::fresh(Backend::Sqlite), audit_config()).await;
+    let server = in_process::start_with(Place::fresh(Backend::Sqlite), audit_config()).await;
     let store = server.place.open().await;
     let try_key = |key: &'static str| {
         let client = server.client.clone();

@@ -12,12 +12,12 @@
 //!   inside the window (named after SuperTokens' `SessionRefreshRotationTest`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{create_body, handle, refresh_body, status, token, verify_body, Server, Storage};
 use tessera::{PostgresStore, SessionRow, SqliteStore, Store};
+use tessera_testkit::binary::Server;
+use tessera_testkit::cdi::{create_body, handle, refresh_body, status, token, verify_body};
+use tessera_testkit::{binary, cdi, fresh_schema, postgres_url, skip_postgres, Place};
 
 const GRACE_S: &str = "1";
 /// Long enough to be past the window after the last promotion.
@@ -48,33 +48,33 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let storage = match storage {
             "postgres" => {
-                if support::skip_postgres() {
+                if skip_postgres() {
                     eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
                     return None;
                 }
-                Storage::Postgres {
-                    schema: support::fresh_schema("cdi56"),
+                Place::Postgres {
+                    schema: fresh_schema("cdi56"),
                 }
             }
-            _ => Storage::Sqlite(dir.path().join("tessera.db")),
+            _ => Place::Sqlite(dir.path().join("tessera.db")),
         };
         let log = dir.path().join("server.log");
         let spawn_storage = storage.clone();
         let server =
-            tokio::task::spawn_blocking(move || support::start(&spawn_storage, &args, &log))
+            tokio::task::spawn_blocking(move || binary::start(&spawn_storage, &args, &log))
                 .await
                 .expect("start");
         let store: Box<dyn Store> = match &storage {
-            Storage::Sqlite(path) => Box::new(SqliteStore::open(path).await.unwrap()),
-            Storage::Postgres { schema } => Box::new(
-                PostgresStore::connect(&support::postgres_url(), Some(schema))
+            Place::Sqlite(path) => Box::new(SqliteStore::open(path).await.unwrap()),
+            Place::Postgres { schema } => Box::new(
+                PostgresStore::connect(&postgres_url(), Some(schema))
                     .await
                     .unwrap(),
             ),
         };
         Some(Harness {
             server,
-            client: support::client(),
+            client: binary::client(),
             store,
             _dir: dir,
         })
@@ -454,7 +454,7 @@ async fn stale_lineage_reuse_revokes_with_subtype(storage: &str) {
 
 /// Lifetime of an access token in seconds (`exp - iat`).
 fn lifetime_s(reply: &Value) -> u64 {
-    let claims = support::jwt_claims(&token(reply, "accessToken"));
+    let claims = cdi::jwt_claims(&token(reply, "accessToken"));
     claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap()
 }
 

@@ -18,16 +18,15 @@
 //!   session; one whose create was retried after a lost response has at most one per attempt.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use support::{
-    create_body, handle, kids, refresh_body, status, token, verify_body, Server, Storage, XorShift,
-};
+use tessera_testkit::binary::Server;
+use tessera_testkit::cdi::{create_body, handle, kids, refresh_body, status, token, verify_body};
+use tessera_testkit::rng::XorShift;
+use tessera_testkit::{binary, cdi, fresh_schema, skip_postgres, Place};
 
 /// Kill/restart cycles per store.
 const CYCLES: usize = 12;
@@ -77,7 +76,7 @@ async fn call(shared: &Shared, path: &str, body: &Value) -> (Value, u32) {
     loop {
         attempts += 1;
         let base = shared.base.read().unwrap().clone();
-        match support::try_post(&shared.client, &base, path, body).await {
+        match binary::try_post(&shared.client, &base, path, body).await {
             Ok(v) => {
                 shared.ok_ops.fetch_add(1, Ordering::Relaxed);
                 return (v, attempts);
@@ -197,23 +196,23 @@ async fn client_task(shared: Arc<Shared>, id: usize, seed: u64) -> (Vec<Session>
     (sessions, tally)
 }
 
-async fn start_server(storage: &Storage, log: &std::path::Path) -> Server {
+async fn start_server(storage: &Place, log: &std::path::Path) -> Server {
     let storage = storage.clone();
     let log = log.to_owned();
-    tokio::task::spawn_blocking(move || support::start(&storage, SERVER_ARGS, &log))
+    tokio::task::spawn_blocking(move || binary::start(&storage, SERVER_ARGS, &log))
         .await
         .expect("start task")
 }
 
 async fn jwks_kids(shared: &Shared) -> Vec<String> {
     let base = shared.base.read().unwrap().clone();
-    let jwks = support::get(&shared.client, &base, "/.well-known/jwks.json").await;
+    let jwks = binary::get(&shared.client, &base, "/.well-known/jwks.json").await;
     kids(&jwks)
 }
 
 async fn user_handles(shared: &Shared, user: &str) -> Vec<String> {
     let base = shared.base.read().unwrap().clone();
-    let v = support::get(
+    let v = binary::get(
         &shared.client,
         &base,
         &format!("/recipe/session/user?userId={user}"),
@@ -228,7 +227,7 @@ async fn user_handles(shared: &Shared, user: &str) -> Vec<String> {
         .collect()
 }
 
-async fn kill_restart_scenario(storage: Storage, dir: PathBuf) {
+async fn kill_restart_scenario(storage: Place, dir: PathBuf) {
     let started = Instant::now();
     let seed = XorShift::seed_from_env_or_time();
     eprintln!("crash-safety seed {seed} ({storage:?}); replay with TESSERA_TEST_SEED={seed}");
@@ -238,7 +237,7 @@ async fn kill_restart_scenario(storage: Storage, dir: PathBuf) {
     let shared = Arc::new(Shared {
         base: RwLock::new(server.base.clone()),
         stop: AtomicBool::new(false),
-        client: support::client(),
+        client: binary::client(),
         ok_ops: AtomicU64::new(0),
         seed,
     });
@@ -251,7 +250,7 @@ async fn kill_restart_scenario(storage: Storage, dir: PathBuf) {
     // A session minted before any kill; its first access token must verify at the end.
     let mut tally0 = Tally::default();
     let before = create(&shared, "crash-before", &mut tally0).await;
-    let before_kid = support::jwt_header(&before.at)["kid"]
+    let before_kid = cdi::jwt_header(&before.at)["kid"]
         .as_str()
         .expect("kid")
         .to_owned();
@@ -413,19 +412,19 @@ async fn kill_restart_scenario(storage: Storage, dir: PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rob08_rt14_sigkill_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::Sqlite(dir.path().join("tessera.db"));
+    let storage = Place::Sqlite(dir.path().join("tessera.db"));
     kill_restart_scenario(storage, dir.path().to_owned()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rob08_rt14_sigkill_postgres() {
-    if support::skip_postgres() {
+    if skip_postgres() {
         eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::Postgres {
-        schema: support::fresh_schema("crash"),
+    let storage = Place::Postgres {
+        schema: fresh_schema("crash"),
     };
     kill_restart_scenario(storage, dir.path().to_owned()).await;
 }

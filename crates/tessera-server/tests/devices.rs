@@ -3,18 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, Place, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tessera_testkit::in_process::TestServer;
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like \
                             Gecko) Chrome/120.0.0.0 Safari/537.36";
 const FIREFOX_MAC: &str =
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0";
 
-async fn sign_in(s: &TestServer, user: &str, device: Value) -> common::Reply {
+async fn sign_in(s: &TestServer, user: &str, device: Value) -> in_process::Reply {
     let r = s
         .post(
             "/public/recipe/session",
@@ -31,11 +30,11 @@ async fn sign_in(s: &TestServer, user: &str, device: Value) -> common::Reply {
     r
 }
 
-fn handle(r: &common::Reply) -> String {
+fn handle(r: &in_process::Reply) -> String {
     r.json["session"]["handle"].as_str().unwrap().to_owned()
 }
 
-async fn verify_db(s: &TestServer, r: &common::Reply) -> String {
+async fn verify_db(s: &TestServer, r: &in_process::Reply) -> String {
     let at = r.json["accessToken"]["token"].as_str().unwrap();
     let v = s
         .post(
@@ -50,7 +49,7 @@ async fn verify_db(s: &TestServer, r: &common::Reply) -> String {
 both_stores!(
     req_07_list_revoke_and_revoke_others,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let a = sign_in(
             &s,
             "alice",
@@ -145,7 +144,7 @@ both_stores!(
 );
 
 both_stores!(bad_device_input_is_a_400, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     for device in [
         json!({"ip": "not-an-ip"}),
         json!({"userAgent": 5}),
@@ -171,10 +170,10 @@ both_stores!(bad_device_input_is_a_400, |backend: Backend| async move {
 });
 
 both_stores!(cap_setting_refuses_sign_in, |backend: Backend| async move {
-    let mut config = common::config();
+    let mut config = in_process::config();
     config.app.devices.max_sessions_per_user = Some(1);
     config.app.devices.over_cap = tessera::OverCap::RefuseSignIn;
-    let s = common::start_with(Place::fresh(backend), config).await;
+    let s = in_process::start_with(Place::fresh(backend), config).await;
     let first = sign_in(&s, "alice", json!({})).await;
     assert_eq!(first.status_field(), "OK");
     let second = sign_in(&s, "alice", json!({})).await;

@@ -2,15 +2,13 @@
 //! bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, Place};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tessera::KeyLookup;
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 
 both_stores!(hello_and_apiversion, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     for m in [Method::GET, Method::POST, Method::PUT, Method::DELETE] {
         let r = s.raw(m, "/hello", None, &[]).await;
         assert_eq!(r.status, StatusCode::OK);
@@ -28,7 +26,7 @@ both_stores!(hello_and_apiversion, |backend: Backend| async move {
 });
 
 both_stores!(jwks_and_jwt, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let r = s
         .raw(Method::GET, "/.well-known/jwks.json", None, &[])
         .await;
@@ -159,9 +157,9 @@ both_stores!(jwks_and_jwt, |backend: Backend| async move {
 #[tokio::test]
 async fn api_keys() {
     let key = "abcdefghijklmnopqrstuvwxyz-0123456789";
-    let mut config = common::config();
+    let mut config = in_process::config();
     config.app.api_keys = Some(vec!["another-key-of-20-chars-or-more".into(), key.into()]);
-    let s = common::start_with(Place::fresh(Backend::Sqlite), config).await;
+    let s = in_process::start_with(Place::fresh(Backend::Sqlite), config).await;
     let r = s.raw(Method::GET, "/hello", None, &[]).await;
     assert_eq!(r.text, "Hello");
     let r = s
@@ -196,7 +194,7 @@ async fn api_keys() {
 
 #[tokio::test]
 async fn bad_input_gets_the_core_answers() {
-    let s = common::start(Backend::Sqlite).await;
+    let s = in_process::start(Backend::Sqlite).await;
     let post = |path: &'static str, body: &'static str| {
         let s = &s;
         async move {
@@ -345,9 +343,9 @@ async fn bad_input_gets_the_core_answers() {
 
 #[tokio::test]
 async fn base_path_and_user_lookup() {
-    let mut config = common::config();
+    let mut config = in_process::config();
     config.base_path = "/auth".into();
-    let s = common::start_with(Place::fresh(Backend::Sqlite), config).await;
+    let s = in_process::start_with(Place::fresh(Backend::Sqlite), config).await;
     // `s.base` already ends in /auth.
     let r = s.raw(Method::GET, "/hello", None, &[]).await;
     assert_eq!(r.text, "Hello");

@@ -10,13 +10,12 @@
 //!   revoked and every later use is unauthorised.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use serde_json::Value;
 use std::time::Duration;
-use support::{
-    create_body, handle, refresh_body, status, token, verify_body, Server, Storage, XorShift,
-};
+use tessera_testkit::binary::Server;
+use tessera_testkit::cdi::{create_body, handle, refresh_body, status, token, verify_body};
+use tessera_testkit::rng::XorShift;
+use tessera_testkit::{binary, fresh_schema, skip_postgres, Place};
 
 const GRACE_S: &str = "2";
 /// Long enough to be past the window after the last promotion.
@@ -33,19 +32,19 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let storage = match storage {
             "postgres" => {
-                if support::skip_postgres() {
+                if skip_postgres() {
                     eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
                     return None;
                 }
-                Storage::Postgres {
-                    schema: support::fresh_schema("lineage"),
+                Place::Postgres {
+                    schema: fresh_schema("lineage"),
                 }
             }
-            _ => Storage::Sqlite(dir.path().join("tessera.db")),
+            _ => Place::Sqlite(dir.path().join("tessera.db")),
         };
         let log = dir.path().join("server.log");
         let server = tokio::task::spawn_blocking(move || {
-            support::start(
+            binary::start(
                 &storage,
                 &["--refresh-token-rotation-grace-period", GRACE_S],
                 &log,
@@ -55,13 +54,13 @@ impl Harness {
         .expect("start");
         Some(Harness {
             server,
-            client: support::client(),
+            client: binary::client(),
             _dir: dir,
         })
     }
 
     async fn post(&self, path: &str, body: &Value) -> Value {
-        support::post(&self.client, &self.server.base, path, body).await
+        binary::post(&self.client, &self.server.base, path, body).await
     }
 
     async fn create(&self, user: &str) -> (Value, String) {
@@ -104,7 +103,7 @@ impl Harness {
                 let (body, barrier) = (refresh_body(rt), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    support::post(&client, &base, "/recipe/session/refresh", &body).await
+                    binary::post(&client, &base, "/recipe/session/refresh", &body).await
                 })
             })
             .collect();
@@ -127,7 +126,7 @@ impl Harness {
                 let (client, base) = (self.client.clone(), self.server.base.clone());
                 let body = verify_body(&token(&replies[i], "accessToken"), true);
                 tokio::spawn(async move {
-                    support::post(&client, &base, "/recipe/session/verify", &body).await
+                    binary::post(&client, &base, "/recipe/session/verify", &body).await
                 })
             })
             .collect();

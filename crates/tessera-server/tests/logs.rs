@@ -5,12 +5,11 @@
 //! line.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use support::{create_body, refresh_body, token, verify_body};
+use tessera_testkit::binary;
+use tessera_testkit::cdi::{create_body, refresh_body, token, verify_body};
 
 const KEY: &str = "logs-test-key-0123456789abc";
 const USER: &str = "log-private-user-4711";
@@ -56,7 +55,7 @@ async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
         .trim_end_matches('/')
         .to_owned();
 
-    let c = support::client();
+    let c = binary::client();
     let post = |path: &str, body: Value| {
         c.post(format!("{base}{path}"))
             .header("api-key", KEY)

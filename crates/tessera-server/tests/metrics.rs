@@ -6,32 +6,32 @@
 //! and PostgreSQL (pool gauges).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{create_body, handle, post, refresh_body, status, token, verify_body, Storage};
+use tessera_testkit::binary::post;
+use tessera_testkit::cdi::{create_body, handle, refresh_body, status, token, verify_body};
+use tessera_testkit::{binary, fresh_schema, skip_postgres, Place};
 
 const KEY: &str = "metrics-test-key-0123456789";
 
-fn storage(backend: &str, dir: &tempfile::TempDir) -> Option<Storage> {
+fn storage(backend: &str, dir: &tempfile::TempDir) -> Option<Place> {
     match backend {
-        "sqlite" => Some(Storage::Sqlite(dir.path().join("core.db"))),
-        _ if support::skip_postgres() => None,
-        _ => Some(Storage::Postgres {
-            schema: support::fresh_schema("metrics"),
+        "sqlite" => Some(Place::Sqlite(dir.path().join("core.db"))),
+        _ if skip_postgres() => None,
+        _ => Some(Place::Postgres {
+            schema: fresh_schema("metrics"),
         }),
     }
 }
 
-async fn start(storage: &Storage, extra: &[&str], log: &std::path::Path) -> support::Server {
+async fn start(storage: &Place, extra: &[&str], log: &std::path::Path) -> binary::Server {
     let (storage, log) = (storage.clone(), log.to_owned());
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        support::start(&storage, &extra, &log)
+        binary::start(&storage, &extra, &log)
     })
     .await
     .unwrap()
@@ -124,7 +124,7 @@ async fn every_counter_moves_by_exactly_its_events(backend: &str) {
     let metrics = format!("{base}/metrics");
 
     // Behind the API key: refused without it (as every other API), served with it.
-    let plain = support::client();
+    let plain = binary::client();
     let refused = plain.get(&metrics).send().await.unwrap();
     assert_eq!(refused.status(), 401);
     let wrong = plain
@@ -397,7 +397,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn metrics_addr_serves_metrics_apart_and_off_turns_them_off() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::Sqlite(dir.path().join("core.db"));
+    let storage = Place::Sqlite(dir.path().join("core.db"));
     let log = dir.path().join("server.log");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
@@ -410,7 +410,7 @@ async fn metrics_addr_serves_metrics_apart_and_off_turns_them_off() {
     let c = keyed_client();
     post(&c, &server.base, "/recipe/session", &create_body("cy")).await;
     // The separate listener needs no key (keep it on a private interface).
-    let apart = scrape(&support::client(), &format!("http://{addr}/metrics")).await;
+    let apart = scrape(&binary::client(), &format!("http://{addr}/metrics")).await;
     assert_eq!(apart[CREATED], 1.0);
     // The main port has no /metrics then.
     let main = c
@@ -422,13 +422,13 @@ async fn metrics_addr_serves_metrics_apart_and_off_turns_them_off() {
     drop(server);
 
     let off = start(&storage, &["--metrics", "off"], &log).await;
-    let r = support::client()
+    let r = binary::client()
         .get(format!("{}/metrics", off.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let hello = support::client()
+    let hello = binary::client()
         .get(format!("{}/hello", off.base))
         .send()
         .await
@@ -439,7 +439,7 @@ async fn metrics_addr_serves_metrics_apart_and_off_turns_them_off() {
 #[tokio::test]
 async fn per_api_key_limit_answers_429_with_retry_after_then_refills() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::Sqlite(dir.path().join("core.db"));
+    let storage = Place::Sqlite(dir.path().join("core.db"));
     let log = dir.path().join("server.log");
     let other = "metrics-test-key-other-98765";
     let keys = format!("{KEY},{other}");
@@ -472,7 +472,7 @@ async fn per_api_key_limit_answers_429_with_retry_after_then_refills() {
         .build()
         .unwrap();
     assert_eq!(get(&c2).await.unwrap().status(), 200);
-    let nokey = support::client();
+    let nokey = binary::client();
     assert_eq!(get(&nokey).await.unwrap().status(), 401);
     // The bucket refills: after half a second one more request passes.
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -5,24 +5,22 @@
 //! answers or keeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, Place};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tessera_server::connections::ConnectionLimits;
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A server on SQLite with short client deadlines.
-async fn start_limited(limits: ConnectionLimits) -> common::TestServer {
-    let mut config = common::config();
+async fn start_limited(limits: ConnectionLimits) -> in_process::TestServer {
+    let mut config = in_process::config();
     config.limits = limits;
-    common::start_with(Place::fresh(Backend::Sqlite), config).await
+    in_process::start_with(Place::fresh(Backend::Sqlite), config).await
 }
 
-fn addr(s: &common::TestServer) -> String {
+fn addr(s: &in_process::TestServer) -> String {
     s.base.trim_start_matches("http://").to_owned()
 }
 
@@ -272,7 +270,7 @@ async fn sec2_m4_the_binary_cuts_half_sent_headers() {
 // ---- SEC2-L1: a core is called by backends, never by browsers ----
 
 /// True while the session still exists (read through the API).
-async fn alive(s: &common::TestServer, handle: &str) -> bool {
+async fn alive(s: &in_process::TestServer, handle: &str) -> bool {
     let r = s
         .get(&format!("/recipe/session?sessionHandle={handle}"))
         .await;
@@ -283,7 +281,7 @@ async fn alive(s: &common::TestServer, handle: &str) -> bool {
 both_stores!(
     sec2_l1_csrf02_csrf15_cross_site_or_non_json_posts_revoke_nothing,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let created = s.create("victim").await;
         let handle = created.json["session"]["handle"]
             .as_str()
@@ -383,7 +381,7 @@ fn new_session(user: &str) -> serde_json::Value {
 both_stores!(
     sec2_l6_a_tenant_id_never_addresses_an_app_and_is_validated,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let r = s
             .put("/recipe/multitenancy/app/v2", json!({"appId": "y"}))
             .await;
@@ -436,7 +434,7 @@ both_stores!(
 both_stores!(
     sec2_info_rob06_bad_input_is_answered_in_plain_text_without_echo,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         let script = "<script>alert(1)</script>";
         let mut answers = Vec::new();
         // A refused coreConfig value (it used to come back inside a text/html page).
@@ -511,8 +509,9 @@ both_stores!(
     sec2_info_a_users_session_list_is_capped_at_the_newest_1000,
     |backend: Backend| async move {
         use tessera_server::routes::MAX_LISTED_SESSIONS;
-        let s = std::sync::Arc::new(common::start(backend).await);
-        let handle_of = |r: common::Reply| r.json["session"]["handle"].as_str().unwrap().to_owned();
+        let s = std::sync::Arc::new(in_process::start(backend).await);
+        let handle_of =
+            |r: in_process::Reply| r.json["session"]["handle"].as_str().unwrap().to_owned();
         let mut oldest = Vec::new();
         for _ in 0..5 {
             oldest.push(handle_of(s.create("many").await));
@@ -555,7 +554,7 @@ both_stores!(
 both_stores!(
     sec2_info_tenants_are_labels_apps_are_the_boundary,
     |backend: Backend| async move {
-        let s = common::start(backend).await;
+        let s = in_process::start(backend).await;
         for app in ["y", "z"] {
             let r = s
                 .put("/recipe/multitenancy/app/v2", json!({"appId": app}))

@@ -2,10 +2,8 @@
 //! real server, on SQLite and PostgreSQL, with a second instance on the same database.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, Place};
 use serde_json::{json, Value};
+use tessera_testkit::{both_stores, in_process, Backend, Place};
 
 fn session_body(user: &str) -> Value {
     json!({"userId": user, "userDataInJWT": {}, "userDataInDatabase": {},
@@ -20,8 +18,8 @@ both_stores!(
     sec2_m2_removed_app_leaves_nothing_behind,
     |backend: Backend| async move {
         let place = Place::fresh(backend);
-        let s = common::start_with(place.clone(), common::config()).await;
-        let other = common::start_with(place.clone(), common::config()).await;
+        let s = in_process::start_with(place.clone(), in_process::config()).await;
+        let other = in_process::start_with(place.clone(), in_process::config()).await;
         let r = s
             .put("/recipe/multitenancy/app/v2", json!({"appId": "x"}))
             .await;

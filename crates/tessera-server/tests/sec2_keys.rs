@@ -3,13 +3,13 @@
 //! and SEC2-L9 (key material never printed, also in argument errors).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use base64::Engine as _;
 use serde_json::json;
 use std::path::Path;
-use support::{kids, status, token, verify_body, Server, Storage};
 use tessera::{KeyKind, SigningKey};
+use tessera_testkit::binary::Server;
+use tessera_testkit::cdi::{kids, status, token, verify_body};
+use tessera_testkit::{binary, cdi, fresh_schema, skip_postgres, Place};
 
 /// An operator key in the storage form `<spki>|<pkcs8>`.
 fn operator_key() -> String {
@@ -18,11 +18,11 @@ fn operator_key() -> String {
         .expect("RSA keygen")
 }
 
-async fn start(storage: &Storage, args: Vec<String>, log: &Path) -> Server {
+async fn start(storage: &Place, args: Vec<String>, log: &Path) -> Server {
     let (storage, log) = (storage.clone(), log.to_owned());
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        support::start(&storage, &args, &log)
+        binary::start(&storage, &args, &log)
     })
     .await
     .expect("start tessera")
@@ -35,8 +35,8 @@ fn b64url(bytes: &[u8]) -> String {
 /// A genuine token's claims with `sub: admin` and a made-up session, signed offline with the
 /// leaked key `stored`.
 fn forge_admin(genuine: &str, stored: &str) -> String {
-    let header = support::jwt_header(genuine);
-    let mut claims = support::jwt_claims(genuine);
+    let header = cdi::jwt_header(genuine);
+    let mut claims = cdi::jwt_claims(genuine);
     claims["sub"] = "admin".into();
     claims["rsub"] = "admin".into();
     claims["sessionHandle"] = "forged-session".into();
@@ -52,7 +52,7 @@ fn forge_admin(genuine: &str, stored: &str) -> String {
 }
 
 async fn verify_status(client: &reqwest::Client, base: &str, at: &str) -> String {
-    let v = support::post(
+    let v = binary::post(
         client,
         base,
         "/recipe/session/verify",
@@ -63,22 +63,22 @@ async fn verify_status(client: &reqwest::Client, base: &str, at: &str) -> String
 }
 
 async fn jwks(client: &reqwest::Client, base: &str) -> Vec<String> {
-    kids(&support::get(client, base, "/.well-known/jwks.json").await)
+    kids(&binary::get(client, base, "/.well-known/jwks.json").await)
 }
 
 /// SEC2-H1: start with key A, mint a static-key session, forge an admin token with A; restart
 /// with key B: both tokens answer TRY_REFRESH_TOKEN and A's kid left the JWKS. Restart with B
 /// and `--previous-static-signing-keys A`: they verify again (the explicit overlap); restart
 /// with B alone: refused again.
-async fn sec2_h1_restart_with_a_new_static_key(storage: Storage) {
+async fn sec2_h1_restart_with_a_new_static_key(storage: Place) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
-    let client = support::client();
+    let client = binary::client();
     let (a, b) = (operator_key(), operator_key());
     let key_arg = |k: &str| format!("--static-signing-key={k}");
 
     let server = start(&storage, vec![key_arg(&a)], &log).await;
-    let created = support::post(
+    let created = binary::post(
         &client,
         &server.base,
         "/recipe/session",
@@ -87,12 +87,12 @@ async fn sec2_h1_restart_with_a_new_static_key(storage: Storage) {
     )
     .await;
     let genuine = token(&created, "accessToken");
-    let kid_a = support::jwt_header(&genuine)["kid"]
+    let kid_a = cdi::jwt_header(&genuine)["kid"]
         .as_str()
         .unwrap()
         .to_owned();
     let forged = forge_admin(&genuine, &a);
-    let verified = support::post(
+    let verified = binary::post(
         &client,
         &server.base,
         "/recipe/session/verify",
@@ -146,17 +146,17 @@ async fn sec2_h1_restart_with_a_new_static_key(storage: Storage) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec2_h1_restart_with_a_new_static_key_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    sec2_h1_restart_with_a_new_static_key(Storage::Sqlite(dir.path().join("t.db"))).await;
+    sec2_h1_restart_with_a_new_static_key(Place::Sqlite(dir.path().join("t.db"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sec2_h1_restart_with_a_new_static_key_postgres() {
-    if support::skip_postgres() {
+    if skip_postgres() {
         eprintln!("skipping PostgreSQL (TESSERA_SKIP_POSTGRES=1)");
         return;
     }
-    sec2_h1_restart_with_a_new_static_key(Storage::Postgres {
-        schema: support::fresh_schema("sec2h1"),
+    sec2_h1_restart_with_a_new_static_key(Place::Postgres {
+        schema: fresh_schema("sec2h1"),
     })
     .await;
 }
@@ -227,12 +227,12 @@ async fn sec2_l9_argument_errors_never_print_key_material() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("static.pem");
     std::fs::write(&file, &pem).unwrap();
-    let storage = Storage::Sqlite(dir.path().join("t.db"));
+    let storage = Place::Sqlite(dir.path().join("t.db"));
     let log = dir.path().join("server.log");
     let arg = format!("--static-signing-key-file={}", file.display());
     let server = start(&storage, vec![arg.clone()], &log).await;
-    let client = support::client();
-    let created = support::post(
+    let client = binary::client();
+    let created = binary::post(
         &client,
         &server.base,
         "/recipe/session",
@@ -240,7 +240,7 @@ async fn sec2_l9_argument_errors_never_print_key_material() {
                 "enableAntiCsrf": false, "useDynamicSigningKey": false}),
     )
     .await;
-    let kid = support::jwt_header(&token(&created, "accessToken"))["kid"]
+    let kid = cdi::jwt_header(&token(&created, "accessToken"))["kid"]
         .as_str()
         .unwrap()
         .to_owned();

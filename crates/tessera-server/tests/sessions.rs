@@ -1,20 +1,19 @@
 //! The `/recipe/session*` family over HTTP, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tessera_testkit::in_process::TestServer;
+use tessera_testkit::{both_stores, in_process, Backend};
 
-fn token(r: &common::Reply, field: &str) -> String {
+fn token(r: &in_process::Reply, field: &str) -> String {
     r.json[field]["token"]
         .as_str()
         .unwrap_or_else(|| panic!("no {field} in {}", r.text))
         .to_owned()
 }
 
-async fn verify(s: &TestServer, at: &str, check_database: bool) -> common::Reply {
+async fn verify(s: &TestServer, at: &str, check_database: bool) -> in_process::Reply {
     s.post(
         "/recipe/session/verify",
         json!({"accessToken": at, "doAntiCsrfCheck": false, "enableAntiCsrf": false,
@@ -23,7 +22,7 @@ async fn verify(s: &TestServer, at: &str, check_database: bool) -> common::Reply
     .await
 }
 
-async fn refresh(s: &TestServer, rt: &str) -> common::Reply {
+async fn refresh(s: &TestServer, rt: &str) -> in_process::Reply {
     s.post(
         "/recipe/session/refresh",
         json!({"refreshToken": rt, "enableAntiCsrf": false, "useDynamicSigningKey": true}),
@@ -32,7 +31,7 @@ async fn refresh(s: &TestServer, rt: &str) -> common::Reply {
 }
 
 both_stores!(create_verify_refresh_theft, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let created = s.create("alice").await;
     let session = &created.json["session"];
     let handle = session["handle"].as_str().unwrap().to_owned();
@@ -110,7 +109,7 @@ both_stores!(create_verify_refresh_theft, |backend: Backend| async move {
 });
 
 both_stores!(anti_csrf_and_static_key, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let created = s
         .post(
             "/public/recipe/session",
@@ -165,7 +164,7 @@ fn base64_url(s: &str) -> Vec<u8> {
 }
 
 both_stores!(read_update_remove, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let a = s.create("bob").await;
     let b = s.create("bob").await;
     let c = s.create("carol").await;
@@ -305,7 +304,7 @@ both_stores!(read_update_remove, |backend: Backend| async move {
 });
 
 both_stores!(tenants, |backend: Backend| async move {
-    let s = common::start(backend).await;
+    let s = in_process::start(backend).await;
     let r = s
         .post(
             "/Acme/recipe/session",

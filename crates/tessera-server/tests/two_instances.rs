@@ -16,14 +16,12 @@
 //! under `CI=true`; `TESSERA_SKIP_POSTGRES=1` skips locally.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod support;
-
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
-use support::{
-    create_body, handle, kids, refresh_body, status, token, verify_body, Server, Storage,
-};
+use tessera_testkit::binary::Server;
+use tessera_testkit::cdi::{create_body, handle, kids, refresh_body, status, token, verify_body};
+use tessera_testkit::{binary, cdi, fresh_schema, skip_postgres, Place};
 
 struct Pair {
     a: Server,
@@ -36,13 +34,13 @@ impl Pair {
     /// Spawns A and B at the same moment on one fresh schema, then waits for both.
     async fn start(tag: &str, extra: &'static [&'static str]) -> Pair {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::Postgres {
-            schema: support::fresh_schema(tag),
+        let storage = Place::Postgres {
+            schema: fresh_schema(tag),
         };
         let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
         let (a, b) = tokio::task::spawn_blocking(move || {
-            let a = support::spawn(&storage, extra, &log_a);
-            let b = support::spawn(&storage, extra, &log_b);
+            let a = binary::spawn(&storage, extra, &log_a);
+            let b = binary::spawn(&storage, extra, &log_b);
             (a.ready(), b.ready())
         })
         .await
@@ -50,7 +48,7 @@ impl Pair {
         Pair {
             a,
             b,
-            client: support::client(),
+            client: binary::client(),
             _dir: dir,
         }
     }
@@ -64,11 +62,11 @@ impl Pair {
     }
 
     async fn post(&self, i: usize, path: &str, body: &Value) -> Value {
-        support::post(&self.client, self.base(i), path, body).await
+        binary::post(&self.client, self.base(i), path, body).await
     }
 
     async fn get(&self, i: usize, path: &str) -> Value {
-        support::get(&self.client, self.base(i), path).await
+        binary::get(&self.client, self.base(i), path).await
     }
 
     async fn refresh_ok(&self, i: usize, rt: &str, session: &str) -> Value {
@@ -135,7 +133,7 @@ impl Pair {
                 let body = refresh_body(rt);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    support::post(&client, &base, "/recipe/session/refresh", &body).await
+                    binary::post(&client, &base, "/recipe/session/refresh", &body).await
                 })
             })
             .collect();
@@ -148,7 +146,7 @@ impl Pair {
 }
 
 fn skip() -> bool {
-    if support::skip_postgres() {
+    if skip_postgres() {
         eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
         return true;
     }
@@ -156,7 +154,7 @@ fn skip() -> bool {
 }
 
 fn claim(at: &str, name: &str) -> String {
-    support::jwt_claims(at)[name]
+    cdi::jwt_claims(at)[name]
         .as_str()
         .unwrap_or_else(|| panic!("no {name} in {at}"))
         .to_owned()
@@ -223,8 +221,8 @@ async fn rt05_rt06_two_instances_started_together_agree_on_one_signing_key() {
             ja, jb,
             "round {round}: same kids but different key material"
         );
-        let kid_a = support::jwt_header(&token(&ca, "accessToken"))["kid"].clone();
-        let kid_b = support::jwt_header(&token(&cb, "accessToken"))["kid"].clone();
+        let kid_a = cdi::jwt_header(&token(&ca, "accessToken"))["kid"].clone();
+        let kid_b = cdi::jwt_header(&token(&cb, "accessToken"))["kid"].clone();
         assert_eq!(
             kid_a, kid_b,
             "round {round}: the instances sign with different keys"

@@ -4,9 +4,6 @@
 //! (ANON-*).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{setup, Backend};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +21,8 @@ use tessera::{
     InputError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
     VerifyOptions, VerifyingKeySet,
 };
+use tessera_testkit::engine::{engine_on, setup, test_config};
+use tessera_testkit::{fresh_store, fresh_store_pair, on_both_stores, Backend};
 
 const NOW: u64 = 1_700_000_000_000;
 const DAY: u64 = 86_400_000;
@@ -423,12 +422,12 @@ async fn anon01_03_neither_verifier_accepts_the_other_kind(backend: Backend) {
 }
 
 async fn anon02_forged_promotion_with_the_anonymous_key_is_rejected(backend: Backend) {
-    let store = common::fresh_store(backend).await;
+    let store = fresh_store(backend).await;
     let clock = Arc::new(ManualClock::new(NOW));
     let anon_key = AnonymousSigningKey::generate(AnonymousAlgorithm::Rs256).unwrap();
     let stored = anon_key.to_stored().unwrap();
     let engine = SessionEngine::builder(Arc::clone(&store))
-        .config(common::test_config())
+        .config(test_config())
         .clock(clock)
         .anonymous_signing_key(stored.clone())
         .build()
@@ -453,7 +452,7 @@ async fn anon02_forged_promotion_with_the_anonymous_key_is_rejected(backend: Bac
 }
 
 async fn anon02_startup_refuses_an_anonymous_key_equal_to_an_access_token_key(backend: Backend) {
-    let store = common::fresh_store(backend).await;
+    let store = fresh_store(backend).await;
     let rsa = AnonymousSigningKey::generate(AnonymousAlgorithm::Rs256).unwrap();
     let stored = rsa.to_stored().unwrap();
     // The same RSA key as the static AT key (the core's storage form is `<spki>|<pkcs8>`).
@@ -574,10 +573,10 @@ async fn b5_jwks_publishes_the_anonymous_key_apart_from_access_token_keys(backen
 }
 
 async fn a9_the_generated_anonymous_key_is_kept_across_restarts(backend: Backend) {
-    let (store, second) = common::fresh_store_pair(backend).await;
+    let (store, second) = fresh_store_pair(backend).await;
     let clock = Arc::new(ManualClock::new(NOW));
-    let a = common::engine_on(store, common::test_config(), Arc::clone(&clock)).await;
-    let b = common::engine_on(second, common::test_config(), clock).await;
+    let a = engine_on(store, test_config(), Arc::clone(&clock)).await;
+    let b = engine_on(second, test_config(), clock).await;
     assert_eq!(a.anonymous().current_kid(), b.anonymous().current_kid());
     let minted = a.anonymous().mint(MintAnonymous::default(), NOW).unwrap();
     assert!(b.anonymous().verify(&minted.token, NOW).is_ok());

@@ -2,13 +2,12 @@
 //! exactly one lineage survives, no lost session.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{setup, Backend};
 use std::collections::HashSet;
 use tessera::encoding::sha256_hex;
 use tessera::lineage::{Lineage, RefreshDecision};
 use tessera::{NewSession, RefreshOptions, SessionError, VerifyOptions};
+use tessera_testkit::engine::setup;
+use tessera_testkit::{on_both_stores, Backend};
 
 const PARALLEL: usize = 50;
 

@@ -2,15 +2,14 @@
 //! both stores. Every negative case asserts the exact error variant and its side effects.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{setup, setup_with, test_config, Backend};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{
     encoding::sha256_hex, NewSession, RefreshOptions, SessionConfig, SessionError,
     TryRefreshReason, UnauthorisedReason, VerifyOptions,
 };
+use tessera_testkit::engine::{engine_on, setup, setup_with, test_config};
+use tessera_testkit::{on_both_stores, Backend};
 
 const MIN: u64 = 60_000;
 
@@ -870,7 +869,7 @@ async fn restart_and_second_instance_share_keys(backend: Backend) {
     let s = engine.create_session(new_session("u")).await.unwrap();
     let jwks_before = engine.jwks();
     drop(engine);
-    let restarted = common::engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
+    let restarted = engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
     assert_eq!(
         restarted.jwks(),
         jwks_before,
@@ -884,7 +883,7 @@ async fn restart_and_second_instance_share_keys(backend: Backend) {
         .refresh_session(&s.refresh_token.token, RefreshOptions::default())
         .await
         .unwrap();
-    let second = common::engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
+    let second = engine_on(Arc::clone(&store), test_config(), Arc::clone(&clock)).await;
     assert_eq!(second.jwks(), jwks_before);
     second
         .refresh_session(&r.refresh_token.token, RefreshOptions::default())
@@ -902,7 +901,7 @@ async fn keys_from_another_instance(backend: Backend) {
         ..test_config()
     };
     let (a, clock, store) = setup_with(backend, config.clone()).await;
-    let b = common::engine_on(Arc::clone(&store), config.clone(), Arc::clone(&clock)).await;
+    let b = engine_on(Arc::clone(&store), config.clone(), Arc::clone(&clock)).await;
     clock.advance_ms(61_000);
     let s = b.create_session(new_session("u")).await.unwrap(); // b rotates
     let kid = header_of(&s.access_token.token)["kid"]
@@ -1051,7 +1050,7 @@ async fn issuer_is_minted_and_checked(backend: Backend) {
         .verify_session(&s.access_token.token, VerifyOptions::default())
         .await
         .unwrap();
-    let foreign = common::engine_on(
+    let foreign = engine_on(
         Arc::clone(&store),
         SessionConfig {
             issuer: Some("https://other.example.com".into()),

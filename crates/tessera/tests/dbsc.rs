@@ -2,8 +2,6 @@
 //! DBSC on the engine (issue 14): the `dbsc+jwt` proof, challenges and bindings, each
 //! rejection its own test, on SQLite and PostgreSQL.
 
-mod common;
-
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
@@ -11,7 +9,6 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::{engine_on, fresh_store_pair, setup, test_config, Backend};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tessera::dbsc::{verify_proof, ChallengeRejection, ProofRejection, MAX_PROOF_LEN};
@@ -19,6 +16,8 @@ use tessera::{
     DbscError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
     UnauthorisedReason, DBSC_CHALLENGE_TTL_MS,
 };
+use tessera_testkit::engine::{engine_on, setup, test_config};
+use tessera_testkit::{fresh_store_pair, on_both_stores, Backend};
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

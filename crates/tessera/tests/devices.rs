@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{fresh_store, test_config, Backend};
 use std::sync::Arc;
 use tessera::{
     Clock, DeviceConfig, DeviceInfo, DevicePage, InputError, ManualClock, NewSession, OverCap,
     RefreshOptions, SessionConfig, SessionEngine, SessionError, SessionTokens, Store,
     VerifyOptions,
 };
+use tessera_testkit::engine::test_config;
+use tessera_testkit::{fresh_store, on_both_stores, Backend};
 
 const MINUTE: u64 = 60_000;
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like \

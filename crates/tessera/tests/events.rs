@@ -2,14 +2,13 @@
 //! `tessera::events` name, and nothing else, on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{fresh_store, test_config, Backend};
 use std::sync::{Arc, Mutex};
 use tessera::{
     EventSink, ManualClock, NewSession, RefreshOptions, RevokeCause, SessionEngine, SessionError,
     SessionEvent, VerifyOptions,
 };
+use tessera_testkit::engine::test_config;
+use tessera_testkit::{fresh_store, Backend};
 
 /// Each event as one line of text, so a test compares what happened in order.
 #[derive(Default)]

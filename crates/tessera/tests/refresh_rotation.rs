@@ -3,14 +3,13 @@
 //! its side effects on the session row.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{setup, setup_with, test_config, Backend};
 use tessera::encoding::sha256_hex;
 use tessera::{
     NewSession, RefreshOptions, SessionConfig, SessionError, SessionTokens, UnauthorisedReason,
     VerifyOptions,
 };
+use tessera_testkit::engine::{setup, setup_with, test_config};
+use tessera_testkit::{on_both_stores, Backend};
 
 fn h2(token: &str) -> String {
     sha256_hex(&sha256_hex(token))

@@ -2,15 +2,14 @@
 //! verdict read from the engine and the store. Ids: SEC2-H1, SEC2-L8, SEC2-M2, SEC2-L2.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
-use common::{engine_on, fresh_store, test_config, Backend};
 use serde_json::Value;
 use std::sync::Arc;
 use tessera::encoding::{b64url_decode, b64url_encode};
 use tessera::{
     KeyKind, ManualClock, NewSession, SessionEngine, SessionError, SigningKey, Store, VerifyOptions,
 };
+use tessera_testkit::engine::{engine_on, test_config};
+use tessera_testkit::{fresh_store, on_both_stores, postgres_url, Backend};
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -260,7 +259,7 @@ async fn store_with_expired(backend: Backend, expired: u64) -> Arc<dyn Store> {
         }
         Backend::Postgres => {
             let schema = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
-            let store = tessera::PostgresStore::connect(&common::postgres_url(), Some(&schema))
+            let store = tessera::PostgresStore::connect(&postgres_url(), Some(&schema))
                 .await
                 .expect("postgres");
             sqlx::query(&format!(

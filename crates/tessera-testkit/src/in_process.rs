@@ -1,74 +1,46 @@
-//! Test harness: a real `tessera serve` (the library's router on a real listener, 127.0.0.1:0)
-//! on a real SQLite file or PostgreSQL schema, called over HTTP.
-//!
-//! PostgreSQL is `TESSERA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
-//! Each test gets its own schema. If PostgreSQL is unreachable the test fails; set
-//! `TESSERA_SKIP_POSTGRES=1` to skip on a machine without it (ignored when `CI=true`).
-#![allow(dead_code)]
+//! `tessera serve` in this process: the library's router on a real listener (127.0.0.1:0) over
+//! a real store, called over HTTP.
 
+use crate::store::{Backend, Place};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tessera::{PostgresStore, SqliteStore, Store};
+use tessera::Store;
 use tessera_server::config::ServerConfig;
 use tessera_server::server::{build_state, serve};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// Which store a scenario runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
+/// Default test settings, with the strict CDI 5.4 rule (no grace window): a refresh token
+/// replayed right after its successor was promoted is theft.
+pub fn config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.app.session.sibling_grace_ms = 0;
+    config
 }
 
-pub fn postgres_url() -> String {
-    std::env::var("TESSERA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+/// Serves `config` over `store` on 127.0.0.1 with a free port until the sender is used or
+/// dropped; returns the address, the stop sender and the serving task.
+pub async fn listen(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let state = build_state(config, store).await.expect("state");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve(listener, state, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (addr, tx, task)
 }
 
-/// True when PostgreSQL tests should be skipped (only when explicitly asked, never in CI).
-pub fn skip_postgres() -> bool {
-    let asked = std::env::var("TESSERA_SKIP_POSTGRES").is_ok_and(|v| v == "1");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    asked && !ci
-}
-
-/// Where a test's data lives; `open` gives a new connection to the same data.
-#[derive(Debug, Clone)]
-pub enum Place {
-    Sqlite(std::path::PathBuf),
-    Postgres(String),
-}
-
-impl Place {
-    pub fn fresh(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => Place::Sqlite(
-                std::env::temp_dir()
-                    .join(format!("tessera-server-test-{}.db", uuid::Uuid::new_v4())),
-            ),
-            Backend::Postgres => {
-                Place::Postgres(format!("tessera_srv_{}", uuid::Uuid::new_v4().simple()))
-            }
-        }
-    }
-
-    pub async fn open(&self) -> Arc<dyn Store> {
-        match self {
-            Place::Sqlite(path) => Arc::new(SqliteStore::open(path).await.expect("open sqlite")),
-            Place::Postgres(schema) => Arc::new(
-                PostgresStore::connect(&postgres_url(), Some(schema))
-                    .await
-                    .expect(
-                    "PostgreSQL must be reachable (set TESSERA_SKIP_POSTGRES=1 to skip locally)",
-                ),
-            ),
-        }
-    }
-}
-
-/// A running server.
+/// A running server; dropping it stops it.
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
@@ -85,36 +57,20 @@ impl Drop for TestServer {
     }
 }
 
-/// Default test settings, with the strict CDI 5.4 rule (no grace window): a refresh token
-/// replayed right after its successor was promoted is theft.
-pub fn config() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.app.session.sibling_grace_ms = 0;
-    config
-}
-
+/// A server with [`config`] on a fresh place of `backend`.
 pub async fn start(backend: Backend) -> TestServer {
     start_with(Place::fresh(backend), config()).await
 }
 
+/// A server with `config` on `place`.
 pub async fn start_with(place: Place, config: ServerConfig) -> TestServer {
     let store = place.open().await;
-    let state = build_state(&config, store).await.expect("state");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        serve(listener, state, async move {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
+    let (addr, stop, task) = listen(&config, store).await;
     TestServer {
         base: format!("http://{addr}{}", config.base_path),
         client: reqwest::Client::new(),
         place,
-        stop: Some(tx),
+        stop: Some(stop),
         task: Some(task),
     }
 }
@@ -129,12 +85,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The CDI `status` field ("" when absent).
     pub fn status_field(&self) -> &str {
-        self.json["status"].as_str().unwrap_or("")
+        crate::cdi::status(&self.json)
     }
 }
 
 impl TestServer {
+    /// Stops the server and waits for its task.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -144,6 +102,7 @@ impl TestServer {
         }
     }
 
+    /// A request with the given body bytes (sent as JSON) and headers.
     pub async fn raw(
         &self,
         method: Method,
@@ -215,28 +174,4 @@ impl TestServer {
         assert_eq!(r.status_field(), "OK", "{}", r.text);
         r
     }
-}
-
-/// Runs an async scenario on both stores: `<name>_sqlite` and `<name>_postgres`.
-#[macro_export]
-macro_rules! both_stores {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(common::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if common::skip_postgres() {
-                    eprintln!("skipping: TESSERA_SKIP_POSTGRES=1");
-                    return;
-                }
-                ($body)(common::Backend::Postgres).await;
-            }
-        }
-    };
 }

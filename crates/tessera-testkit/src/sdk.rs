@@ -1,6 +1,5 @@
-//! Shared harness of the SDK tests: a real axum app with the layer over a real core, either
-//! the engine in-process (SQLite) or `tessera serve` over HTTP, and a request helper.
-#![allow(dead_code)]
+//! The SDK's tests: an axum app with the layer over a real core — the engine in-process
+//! (SQLite) or `tessera serve` over HTTP — and a request helper that reads the whole response.
 
 use axum::body::Body;
 use axum::Router;
@@ -8,8 +7,9 @@ use base64::Engine as _;
 use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
-use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
+use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore, Store};
 use tessera_axum::{Core, RemoteCore};
+use tokio::sync::oneshot;
 use tower::ServiceExt;
 
 /// Which core the SDK runs on: the engine in-process, or `tessera serve` over HTTP.
@@ -19,22 +19,24 @@ pub enum Mode {
     Remote,
 }
 
+/// An app under test: its router, the manual clock and the core behind it. A remote core's
+/// server stops when `_server` is dropped.
 pub struct App {
     pub router: Router,
     pub clock: Arc<ManualClock>,
     pub core: Arc<dyn Core>,
-    pub _server: Option<tokio::sync::oneshot::Sender<()>>,
+    pub _server: Option<oneshot::Sender<()>>,
 }
 
 pub const ACCESS_TOKEN_VALIDITY_MS: u64 = 60_000;
 
-/// A core of the given mode. Expiry is always judged on the manual clock: in-process by the
-/// engine, remotely by the SDK's local JWKS verification.
+/// A core of the given mode on a new in-memory store. Expiry is always judged on the manual
+/// clock: in-process by the engine, remotely by the SDK's local JWKS verification.
 pub async fn core(
     mode: Mode,
     clock: Arc<ManualClock>,
-) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
-    let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+) -> (Arc<dyn Core>, Option<oneshot::Sender<()>>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
     core_on(mode, clock, store).await
 }
 
@@ -42,8 +44,8 @@ pub async fn core(
 pub async fn core_on(
     mode: Mode,
     clock: Arc<ManualClock>,
-    store: Arc<dyn tessera::Store>,
-) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
+    store: Arc<dyn Store>,
+) -> (Arc<dyn Core>, Option<oneshot::Sender<()>>) {
     match mode {
         Mode::Embedded => {
             let engine = SessionEngine::builder(store)
@@ -55,30 +57,23 @@ pub async fn core_on(
                 .clock(clock)
                 .build()
                 .await
-                .unwrap();
+                .expect("engine");
             (Arc::new(engine), None)
         }
         Mode::Remote => {
             let mut config = tessera_server::config::ServerConfig::default();
             config.app.session.access_token_validity_ms = ACCESS_TOKEN_VALIDITY_MS;
             config.app.session.sibling_grace_ms = 0;
-            let state = tessera_server::server::build_state(&config, store)
-                .await
-                .unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(tessera_server::server::serve(listener, state, async move {
-                let _ = rx.await;
-            }));
+            let (addr, stop, _task) = crate::in_process::listen(&config, store).await;
             let remote = RemoteCore::new(&format!("http://{addr}"), None)
-                .unwrap()
+                .expect("remote core")
                 .with_clock(clock);
-            (Arc::new(remote), Some(tx))
+            (Arc::new(remote), Some(stop))
         }
     }
 }
 
+/// A whole response of the app.
 pub struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -86,58 +81,82 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads `response` to the end (at most 1 MiB).
+    pub async fn read(response: axum::response::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Every `Set-Cookie` header, whole.
     pub fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
+        set_cookies(&self.headers)
     }
+
+    /// The `Set-Cookie` header of cookie `name`.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.set_cookies()
             .into_iter()
             .find(|c| c.starts_with(&format!("{name}=")))
     }
+
+    /// The value `Set-Cookie` gives cookie `name`.
     pub fn cookie_value(&self, name: &str) -> Option<String> {
         let c = self.cookie(name)?;
         let v = c.split(';').next()?.split_once('=')?.1.to_owned();
         Some(v)
     }
+
+    /// The body as JSON (panics with the status and body when it is not).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {} {:?}", self.status, self.body))
     }
 }
 
+/// Every `Set-Cookie` header of `headers`, whole.
+pub fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
+        .collect()
+}
+
+/// Sends a bodiless request to the app's router.
 pub async fn send(app: &App, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
+    send_to(&app.router, method, uri, headers).await
+}
+
+/// Sends a bodiless request to `router`.
+pub async fn send_to(router: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Resp {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let response = app
-        .router
+    let response = router
         .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
+        .oneshot(req.body(Body::empty()).expect("request"))
         .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
+        .expect("infallible");
+    Resp::read(response).await
 }
 
+/// The JSON inside a `front-token` header.
 pub fn decode_front_token(ft: &str) -> Value {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(ft)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+        .expect("base64 front-token");
+    serde_json::from_slice(&bytes).expect("JSON front-token")
 }
