@@ -160,90 +160,15 @@ open(f"{work}/access.txt", "w").write("\n".join(access) + "\n")
 open(f"{work}/refresh.txt", "w").write("\n".join(refresh) + "\n")
 PY
 
-cat >"$WORK/bench.lua" <<'LUA'
--- wrk script: args = { mode, tokens file }. Counts every response that is not a success
--- (HTTP status other than 200, or a JSON body whose status is not OK).
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-
-local headers = { ["content-type"] = "application/json", ["cdi-version"] = "5.4" }
-local mode, tokens, counter = nil, {}, 0
-bad, sample = 0, ""
-
-function init(args)
-  mode = args[1]
-  if args[2] then
-    for line in io.lines(args[2]) do
-      if #line > 0 then table.insert(tokens, line) end
-    end
-  end
-end
-
-local function json_str(s) return '"' .. s:gsub('[\\"]', '\\%0') .. '"' end
-
-function request()
-  counter = counter + 1
-  if mode == "hello" then
-    return wrk.format("GET", "/hello")
-  elseif mode == "create" then
-    local body = '{"userId":"bench-' .. counter .. '","enableAntiCsrf":false,'
-      .. '"userDataInJWT":{"role":"user"},"userDataInDatabase":{}}'
-    return wrk.format("POST", "/public/recipe/session", headers, body)
-  elseif mode == "verify" then
-    local token = tokens[(counter % #tokens) + 1]
-    local body = '{"accessToken":' .. json_str(token) .. ',"doAntiCsrfCheck":false,'
-      .. '"enableAntiCsrf":false,"checkDatabase":true}'
-    return wrk.format("POST", "/recipe/session/verify", headers, body)
-  else -- refresh: take the oldest waiting token; its successor is queued by response()
-    local token = table.remove(tokens, 1) or "no-token-left"
-    local body = '{"refreshToken":' .. json_str(token) .. ',"enableAntiCsrf":false,'
-      .. '"useDynamicSigningKey":true}'
-    return wrk.format("POST", "/recipe/session/refresh", headers, body)
-  end
-end
-
-function response(status, hdrs, body)
-  local ok
-  if mode == "hello" then
-    ok = status == 200 and body == "Hello"
-  else
-    ok = status == 200 and body:find('"status":"OK"', 1, true) ~= nil
-  end
-  if mode == "refresh" and ok then
-    local rt = body:match('"refreshToken":(%b{})')
-    local token = rt and rt:match('"token":"([^"]+)"')
-    if token then table.insert(tokens, token) else ok = false end
-  end
-  if not ok then
-    bad = bad + 1
-    if sample == "" then sample = status .. " " .. body:sub(1, 200) end
-  end
-end
-
-function done(summary, latency, requests)
-  local bad_total, first = 0, ""
-  for _, t in ipairs(threads) do
-    bad_total = bad_total + t:get("bad")
-    if first == "" then first = t:get("sample") end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d connect=%d read=%d write=%d timeout=%d status=%d bad=%d p50_us=%d p99_us=%d\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
-    bad_total, latency:percentile(50), latency:percentile(99)))
-  if first ~= "" then io.write("FIRST_BAD " .. first .. "\n") end
-end
-LUA
-
 sleep 1
 IDLE_RSS="$(rss_kib)"
 
-run() { # name mode [tokens file]
+run() { # name mode [tokens file]; one wrk thread (the script's <threads> argument is 1)
   local name="$1" mode="$2"
   shift 2
   log "wrk: $name (${DURATION}s, $CONNECTIONS connections, core 1)"
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$WORK/bench.lua" \
-    "$URL" -- "$mode" "$@" >"$WORK/wrk-$mode.txt"
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s \
+    -s scripts/lib/session_load.lua "$URL" -- "$mode" 1 "$@" >"$WORK/wrk-$mode.txt"
   printf '%s\t%s\n' "$name" "$(grep '^RESULT ' "$WORK/wrk-$mode.txt" | cut -d' ' -f2-)" \
     >>"$WORK/results.txt"
   grep '^FIRST_BAD ' "$WORK/wrk-$mode.txt" >&2 || true

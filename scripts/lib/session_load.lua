@@ -1,8 +1,9 @@
--- wrk script of scripts/bench-growth.sh and scripts/bench-scale.sh: one session call per request
--- against `tessera serve` (CDI 5.4 bodies, as supertokens-node sends them).
+-- wrk script of scripts/bench-server.sh, bench-growth.sh and bench-scale.sh: one session call per
+-- request against `tessera serve` (CDI 5.4 bodies, as supertokens-node sends them).
 --
 --   wrk ... -s session_load.lua URL -- <mode> <threads> [tokens file]
---   mode    create   POST /public/recipe/session (a new session per request)
+--   mode    hello    GET /hello (the baseline: the HTTP stack plus a store ping; answers "Hello")
+--           create   POST /public/recipe/session (a new session per request)
 --           verify   POST /recipe/session/verify with checkDatabase true (tokens: access tokens,
 --                    used round-robin)
 --           refresh  POST /recipe/session/refresh; each token is used once and replaced by the
@@ -11,7 +12,7 @@
 --
 -- With TESSERA_WRK_PORTS=p1,p2,… in the environment, thread i connects to 127.0.0.1 and the
 -- (i mod n)-th port (bench-scale: the same wrk spreads its threads over the instances).
--- Every answer that is not HTTP 200 with "status":"OK" counts as bad; done() prints one RESULT
+-- Every answer that is not HTTP 200 with "status":"OK" (for hello: the body "Hello") counts as bad; done() prints one RESULT
 -- line (the format scripts/lib/bench_peers.py reads) and the first bad answer.
 local threads = {}
 local started = 0
@@ -50,7 +51,9 @@ local function json_str(s) return '"' .. s:gsub('[\\"]', '\\%0') .. '"' end
 
 function request()
   counter = counter + 1
-  if mode == "create" then
+  if mode == "hello" then
+    return wrk.format("GET", "/hello")
+  elseif mode == "create" then
     local body = '{"userId":"growth-create-' .. id .. '-' .. counter .. '","enableAntiCsrf":false,'
       .. '"userDataInJWT":{"role":"user"},"userDataInDatabase":{}}'
     return wrk.format("POST", "/public/recipe/session", headers, body)
@@ -69,7 +72,12 @@ function request()
 end
 
 function response(status, hdrs, body)
-  local ok = status == 200 and body:find('"status":"OK"', 1, true) ~= nil
+  local ok
+  if mode == "hello" then
+    ok = status == 200 and body == "Hello"
+  else
+    ok = status == 200 and body:find('"status":"OK"', 1, true) ~= nil
+  end
   if mode == "refresh" and ok then
     local rt = body:match('"refreshToken":(%b{})')
     local token = rt and rt:match('"token":"([^"]+)"')

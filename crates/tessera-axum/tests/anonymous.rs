@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
-use tessera::{ManualClock, PostgresStore, SqliteStore, Store};
+use tessera::{ManualClock, Store};
 use tessera_axum::{
     AntiCsrfMode, AnySession, Config, ConfigBuilder, Session, SessionRejection, Sessions, SignIn,
     Tessera,
@@ -18,6 +18,7 @@ use tessera_axum::{
 use tessera_testkit::sdk::{
     core, core_on, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS,
 };
+use tessera_testkit::{postgres_url, skip_postgres, Backend, Place};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -868,9 +869,9 @@ both_modes!(
 // ---- A1: no row, no write ----
 
 /// Every table's row count plus, for SQLite, the bytes of the database files.
-async fn store_fingerprint(kind: &StoreKind) -> String {
+async fn store_fingerprint(kind: &Place) -> String {
     match kind {
-        StoreKind::Sqlite(path) => {
+        Place::Sqlite(path) => {
             let mut out = String::new();
             for suffix in ["", "-wal"] {
                 let file = format!("{}{suffix}", path.display());
@@ -883,10 +884,8 @@ async fn store_fingerprint(kind: &StoreKind) -> String {
             }
             out
         }
-        StoreKind::Postgres(schema) => {
-            let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        Place::Postgres { schema } => {
+            let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
             let mut out = String::new();
             for table in [
                 "session_info",
@@ -911,20 +910,8 @@ async fn store_fingerprint(kind: &StoreKind) -> String {
     }
 }
 
-enum StoreKind {
-    Sqlite(std::path::PathBuf),
-    Postgres(String),
-}
-
-async fn a1_ten_thousand_anonymous_requests_write_nothing(kind: StoreKind, mode: Mode) {
-    let store: Arc<dyn Store> = match &kind {
-        StoreKind::Sqlite(path) => Arc::new(SqliteStore::open(path).await.unwrap()),
-        StoreKind::Postgres(schema) => {
-            let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            Arc::new(PostgresStore::connect(&url, Some(schema)).await.unwrap())
-        }
-    };
+async fn a1_ten_thousand_anonymous_requests_write_nothing(kind: Place, mode: Mode) {
+    let store: Arc<dyn Store> = kind.open().await;
     let s = shop_on(mode, local(), Some(Arc::clone(&store))).await;
     // Warm up: the keys exist (created at start-up, once per app, not per visitor).
     let (ant, _, _) = first_visit(&s.app).await;
@@ -970,25 +957,25 @@ async fn a1_ten_thousand_anonymous_requests_write_nothing(kind: StoreKind, mode:
 async fn a1_zero_rows_zero_writes_sqlite_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a1.db");
-    a1_ten_thousand_anonymous_requests_write_nothing(StoreKind::Sqlite(path), Mode::Embedded).await;
+    a1_ten_thousand_anonymous_requests_write_nothing(Place::Sqlite(path), Mode::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a1_b5_zero_rows_zero_writes_sqlite_remote_core() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a1-remote.db");
-    a1_ten_thousand_anonymous_requests_write_nothing(StoreKind::Sqlite(path), Mode::Remote).await;
+    a1_ten_thousand_anonymous_requests_write_nothing(Place::Sqlite(path), Mode::Remote).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a1_zero_rows_zero_writes_postgres_embedded() {
-    let skip = std::env::var("TESSERA_SKIP_POSTGRES").is_ok_and(|v| v == "1")
-        && !std::env::var("CI").is_ok_and(|v| v == "true");
-    if skip {
+    if skip_postgres() {
         eprintln!("skipping PostgreSQL (TESSERA_SKIP_POSTGRES=1)");
         return;
     }
-    let schema = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
-    a1_ten_thousand_anonymous_requests_write_nothing(StoreKind::Postgres(schema), Mode::Embedded)
-        .await;
+    a1_ten_thousand_anonymous_requests_write_nothing(
+        Place::fresh(Backend::Postgres),
+        Mode::Embedded,
+    )
+    .await;
 }

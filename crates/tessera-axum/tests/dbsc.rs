@@ -18,19 +18,14 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tessera::{Clock, ManualClock, PostgresStore, SessionConfig, SessionEngine, SqliteStore};
+use tessera::{Clock, ManualClock, SessionConfig, SessionEngine, SqliteStore};
 use tessera_axum::{AnySession, Config, DbscConfig, Session, SessionRejection, Sessions, Tessera};
+use tessera_testkit::{fresh_store, in_process, on_both_stores, sdk, Backend};
 use tower::ServiceExt;
 
 const AT_VALIDITY_MS: u64 = 60_000;
 /// What supertokens-website sends to get cookies.
 const COOKIE_MODE: &[(&str, &str)] = &[("st-auth-mode", "cookie")];
-
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
 
 struct App {
     router: Router,
@@ -39,16 +34,11 @@ struct App {
     _server: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-async fn app(db: Db, anonymous: bool) -> App {
+async fn app(db: Backend, anonymous: bool) -> App {
     let clock = Arc::new(ManualClock::new(tessera::SystemClock.now_ms() - 600_000));
     let store: Arc<dyn tessera::Store> = match db {
-        Db::Sqlite => Arc::new(SqliteStore::in_memory().await.unwrap()),
-        Db::Postgres => {
-            let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!("tessera_test_dbsc_{}", uuid::Uuid::new_v4().simple());
-            Arc::new(PostgresStore::connect(&url, Some(&schema)).await.unwrap())
-        }
+        Backend::Sqlite => Arc::new(SqliteStore::in_memory().await.unwrap()),
+        Backend::Postgres => fresh_store(Backend::Postgres).await,
     };
     let engine = SessionEngine::builder(store)
         .config(SessionConfig {
@@ -86,15 +76,7 @@ async fn remote_app() -> App {
         .unwrap();
     let mut server_config = tessera_server::config::ServerConfig::default();
     server_config.app.session.access_token_validity_ms = AT_VALIDITY_MS;
-    let state = tessera_server::server::build_state(&server_config, store)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tessera_server::server::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
+    let (addr, tx, _task) = in_process::listen(&server_config, store).await;
     let remote = tessera_axum::RemoteCore::new(&format!("http://{addr}"), None)
         .unwrap()
         .with_clock(Arc::clone(&clock) as Arc<dyn Clock>);
@@ -326,10 +308,9 @@ impl Client {
             .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
-        self.store_cookies(&parts.headers);
-        if let Some(c) = parts
+        let resp = sdk::Resp::read(resp).await;
+        self.store_cookies(&resp.headers);
+        if let Some(c) = resp
             .headers
             .get("secure-session-challenge")
             .and_then(|v| v.to_str().ok())
@@ -338,9 +319,9 @@ impl Client {
             self.ahead.insert(id, challenge);
         }
         Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body.into_bytes(),
         }
     }
 
@@ -471,7 +452,7 @@ async fn signed_in_and_bound(app: &App) -> Client {
     device
 }
 
-async fn registration_and_refresh_with_a_challenge(db: Db) {
+async fn registration_and_refresh_with_a_challenge(db: Backend) {
     let app = app(db, false).await;
     let mut device = Client::new();
     let login = device.send(&app, Method::POST, "/login", COOKIE_MODE).await;
@@ -525,7 +506,7 @@ async fn registration_and_refresh_with_a_challenge(db: Db) {
         .contains_key(&device.session.clone().unwrap().id));
 }
 
-async fn refresh_ahead_of_expiry(db: Db) {
+async fn refresh_ahead_of_expiry(db: Backend) {
     let app = app(db, false).await;
     let mut device = signed_in_and_bound(&app).await;
     let id = device.session.clone().unwrap().id;
@@ -551,7 +532,7 @@ async fn refresh_ahead_of_expiry(db: Db) {
     }
 }
 
-async fn continue_false_after_sign_out(db: Db) {
+async fn continue_false_after_sign_out(db: Backend) {
     let app = app(db, false).await;
     let mut device = signed_in_and_bound(&app).await;
     let out = device
@@ -583,7 +564,7 @@ async fn continue_false_after_sign_out(db: Db) {
 /// The attack DBSC exists for: the bound session's cookies copied to another client (cookie
 /// theft by malware that then leaves the device) cannot refresh — neither through the DBSC
 /// route nor through `/auth/session/refresh` — and the real device still can afterwards.
-async fn stolen_cookies_cannot_refresh(db: Db) {
+async fn stolen_cookies_cannot_refresh(db: Backend) {
     let app = app(db, false).await;
     let mut device = signed_in_and_bound(&app).await;
     let mut thief = Client::new();
@@ -712,7 +693,7 @@ async fn stolen_cookies_cannot_refresh(db: Db) {
     );
 }
 
-async fn never_registered_works_as_before(db: Db) {
+async fn never_registered_works_as_before(db: Backend) {
     let app = app(db, false).await;
     let mut browser = Client::new();
     let login = browser
@@ -778,7 +759,7 @@ async fn never_registered_works_as_before(db: Db) {
     assert!(login.header("secure-session-registration").is_none());
 }
 
-async fn bad_inputs_get_protocol_answers(db: Db) {
+async fn bad_inputs_get_protocol_answers(db: Backend) {
     let app = app(db, false).await;
     let mut device = signed_in_and_bound(&app).await;
     let session = device.session.clone().unwrap();
@@ -849,7 +830,7 @@ async fn bad_inputs_get_protocol_answers(db: Db) {
 }
 
 /// A guest may be bound too, and stays bound across sign-in.
-async fn guest_bound_then_signing_in_stays_bound(db: Db) {
+async fn guest_bound_then_signing_in_stays_bound(db: Backend) {
     let app = app(db, true).await;
     let mut device = Client::new();
     let page = device.send(&app, Method::GET, "/", COOKIE_MODE).await;
@@ -980,24 +961,7 @@ async fn remote_core_binds_and_refreshes() {
     assert_eq!(r.json(), json!({"continue": false}));
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(super::Db::Sqlite).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(super::Db::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both!(
+on_both_stores!(
     registration_and_refresh_with_a_challenge,
     refresh_ahead_of_expiry,
     continue_false_after_sign_out,

@@ -113,18 +113,11 @@ async fn send(
     let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
     req.extensions_mut().insert(ConnectInfo(peer));
     let response = app.router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let token = response
-        .headers()
-        .get("st-access-token")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let r = tessera_testkit::sdk::Resp::read(response).await;
     Resp {
-        status,
-        token,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
+        status: r.status,
+        token: r.header("st-access-token").map(str::to_owned),
+        body: r.body,
     }
 }
 

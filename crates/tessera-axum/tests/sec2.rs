@@ -469,16 +469,8 @@ async fn serve(
     config: tessera_server::config::ServerConfig,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-    let state = tessera_server::server::build_state(&config, store)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tessera_server::server::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
-    (addr, tx)
+    let (addr, stop, _task) = tessera_testkit::in_process::listen(&config, store).await;
+    (addr, stop)
 }
 
 // ---- SEC2-L6: tenant ids in the remote client's URL paths ----

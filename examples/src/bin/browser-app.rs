@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, ValueEnum};
@@ -342,18 +342,10 @@ async fn index() -> Html<&'static str> {
 
 /// The supertokens-website bundle given with `--bundle`.
 async fn sdk_bundle(State(state): State<AppState>) -> Response {
-    match state.bundle {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            bytes,
-        )
-            .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            "no SDK bundle: start with --bundle <path> or ST_BUNDLE_PATH",
-        )
-            .into_response(),
-    }
+    tessera_examples::sdk_bundle_response(
+        state.bundle,
+        "no SDK bundle: start with --bundle <path> or ST_BUNDLE_PATH",
+    )
 }
 
 /// Counts `POST /auth/session/refresh` before the tessera layer answers it.
@@ -407,22 +399,6 @@ fn session_config(
         builder = builder.older_cookie_domain(domain);
     }
     builder.build()
-}
-
-/// Resolves on SIGTERM or Ctrl-C; the server then stops accepting and drains its connections.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }
 
 #[tokio::main]
@@ -494,7 +470,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(tessera_examples::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -27,7 +27,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -247,18 +247,10 @@ async fn page() -> Html<&'static str> {
 }
 
 async fn sdk_bundle(State(state): State<AppState>) -> Response {
-    match state.bundle {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            bytes,
-        )
-            .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            "no SDK bundle: run scripts/install-browser-deps.sh or pass --bundle",
-        )
-            .into_response(),
-    }
+    tessera_examples::sdk_bundle_response(
+        state.bundle,
+        "no SDK bundle: run scripts/install-browser-deps.sh or pass --bundle",
+    )
 }
 
 /// The bundle `scripts/install-browser-deps.sh` builds, relative to the workspace.

@@ -143,22 +143,6 @@ fn router(app: Shared) -> Result<Router, Box<dyn std::error::Error>> {
         .with_state(app))
 }
 
-/// Resolves on SIGTERM or Ctrl-C; the server then stops accepting and drains its connections.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-}
-
 /// `TRANSFER_METHOD=cookie|header` forces the transfer method, as in the suite's servers.
 fn forced_transfer() -> Result<Option<TokenTransfer>, String> {
     match std::env::var("TRANSFER_METHOD")
@@ -207,7 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router(app)?)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(tessera_examples::shutdown_signal())
         .await?;
     Ok(())
 }
