@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::{AuditQuery, AuditRow, KeyKind, SigningKey, Store};
+use tessera_testkit::in_process::TestServer;
 use tessera_testkit::{
     binary, both_stores, fresh_schema, in_process, postgres_url, skip_postgres, Backend, Place,
 };
@@ -81,6 +82,22 @@ async fn session_alive(server: &in_process::TestServer, handle: &str) -> bool {
         .get(&format!("/public/recipe/session?sessionHandle={handle}"))
         .await;
     r.status_field() == "OK"
+}
+
+/// `POST /dashboard/api/revoke` of the admin page with `headers` and a JSON `body`.
+async fn dashboard_revoke(
+    server: &TestServer,
+    headers: &[(&str, &str)],
+    body: String,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .post(format!("{}/dashboard/api/revoke", server.base))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body).send().await.unwrap()
 }
 
 both_stores!(
@@ -222,52 +239,35 @@ both_stores!(
         let third = server.create("audit-carol").await;
         let h3 = third.json["session"]["handle"].as_str().unwrap().to_owned();
         let body = json!({"app": "public", "handles": [h3]}).to_string();
-        let cross = server
-            .client
-            .post(format!("{root}/dashboard/api/revoke"))
-            .header("cookie", &cookie)
-            .header("x-tessera-csrf", &csrf)
-            .header("content-type", "application/json")
-            .header("origin", "http://127.0.0.1:1")
-            .header("sec-fetch-site", "same-site")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let cross = dashboard_revoke(
+            &server,
+            &[
+                ("cookie", &cookie),
+                ("x-tessera-csrf", &csrf),
+                ("origin", "http://127.0.0.1:1"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            body.clone(),
+        )
+        .await;
         assert_eq!(cross.status(), StatusCode::FORBIDDEN);
-        let no_token = server
-            .client
-            .post(format!("{root}/dashboard/api/revoke"))
-            .header("cookie", &cookie)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let no_token = dashboard_revoke(&server, &[("cookie", &cookie)], body.clone()).await;
         assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-        let no_cookie = server
-            .client
-            .post(format!("{root}/dashboard/api/revoke"))
-            .header("x-tessera-csrf", &csrf)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let no_cookie = dashboard_revoke(&server, &[("x-tessera-csrf", &csrf)], body.clone()).await;
         assert_eq!(no_cookie.status(), StatusCode::UNAUTHORIZED);
         assert!(session_alive(&server, &h3).await);
 
         // Admin revoke.
-        let r = server
-            .client
-            .post(format!("{root}/dashboard/api/revoke"))
-            .header("cookie", &cookie)
-            .header("x-tessera-csrf", &csrf)
-            .header("content-type", "application/json")
-            .body(json!({"app": "public", "user": "audit-carol", "handles": [h3]}).to_string())
-            .send()
-            .await
-            .unwrap();
+        let admin = [
+            ("cookie", cookie.as_str()),
+            ("x-tessera-csrf", csrf.as_str()),
+        ];
+        let r = dashboard_revoke(
+            &server,
+            &admin,
+            json!({"app": "public", "user": "audit-carol", "handles": [h3]}).to_string(),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(!session_alive(&server, &h3).await);
         let row = wait_for(&store, "session_revoked", |r| {
@@ -283,16 +283,12 @@ both_stores!(
         // Admin revoke of every session of a user.
         let d1 = server.create("audit-dave").await;
         let d2 = server.create("audit-dave").await;
-        let r = server
-            .client
-            .post(format!("{root}/dashboard/api/revoke"))
-            .header("cookie", &cookie)
-            .header("x-tessera-csrf", &csrf)
-            .header("content-type", "application/json")
-            .body(json!({"user": "audit-dave", "all": true}).to_string())
-            .send()
-            .await
-            .unwrap();
+        let r = dashboard_revoke(
+            &server,
+            &admin,
+            json!({"user": "audit-dave", "all": true}).to_string(),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         let revoked: Value = r.json().await.unwrap();
         assert_eq!(revoked["revoked"].as_array().unwrap().len(), 2, "{revoked}");

@@ -6,35 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ENV_KEYS: &[&str] = &[
-    "TESSERA_CONFIG",
-    "SUPERTOKENS_HOST",
-    "SUPERTOKENS_PORT",
-    "POSTGRESQL_CONNECTION_URI",
-    "POSTGRESQL_TABLE_SCHEMA",
-    "TESSERA_SQLITE_PATH",
-    "API_KEYS",
-    "ACCESS_TOKEN_VALIDITY",
-    "REFRESH_TOKEN_VALIDITY",
-    "ACCESS_TOKEN_DYNAMIC_SIGNING_KEY_UPDATE_INTERVAL",
-    "BASE_PATH",
-    "SUPERTOKENS_MAX_CDI_VERSION",
-    "SUPERTOKENS_MIN_CDI_VERSION",
-    "LOG_LEVEL",
-    "TESSERA_STATIC_SIGNING_KEY",
-    "TESSERA_HEADER_READ_TIMEOUT",
-    "TESSERA_REQUEST_TIMEOUT",
-    "TESSERA_MAX_CONNECTIONS",
-    "TESSERA_STATIC_SIGNING_KEY_FILE",
-    "TESSERA_PREVIOUS_STATIC_SIGNING_KEYS",
-];
-
+/// The binary with the host's settings cleared (tessera-testkit's list).
 fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for k in ENV_KEYS {
-        c.env_remove(k);
-    }
-    c
+    tessera_testkit::binary::command()
 }
 
 fn fails_with(cmd: &mut Command, needles: &[&str]) {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use tessera_testkit::binary;
 use tessera_testkit::cdi::{create_body, refresh_body, token, verify_body};
 
@@ -19,16 +19,7 @@ const USER: &str = "log-private-user-4711";
 async fn run_and_log(args: &[&str]) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for k in [
-        "LOG_LEVEL",
-        "TESSERA_LOG",
-        "TESSERA_LOG_FORMAT",
-        "API_KEYS",
-        "TESSERA_CONFIG",
-    ] {
-        cmd.env_remove(k);
-    }
+    let mut cmd = binary::command();
     cmd.args([
         "serve",
         "--host",

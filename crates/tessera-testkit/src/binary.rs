@@ -62,6 +62,16 @@ pub fn tessera_bin() -> PathBuf {
     bin
 }
 
+/// A command for the `tessera` binary with none of the settings it reads from the environment,
+/// so the host's cannot leak in (a test sets the ones it means with `Command::env`).
+pub fn command() -> Command {
+    let mut cmd = Command::new(tessera_bin());
+    for k in ENV_KEYS {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 /// A `tessera serve` child process, spawned but maybe not yet listening.
 pub struct Spawned {
     child: Option<Child>,
@@ -102,10 +112,7 @@ pub fn spawn(place: &Place, extra: &[&str], log: &Path) -> Spawned {
 
 /// [`spawn`] with some of the binary's environment variables set (e.g. `TESSERA_LOG`).
 pub fn spawn_with_env(place: &Place, extra: &[&str], env: &[(&str, &str)], log: &Path) -> Spawned {
-    let mut cmd = Command::new(tessera_bin());
-    for k in ENV_KEYS {
-        cmd.env_remove(k);
-    }
+    let mut cmd = command();
     cmd.envs(env.iter().copied());
     let stderr = std::fs::OpenOptions::new()
         .create(true)
