@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, NewSession, SqliteStore};
-use tessera_axum::{AnySession, Config, ConfigBuilder, Core, RemoteCore, Session, Sessions};
+use tessera_axum::{AnySession, Config, ConfigBuilder, RemoteCore, Session, SessionCore, Sessions};
 use tessera_axum::{SessionRejection, Tessera};
 
 const COOKIE_MODE: (&str, &str) = ("st-auth-mode", "cookie");

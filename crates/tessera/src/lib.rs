@@ -39,6 +39,7 @@ pub mod lineage;
 pub mod protocol;
 pub mod random;
 pub mod session;
+pub mod session_check;
 pub mod store;
 pub mod token;
 
@@ -61,6 +62,7 @@ pub use session::{
     tenant_of_handle, NewSession, RefreshOptions, Regenerated, SessionInfo, SessionSummary,
     SessionTokens, TokenInfo, VerifiedSession, VerifyOptions, PUBLIC,
 };
+pub use session_check::{check_session, SessionCheck};
 pub use store::{
     AuditQuery, AuditRow, AuditStore, PoolStats, PostgresStore, SessionRow, SqliteStore, Store,
 };

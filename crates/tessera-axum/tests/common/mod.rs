@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
 use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{Core, RemoteCore};
+use tessera_axum::{RemoteCore, SessionCore};
 use tower::ServiceExt;
 
 /// Which core the SDK runs on: the engine in-process, or `tessera serve` over HTTP.
@@ -22,7 +22,7 @@ pub enum Mode {
 pub struct App {
     pub router: Router,
     pub clock: Arc<ManualClock>,
-    pub core: Arc<dyn Core>,
+    pub core: Arc<dyn SessionCore>,
     pub _server: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -33,7 +33,10 @@ pub const ACCESS_TOKEN_VALIDITY_MS: u64 = 60_000;
 pub async fn core(
     mode: Mode,
     clock: Arc<ManualClock>,
-) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
+) -> (
+    Arc<dyn SessionCore>,
+    Option<tokio::sync::oneshot::Sender<()>>,
+) {
     let store: Arc<dyn tessera::Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
     core_on(mode, clock, store).await
 }
@@ -43,7 +46,10 @@ pub async fn core_on(
     mode: Mode,
     clock: Arc<ManualClock>,
     store: Arc<dyn tessera::Store>,
-) -> (Arc<dyn Core>, Option<tokio::sync::oneshot::Sender<()>>) {
+) -> (
+    Arc<dyn SessionCore>,
+    Option<tokio::sync::oneshot::Sender<()>>,
+) {
     match mode {
         Mode::Embedded => {
             let engine = SessionEngine::builder(store)
