@@ -48,10 +48,10 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tessera::anonymous::{MintAnonymous, MintedAnonymous};
 use tessera::protocol::ANONYMOUS_ID_CLAIM;
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousClaims};
-use tessera::SessionError;
+use tessera::{
+    plausible_anonymous_id, AnonymousClaims, MintAnonymous, MintedAnonymous, SessionError,
+};
 
 /// An anonymous session: a visitor who has not signed in.
 #[derive(Clone)]
@@ -540,7 +540,7 @@ fn plan_anonymous(
             Plan::Mint {
                 request: mint_request(config, location, keep),
                 location,
-                unknown_key: rejection == tessera::token::anonymous::AnonymousRejection::UnknownKey,
+                unknown_key: rejection == tessera::AnonymousRejection::UnknownKey,
             }
         }
         Err(_) => Plan::Nothing,
@@ -570,7 +570,7 @@ fn anti_csrf_ok(config: &Config, headers: &HeaderMap, claim: Option<&str>) -> bo
             .get(names::RID)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.trim().is_empty()),
-        AntiCsrfMode::ViaToken => tessera::token::access::anti_csrf_matches(
+        AntiCsrfMode::ViaToken => tessera::anti_csrf_matches(
             claim,
             headers.get(names::ANTI_CSRF).and_then(|v| v.to_str().ok()),
         ),

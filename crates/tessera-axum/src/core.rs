@@ -4,12 +4,10 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
-use tessera::store::DbscBinding;
-use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    AccessTokenClaims, DbscError, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions,
-    Regenerated, SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason,
+    AccessTokenClaims, AnonymousRejection, DbscBinding, DbscError, Device, DeviceInfo, DevicePage,
+    MintAnonymous, MintError, MintedAnonymous, NewSession, RefreshOptions, Regenerated,
+    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedAnonymous,
     VerifiedSession, VerifyOptions,
 };
 
@@ -282,6 +280,8 @@ pub(crate) fn mint_error(e: MintError) -> SessionError {
             "this core holds no anonymous signing key".into(),
         )),
         MintError::Engine(e) => SessionError::Engine(e),
+        // A failure this SDK does not know yet: an engine failure, with its text.
+        other => SessionError::Engine(tessera::EngineError::Config(other.to_string())),
     }
 }
 

@@ -21,17 +21,13 @@ use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera::anonymous::{
-    AnonymousConfig, AnonymousSessions, MintAnonymous, MintedAnonymous, VerifiedAnonymous,
-};
-use tessera::dbsc::{ChallengeRejection, ProofRejection};
-use tessera::store::DbscBinding;
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection};
 use tessera::{
-    check_session, verify_access_token, Clock, DbscError, EngineError, InputError, NewSession,
+    check_session, plausible_anonymous_id, verify_access_token, AnonymousConfig,
+    AnonymousRejection, AnonymousSessions, ChallengeRejection, Clock, DbscBinding, DbscError,
+    EngineError, InputError, MintAnonymous, MintedAnonymous, NewSession, ProofRejection,
     RefreshOptions, Regenerated, SessionCheck, SessionError, SessionInfo, SessionSummary,
-    SessionTokens, SystemClock, TokenInfo, TryRefreshReason, UnauthorisedReason, VerifiedSession,
-    VerifyOptions, VerifyPolicy, VerifyingKeySet,
+    SessionTokens, SystemClock, TokenInfo, TryRefreshReason, UnauthorisedReason, VerifiedAnonymous,
+    VerifiedSession, VerifyOptions, VerifyPolicy, VerifyingKeySet,
 };
 
 /// The CDI version spoken.
@@ -379,7 +375,7 @@ struct KeySource {
     refresh_interval_ms: u64,
     access: ArcSwap<VerifyingKeySet>,
     anonymous: ArcSwap<AnonymousSessions>,
-    verified: tessera::token::cache::VerifiedTokenCache,
+    verified: tessera::VerifiedTokenCache,
     /// Last successful fetch (ms); 0: never.
     fetched_at_ms: AtomicU64,
     /// Last attempt, successful or not (ms); 0: never.
@@ -399,7 +395,7 @@ impl KeySource {
             refresh_interval_ms: u64::try_from(refresh_interval.as_millis()).unwrap_or(u64::MAX),
             access: ArcSwap::from_pointee(VerifyingKeySet::default()),
             anonymous: ArcSwap::from_pointee(AnonymousSessions::empty(remote_anonymous_config())),
-            verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
+            verified: tessera::VerifiedTokenCache::new(10_000),
             fetched_at_ms: AtomicU64::new(0),
             attempted_at_ms: AtomicU64::new(0),
             failing: AtomicBool::new(false),
@@ -619,8 +615,8 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
                 .to_owned(),
             reason: v["recentTokenReuseSubtype"]
                 .as_str()
-                .and_then(tessera::lineage::TheftReason::parse)
-                .unwrap_or(tessera::lineage::TheftReason::StaleLineage),
+                .and_then(tessera::TheftReason::parse)
+                .unwrap_or(tessera::TheftReason::StaleLineage),
         },
         other => remote(format!("unexpected status {other:?}")),
     }

@@ -204,7 +204,8 @@ pub(crate) async fn get_session(
             replace_cleared_session(tessera, sink, headers, None).await;
             return reject(RejectionKind::Unauthorised);
         }
-        Err(SessionError::Engine(e)) => {
+        // The core failed (or failed in a way this SDK does not know yet).
+        Err(e) => {
             tracing::error!(error = %e, "session verification failed");
             return reject(RejectionKind::Internal);
         }

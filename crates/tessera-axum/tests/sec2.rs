@@ -520,7 +520,7 @@ async fn sec2_l6_tenant_ids_never_address_another_app() {
             .session_handles_for_user("u", Some(tenant))
             .await
             .is_err());
-        let mint = tessera::anonymous::MintAnonymous {
+        let mint = tessera::MintAnonymous {
             tenant_id: Some(tenant.to_owned()),
             ..Default::default()
         };

@@ -8,8 +8,7 @@ mod common;
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
-use tessera::anonymous::{AnonymousConfig, AnonymousSessions};
-use tessera::{Jwks, VerifyingKeySet};
+use tessera::{AnonymousConfig, AnonymousSessions, Jwks, VerifyingKeySet};
 
 /// The anonymous keys, at their own URL (SEC2-L3).
 async fn jwks(s: &TestServer) -> Jwks {
@@ -91,7 +90,7 @@ both_stores!(
 both_stores!(
     a9_anon11_operator_anonymous_key_with_overlap,
     |backend: Backend| async move {
-        use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+        use tessera::{AnonymousAlgorithm, AnonymousSigningKey};
         let old = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         let new = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         // First the old key alone: a visitor gets a token under it.

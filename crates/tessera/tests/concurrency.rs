@@ -6,9 +6,9 @@ mod common;
 
 use common::{setup, Backend};
 use std::collections::HashSet;
-use tessera::encoding::sha256_hex;
-use tessera::lineage::{Lineage, RefreshDecision};
-use tessera::{NewSession, RefreshOptions, SessionError, VerifyOptions};
+use tessera::fuzzing::sha256_hex;
+use tessera::fuzzing::Lineage;
+use tessera::{NewSession, RefreshDecision, RefreshOptions, SessionError, VerifyOptions};
 
 const PARALLEL: usize = 50;
 

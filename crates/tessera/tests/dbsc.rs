@@ -14,10 +14,10 @@ use base64::Engine as _;
 use common::{engine_on, fresh_store_pair, setup, test_config, Backend};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tessera::dbsc::{verify_proof, ChallengeRejection, ProofRejection, MAX_PROOF_LEN};
 use tessera::{
-    DbscError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
-    UnauthorisedReason, DBSC_CHALLENGE_TTL_MS,
+    verify_proof, ChallengeRejection, DbscError, ManualClock, NewSession, ProofRejection,
+    RefreshOptions, SessionEngine, SessionError, UnauthorisedReason, DBSC_CHALLENGE_TTL_MS,
+    MAX_PROOF_LEN,
 };
 
 fn b64(bytes: &[u8]) -> String {

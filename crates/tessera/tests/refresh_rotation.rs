@@ -6,7 +6,7 @@
 mod common;
 
 use common::{setup, setup_with, test_config, Backend};
-use tessera::encoding::sha256_hex;
+use tessera::fuzzing::sha256_hex;
 use tessera::{
     NewSession, RefreshOptions, SessionConfig, SessionError, SessionTokens, UnauthorisedReason,
     VerifyOptions,

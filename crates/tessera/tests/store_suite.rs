@@ -7,8 +7,7 @@ mod common;
 
 use common::{fresh_store, fresh_store_pair, Backend};
 use std::sync::Arc;
-use tessera::store::{LineageUpdate, StoredKey};
-use tessera::{SessionRow, Store};
+use tessera::{LineageUpdate, SessionRow, Store, StoredKey};
 
 fn row(handle: &str, user: &str, tenant: &str, expires_at: u64) -> SessionRow {
     SessionRow {
