@@ -11,8 +11,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use tessera::encoding::{b64url_encode, sha256_hex};
-use tessera::token::refresh::{mint_refresh_token, RefreshTokenFields, RefreshTokenKey};
+use tessera::fuzzing::{b64url_encode, sha256_hex};
+use tessera::fuzzing::{mint_refresh_token, RefreshTokenFields, RefreshTokenKey};
 use tessera::{KeyKind, SigningKey};
 use tessera_fuzz::{genuine_refresh_tokens, genuine_tokens, jwks_json};
 
@@ -108,8 +108,8 @@ fn write_corpora() {
     let c = Corpus::new("at_header_claims");
     for (i, t) in tokens.iter().take(3).enumerate() {
         let mut parts = t.split('.');
-        let header = tessera::encoding::b64url_decode(parts.next().unwrap_or("").as_bytes());
-        let payload = tessera::encoding::b64url_decode(parts.next().unwrap_or("").as_bytes());
+        let header = tessera::fuzzing::b64url_decode(parts.next().unwrap_or("").as_bytes());
+        let payload = tessera::fuzzing::b64url_decode(parts.next().unwrap_or("").as_bytes());
         c.put(&format!("header-{i}"), header.unwrap_or_default());
         c.put(&format!("claims-{i}"), payload.unwrap_or_default());
     }

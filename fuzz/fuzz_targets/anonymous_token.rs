@@ -9,8 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous};
-use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+use tessera::{AnonymousAlgorithm, AnonymousConfig, AnonymousSessions, AnonymousSigningKey, MintAnonymous};
 use tessera_fuzz::{apply_edits, NOW_MS};
 
 /// The anonymous key set (no verified-token cache, so every input takes the full path) and

@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tessera::fuzzing::{access_token_header_json, parse_access_token_header};
-use tessera::token::access::AccessTokenClaims;
-use tessera::token::json::parse_unique_object;
+use tessera::AccessTokenClaims;
+use tessera::fuzzing::parse_unique_object;
 
 fuzz_target!(|data: &[u8]| {
     if let Some([alg, typ, kid, version]) = parse_access_token_header(data) {

@@ -1,4 +1,4 @@
-//! ROB-01: the DBSC proof parser (`tessera::dbsc::verify_proof`, issue 14) with a fixed bound
+//! ROB-01: the DBSC proof parser (`tessera::verify_proof`, issue 14) with a fixed bound
 //! key.
 //!
 //! Input byte 0 < 0x80: the rest is a proof; verifying it (as a registration, and against the
@@ -12,8 +12,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use tessera::dbsc::{verify_proof, DbscAlgorithm, DevicePublicKey};
-use tessera::encoding::b64url_encode;
+use tessera::{verify_proof, DbscAlgorithm, DevicePublicKey};
+use tessera::fuzzing::b64url_encode;
 use tessera_fuzz::apply_edits;
 
 /// The bound key and one genuine refresh proof signed by it.

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::encoding::b64url_decode;
+use tessera::fuzzing::b64url_decode;
 use tessera::{verify_access_token, Jwk, Jwks, VerifyingKey, VerifyingKeySet};
 use tessera_fuzz::{genuine_tokens, jwks_json, policy};
 

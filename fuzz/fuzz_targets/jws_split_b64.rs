@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::encoding::{b64url_decode, b64url_encode};
+use tessera::fuzzing::{b64url_decode, b64url_encode};
 use tessera::{verify_access_token, TryRefreshReason};
 
 fuzz_target!(|data: &[u8]| {

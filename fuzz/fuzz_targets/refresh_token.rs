@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::encoding::sha256_hex;
-use tessera::token::refresh::{decode_refresh_token, mint_refresh_token, RefreshTokenFields};
+use tessera::fuzzing::sha256_hex;
+use tessera::fuzzing::{decode_refresh_token, mint_refresh_token, RefreshTokenFields};
 use tessera_fuzz::{apply_edits, genuine_refresh_tokens, refresh_key};
 
 fn same_up_to_tag_case(a: &str, b: &str) -> bool {
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let minted = mint_refresh_token(refresh_key(), fields).expect("mint");
         lookup_key_ok(&minted.token);
-        if minted.token.len() <= tessera::token::refresh::MAX_REFRESH_TOKEN_LEN {
+        if minted.token.len() <= tessera::MAX_REFRESH_TOKEN_LEN {
             let p = decode_refresh_token(refresh_key(), &minted.token).expect("own token decodes");
             assert_eq!(p.session_handle, fields.session_handle);
             assert_eq!(p.user_id, fields.user_id);

@@ -6,10 +6,9 @@
 //! `examples/gen_corpus.rs` writes the fixtures (`--keys`) and the seed corpora from these.
 
 use std::sync::{Arc, OnceLock};
-use tessera::token::access::AccessTokenClaims;
-use tessera::token::mint::encode_access_token;
-use tessera::token::refresh::RefreshTokenKey;
-use tessera::{KeyKind, KeyRing, SigningKey, VerifyPolicy, VerifyingKeySet};
+use tessera::{AccessTokenClaims, KeyKind, KeyRing, SigningKey, VerifyPolicy, VerifyingKeySet};
+use tessera::fuzzing::encode_access_token;
+use tessera::fuzzing::RefreshTokenKey;
 
 /// The fixed "now" of every verification, epoch ms.
 pub const NOW_MS: u64 = 1_700_000_000_000;
@@ -80,7 +79,7 @@ pub fn claim_sets() -> Vec<AccessTokenClaims> {
         exp: iat + LIFETIME_S,
         iat,
         session_handle: "4e1b7c9e-0c5d-4c0f-8a55-8d1f9d0b6a21".into(),
-        refresh_token_hash1: tessera::encoding::sha256_hex("rt-1"),
+        refresh_token_hash1: tessera::fuzzing::sha256_hex("rt-1"),
         parent_refresh_token_hash1: None,
         anti_csrf_token: None,
         tenant_id: "public".into(),
@@ -90,7 +89,7 @@ pub fn claim_sets() -> Vec<AccessTokenClaims> {
     };
     let mut with_csrf = base.clone();
     with_csrf.anti_csrf_token = Some("b3c1f2a0-9d8e-4f7a-8b6c-5d4e3f2a1b0c".into());
-    with_csrf.parent_refresh_token_hash1 = Some(tessera::encoding::sha256_hex("rt-0"));
+    with_csrf.parent_refresh_token_hash1 = Some(tessera::fuzzing::sha256_hex("rt-0"));
     let serde_json::Value::Object(custom) = serde_json::json!({
         "role": "admin", "n": 1.5, "big": 12345678901234567u64, "neg": -3,
         "arr": [1, "x", null, {"k": [true, false]}], "ü": "☃ \u{1F600}", "esc": "a\"b\\c\n"

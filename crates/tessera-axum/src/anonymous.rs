@@ -33,6 +33,7 @@
 
 use crate::changes::{ChangeSink, ResponseChanges};
 use crate::config::{AntiCsrfMode, Config, TokenTransfer};
+use crate::core::LocalMint;
 use crate::error::{RejectionKind, SessionRejection};
 use crate::session::{RequestContext, Session};
 use crate::transfer::{self, names, CookieRef, SeenCookies, SharedCookie, TokenLocation};
@@ -47,10 +48,10 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tessera::anonymous::{MintAnonymous, MintedAnonymous};
 use tessera::protocol::ANONYMOUS_ID_CLAIM;
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousClaims};
-use tessera::SessionError;
+use tessera::{
+    plausible_anonymous_id, AnonymousClaims, MintAnonymous, MintedAnonymous, SessionError,
+};
 
 /// An anonymous session: a visitor who has not signed in.
 #[derive(Clone)]
@@ -539,7 +540,7 @@ fn plan_anonymous(
             Plan::Mint {
                 request: mint_request(config, location, keep),
                 location,
-                unknown_key: rejection == tessera::token::anonymous::AnonymousRejection::UnknownKey,
+                unknown_key: rejection == tessera::AnonymousRejection::UnknownKey,
             }
         }
         Err(_) => Plan::Nothing,
@@ -569,7 +570,7 @@ fn anti_csrf_ok(config: &Config, headers: &HeaderMap, claim: Option<&str>) -> bo
             .get(names::RID)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.trim().is_empty()),
-        AntiCsrfMode::ViaToken => tessera::token::access::anti_csrf_matches(
+        AntiCsrfMode::ViaToken => tessera::anti_csrf_matches(
             claim,
             headers.get(names::ANTI_CSRF).and_then(|v| v.to_str().ok()),
         ),
@@ -594,23 +595,27 @@ pub(crate) fn run_now(
             request,
             location,
             unknown_key: false,
-        } => match tessera.core().mint_anonymous_local(request.clone()) {
-            Some(result) => {
-                let state = minted_state(tessera, sink, result, location);
-                // Issue 14: a new guest in cookie mode is offered device binding.
-                if let (None, TokenLocation::Cookie, AnonymousState::Present(s)) =
-                    (&request.anonymous_id, location, &state)
-                {
-                    crate::dbsc::at_guest_mint(tessera, sink, s.anonymous_id());
+        } => {
+            let new_guest = request.anonymous_id.is_none();
+            let result = match tessera.core().mint_anonymous_local(request) {
+                LocalMint::Done(result) => result,
+                LocalMint::NeedsIo(request) => {
+                    return Err(Plan::Mint {
+                        request,
+                        location,
+                        unknown_key: false,
+                    })
                 }
-                Ok(state)
+            };
+            let state = minted_state(tessera, sink, result, location);
+            // Issue 14: a new guest in cookie mode is offered device binding.
+            if let (true, TokenLocation::Cookie, AnonymousState::Present(s)) =
+                (new_guest, location, &state)
+            {
+                crate::dbsc::at_guest_mint(tessera, sink, s.anonymous_id());
             }
-            None => Err(Plan::Mint {
-                request,
-                location,
-                unknown_key: false,
-            }),
-        },
+            Ok(state)
+        }
         retry @ Plan::Mint { .. } => Err(retry),
     }
 }
@@ -679,11 +684,7 @@ pub(crate) async fn mint(
     tessera: &Tessera,
     request: MintAnonymous,
 ) -> Result<MintedAnonymous, SessionError> {
-    let core = tessera.core();
-    match core.mint_anonymous_local(request.clone()) {
-        Some(result) => result,
-        None => core.mint_anonymous(request).await,
-    }
+    tessera.core().mint_anonymous(request).await
 }
 
 /// Runs a [`Plan::Mint`]: mints, writes the token into `sink`, and returns the state the

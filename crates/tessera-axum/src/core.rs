@@ -1,31 +1,62 @@
 //! The session core behind the SDK: the engine in-process, or a remote core over HTTP. The rest
-//! of the SDK talks to a `dyn Core` and cannot tell which.
+//! of the SDK talks to a `dyn SessionCore` and cannot tell which.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use tessera::anonymous::{MintAnonymous, MintError, MintedAnonymous, VerifiedAnonymous};
-use tessera::store::DbscBinding;
-use tessera::token::anonymous::AnonymousRejection;
 use tessera::{
-    AccessTokenClaims, DbscError, Device, DeviceInfo, DevicePage, NewSession, RefreshOptions,
-    Regenerated, SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason,
+    AccessTokenClaims, AnonymousRejection, DbscBinding, DbscError, Device, DeviceInfo, DevicePage,
+    MintAnonymous, MintError, MintedAnonymous, NewSession, RefreshOptions, Regenerated,
+    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedAnonymous,
     VerifiedSession, VerifyOptions,
 };
 
-/// A session verified without I/O by [`Core::verify_session_shared`].
+/// A session verified without I/O by [`SessionCore::verify_session_local`].
 #[derive(Debug, Clone)]
 pub enum Verified {
-    /// The verified claims, shared with the core's verified-token cache (nothing copied).
-    Shared(Arc<AccessTokenClaims>),
-    /// A verification result of its own.
-    Owned(VerifiedSession),
+    /// The verified claims as the core's verified-token cache shares them (nothing copied).
+    Cached(Arc<AccessTokenClaims>),
+    /// A verification of its own (a core without a shared cache).
+    Checked(VerifiedSession),
+}
+
+impl Verified {
+    /// The verified session as an owned [`VerifiedSession`] (copies cached claims that are
+    /// still shared).
+    ///
+    /// ```
+    /// # fn demo(claims: std::sync::Arc<tessera::AccessTokenClaims>) {
+    /// let session = tessera_axum::Verified::Cached(claims).into_session();
+    /// assert!(session.access_token.is_none());
+    /// # }
+    /// ```
+    pub fn into_session(self) -> VerifiedSession {
+        match self {
+            Self::Cached(claims) => {
+                VerifiedSession::from_claims(Arc::unwrap_or_clone(claims), None)
+            }
+            Self::Checked(session) => session,
+        }
+    }
+}
+
+/// How [`SessionCore::mint_anonymous_local`] answered.
+#[derive(Debug)]
+pub enum LocalMint {
+    /// Minted (or refused) without I/O.
+    Done(Result<MintedAnonymous, SessionError>),
+    /// This core mints with I/O: the request, handed back for [`SessionCore::mint_anonymous`].
+    NeedsIo(MintAnonymous),
 }
 
 /// What the SDK needs from a session core. Implemented by [`SessionEngine`] (embedded) and by
 /// [`crate::RemoteCore`] (a `tessera serve` or SuperTokens core over HTTP).
+///
+/// Two operations have a synchronous attempt for the hot path beside the async whole:
+/// [`Self::verify_session_local`] (then [`Self::verify_session`]) and
+/// [`Self::mint_anonymous_local`] (then [`Self::mint_anonymous`]).
 #[async_trait]
-pub trait Core: Send + Sync + 'static {
+pub trait SessionCore: Send + Sync + 'static {
     /// Creates a session.
     async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError>;
     /// Verifies an access token (locally, and with the core only when needed).
@@ -34,27 +65,17 @@ pub trait Core: Send + Sync + 'static {
         access_token: &str,
         options: VerifyOptions<'_>,
     ) -> Result<VerifiedSession, SessionError>;
-    /// Answers `verify_session` without I/O when possible (see
-    /// [`SessionEngine::verify_session_local`]); `None` sends the caller to the async path.
+    /// Answers [`Self::verify_session`] without I/O when possible: the same checks (see
+    /// [`tessera::check_session`]), the same answer. `None` sends the caller to the async
+    /// path (an unknown `kid`, a token with a parent, a database check). The SDK calls this
+    /// on every request; the default always answers `None`.
     fn verify_session_local(
         &self,
         access_token: &str,
         options: VerifyOptions<'_>,
-    ) -> Option<Result<VerifiedSession, SessionError>> {
+    ) -> Option<Result<Verified, SessionError>> {
         let _ = (access_token, options);
         None
-    }
-    /// [`Core::verify_session_local`] for the hot path: the same checks and the same `None`
-    /// cases, but a core with a verified-token cache may hand out the cached claims instead of
-    /// copying them. The SDK calls this on every request; the default wraps
-    /// `verify_session_local`.
-    fn verify_session_shared(
-        &self,
-        access_token: &str,
-        options: VerifyOptions<'_>,
-    ) -> Option<Result<Verified, SessionError>> {
-        self.verify_session_local(access_token, options)
-            .map(|r| r.map(Verified::Owned))
     }
     /// Rotates a refresh token.
     async fn refresh_session(
@@ -62,7 +83,7 @@ pub trait Core: Send + Sync + 'static {
         refresh_token: &str,
         options: RefreshOptions<'_>,
     ) -> Result<SessionTokens, SessionError>;
-    /// [`Core::refresh_session`] for the SDK's refresh route: a failure that ends the session
+    /// [`SessionCore::refresh_session`] for the SDK's refresh route: a failure that ends the session
     /// (unauthorised other than an anti-CSRF mismatch, or theft) also reports the anonymousId
     /// that the presented refresh token carries, when it is genuine (SEC2-H2). Holding the
     /// refresh token is the proof that lets the visitor keep the id; an access token alone
@@ -107,25 +128,30 @@ pub trait Core: Send + Sync + 'static {
     fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection>;
     /// The anonymousId of a genuine anonymous token, even an expired one (A20).
     fn readable_anonymous_id(&self, token: &str) -> Option<String>;
-    /// Mints an anonymous token without I/O when this core holds the key; `None` sends the
-    /// caller to [`Core::mint_anonymous`].
-    fn mint_anonymous_local(
+    /// Mints an anonymous token without I/O when this core holds the key; otherwise hands the
+    /// request back ([`LocalMint::NeedsIo`]) for [`Self::mint_anonymous`]. The default hands
+    /// it back.
+    fn mint_anonymous_local(&self, request: MintAnonymous) -> LocalMint {
+        LocalMint::NeedsIo(request)
+    }
+    /// Mints an anonymous token, with I/O when needed (a remote core: over HTTP, B5). No
+    /// database write either way. The default answers with [`Self::mint_anonymous_local`].
+    async fn mint_anonymous(
         &self,
         request: MintAnonymous,
-    ) -> Option<Result<MintedAnonymous, SessionError>> {
-        let _ = request;
-        None
+    ) -> Result<MintedAnonymous, SessionError> {
+        match self.mint_anonymous_local(request) {
+            LocalMint::Done(result) => result,
+            LocalMint::NeedsIo(_) => Err(unsupported("minting anonymous tokens")),
+        }
     }
-    /// Mints an anonymous token (a remote core: over HTTP, B5). No database write either way.
-    async fn mint_anonymous(&self, request: MintAnonymous)
-        -> Result<MintedAnonymous, SessionError>;
     /// Refetches anonymous verifying keys after an unknown `kid` (remote cores); true when the
     /// key set changed. Embedded cores know their keys and answer false.
     async fn refresh_anonymous_keys(&self) -> bool {
         false
     }
 
-    /// [`Core::create_session`] recording the device of the sign-in (issue 15). The default
+    /// [`SessionCore::create_session`] recording the device of the sign-in (issue 15). The default
     /// drops the device (a core without the extension).
     async fn create_session_on_device(
         &self,
@@ -223,7 +249,7 @@ fn unsupported(what: &str) -> SessionError {
     )))
 }
 
-/// A refresh that failed, as [`Core::refresh_session_or_anonymous_id`] reports it.
+/// A refresh that failed, as [`SessionCore::refresh_session_or_anonymous_id`] reports it.
 #[derive(Debug)]
 pub struct RefreshFailure {
     /// What went wrong.
@@ -254,11 +280,13 @@ pub(crate) fn mint_error(e: MintError) -> SessionError {
             "this core holds no anonymous signing key".into(),
         )),
         MintError::Engine(e) => SessionError::Engine(e),
+        // A failure this SDK does not know yet: an engine failure, with its text.
+        other => SessionError::Engine(tessera::EngineError::Config(other.to_string())),
     }
 }
 
 #[async_trait]
-impl Core for SessionEngine {
+impl SessionCore for SessionEngine {
     async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
         SessionEngine::create_session(self, new).await
     }
@@ -273,16 +301,9 @@ impl Core for SessionEngine {
         &self,
         access_token: &str,
         options: VerifyOptions<'_>,
-    ) -> Option<Result<VerifiedSession, SessionError>> {
-        SessionEngine::verify_session_local(self, access_token, options)
-    }
-    fn verify_session_shared(
-        &self,
-        access_token: &str,
-        options: VerifyOptions<'_>,
     ) -> Option<Result<Verified, SessionError>> {
-        SessionEngine::verify_session_local_shared(self, access_token, options)
-            .map(|r| r.map(Verified::Shared))
+        SessionEngine::verify_session_local(self, access_token, options)
+            .map(|r| r.map(Verified::Cached))
     }
     async fn refresh_session(
         &self,
@@ -375,17 +396,8 @@ impl Core for SessionEngine {
     fn readable_anonymous_id(&self, token: &str) -> Option<String> {
         SessionEngine::readable_anonymous_id(self, token)
     }
-    fn mint_anonymous_local(
-        &self,
-        request: MintAnonymous,
-    ) -> Option<Result<MintedAnonymous, SessionError>> {
-        Some(SessionEngine::mint_anonymous(self, request).map_err(mint_error))
-    }
-    async fn mint_anonymous(
-        &self,
-        request: MintAnonymous,
-    ) -> Result<MintedAnonymous, SessionError> {
-        SessionEngine::mint_anonymous(self, request).map_err(mint_error)
+    fn mint_anonymous_local(&self, request: MintAnonymous) -> LocalMint {
+        LocalMint::Done(SessionEngine::mint_anonymous(self, request).map_err(mint_error))
     }
     async fn dbsc_challenge(&self, tenant_id: &str, handle: &str) -> Result<String, SessionError> {
         Ok(SessionEngine::dbsc_challenge(self, tenant_id, handle)?)

@@ -25,8 +25,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 use std::time::SystemTime;
-use tessera::store::DbscBinding;
-use tessera::{DbscError, RefreshOptions, SessionError, TokenInfo, VerifyOptions};
+use tessera::{DbscBinding, DbscError, RefreshOptions, SessionError, TokenInfo, VerifyOptions};
 
 /// Offer (response).
 pub(crate) const REGISTRATION: &str = "secure-session-registration";
@@ -253,7 +252,7 @@ pub(crate) async fn register(
     let Some(paths) = &config.dbsc else {
         return status(StatusCode::NOT_FOUND);
     };
-    let proof = match sf_text(headers, RESPONSE, tessera::dbsc::MAX_PROOF_LEN) {
+    let proof = match sf_text(headers, RESPONSE, tessera::MAX_PROOF_LEN) {
         Ok(Some(proof)) => proof,
         _ => return status(StatusCode::BAD_REQUEST),
     };
@@ -343,7 +342,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
     };
     let (Ok(claimed_id), Ok(proof)) = (
         sf_text(headers, SESSION_ID, MAX_SESSION_ID_LEN),
-        sf_text(headers, RESPONSE, tessera::dbsc::MAX_PROOF_LEN),
+        sf_text(headers, RESPONSE, tessera::MAX_PROOF_LEN),
     ) else {
         return status(StatusCode::BAD_REQUEST);
     };

@@ -62,7 +62,7 @@ pub use crate::claims::{ClaimError, ClaimValidator};
 pub use crate::config::{
     AntiCsrfMode, Config, ConfigBuilder, ConfigError, DbscConfig, SameSite, TokenTransfer,
 };
-pub use crate::core::Core;
+pub use crate::core::{LocalMint, SessionCore, Verified};
 pub use crate::error::{RejectionKind, SessionRejection};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::remote::RemoteCore;

@@ -27,7 +27,7 @@
 use metrics::{counter, Counter};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
-use tessera::events::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
+use tessera::{EventSink, RefreshOutcome, RevokeCause, SessionEvent};
 
 const OUTCOMES: [RefreshOutcome; 5] = [
     RefreshOutcome::Current,
@@ -93,7 +93,7 @@ impl AppCounters {
 
 /// Counts engine events through the `metrics` facade (see the module rules). Install with
 /// `SessionEngine::builder(store).events(Arc::new(MetricsSink::new()))`; combine with other
-/// sinks through [`tessera::events::EventFanout`].
+/// sinks through [`tessera::EventFanout`].
 #[derive(Default)]
 pub struct MetricsSink {
     /// The first app seen: reached without a lock (the usual single-app case).

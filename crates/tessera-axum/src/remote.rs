@@ -14,24 +14,20 @@
 //! serving (for up to a day); after a failed fetch the next attempt waits a cool-down, so an
 //! unreachable core costs one attempt per cool-down, not one per request.
 
-use crate::core::{ends_session, Core, RefreshFailure, Verified};
+use crate::core::{ends_session, RefreshFailure, SessionCore, Verified};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera::anonymous::{
-    AnonymousConfig, AnonymousSessions, MintAnonymous, MintedAnonymous, VerifiedAnonymous,
-};
-use tessera::dbsc::{ChallengeRejection, ProofRejection};
-use tessera::store::DbscBinding;
-use tessera::token::anonymous::{plausible_anonymous_id, AnonymousRejection};
 use tessera::{
-    verify_access_token, Clock, DbscError, EngineError, InputError, NewSession, RefreshOptions,
-    Regenerated, SessionError, SessionInfo, SessionSummary, SessionTokens, SystemClock, TokenInfo,
-    TryRefreshReason, UnauthorisedReason, VerifiedSession, VerifyOptions, VerifyPolicy,
-    VerifyingKeySet,
+    check_session, plausible_anonymous_id, verify_access_token, AnonymousConfig,
+    AnonymousRejection, AnonymousSessions, ChallengeRejection, Clock, DbscBinding, DbscError,
+    EngineError, InputError, MintAnonymous, MintedAnonymous, NewSession, ProofRejection,
+    RefreshOptions, Regenerated, SessionCheck, SessionError, SessionInfo, SessionSummary,
+    SessionTokens, SystemClock, TokenInfo, TryRefreshReason, UnauthorisedReason, VerifiedAnonymous,
+    VerifiedSession, VerifyOptions, VerifyPolicy, VerifyingKeySet,
 };
 
 /// The CDI version spoken.
@@ -379,7 +375,7 @@ struct KeySource {
     refresh_interval_ms: u64,
     access: ArcSwap<VerifyingKeySet>,
     anonymous: ArcSwap<AnonymousSessions>,
-    verified: tessera::token::cache::VerifiedTokenCache,
+    verified: tessera::VerifiedTokenCache,
     /// Last successful fetch (ms); 0: never.
     fetched_at_ms: AtomicU64,
     /// Last attempt, successful or not (ms); 0: never.
@@ -399,7 +395,7 @@ impl KeySource {
             refresh_interval_ms: u64::try_from(refresh_interval.as_millis()).unwrap_or(u64::MAX),
             access: ArcSwap::from_pointee(VerifyingKeySet::default()),
             anonymous: ArcSwap::from_pointee(AnonymousSessions::empty(remote_anonymous_config())),
-            verified: tessera::token::cache::VerifiedTokenCache::new(10_000),
+            verified: tessera::VerifiedTokenCache::new(10_000),
             fetched_at_ms: AtomicU64::new(0),
             attempted_at_ms: AtomicU64::new(0),
             failing: AtomicBool::new(false),
@@ -619,8 +615,8 @@ fn not_ok(v: &Value, unauthorised: UnauthorisedReason) -> SessionError {
                 .to_owned(),
             reason: v["recentTokenReuseSubtype"]
                 .as_str()
-                .and_then(tessera::lineage::TheftReason::parse)
-                .unwrap_or(tessera::lineage::TheftReason::StaleLineage),
+                .and_then(tessera::TheftReason::parse)
+                .unwrap_or(tessera::TheftReason::StaleLineage),
         },
         other => remote(format!("unexpected status {other:?}")),
     }
@@ -715,7 +711,7 @@ fn dbsc_refusal(v: &Value) -> DbscError {
 }
 
 #[async_trait]
-impl Core for RemoteCore {
+impl SessionCore for RemoteCore {
     async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
         self.create(new, None).await
     }
@@ -734,18 +730,7 @@ impl Core for RemoteCore {
             other => other,
         }
         .map_err(SessionError::TryRefreshToken)?;
-        if options.anti_csrf_check {
-            let ok = tessera::token::access::anti_csrf_matches(
-                claims.anti_csrf_token.as_deref(),
-                options.anti_csrf_token,
-            );
-            if !ok {
-                return Err(SessionError::TryRefreshToken(
-                    TryRefreshReason::AntiCsrfFailed,
-                ));
-            }
-        }
-        if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
+        if check_session(&claims, options)? == SessionCheck::TokenSuffices {
             return Ok(VerifiedSession::from_claims(
                 Arc::unwrap_or_clone(claims),
                 None,
@@ -783,24 +768,10 @@ impl Core for RemoteCore {
         &self,
         access_token: &str,
         options: VerifyOptions<'_>,
-    ) -> Option<Result<VerifiedSession, SessionError>> {
-        self.verify_session_shared(access_token, options).map(|r| {
-            r.map(|verified| match verified {
-                Verified::Shared(claims) => {
-                    VerifiedSession::from_claims(Arc::unwrap_or_clone(claims), None)
-                }
-                Verified::Owned(session) => session,
-            })
-        })
-    }
-
-    fn verify_session_shared(
-        &self,
-        access_token: &str,
-        options: VerifyOptions<'_>,
     ) -> Option<Result<Verified, SessionError>> {
         let now = self.clock.now_ms();
         if options.check_database || !self.keys.usable(now) {
+            // Rule 3 of `check_session` before the token: this path never asks the core.
             return None;
         }
         if self.keys.due(now) {
@@ -812,20 +783,11 @@ impl Core for RemoteCore {
             Err(reason) => return Some(Err(SessionError::TryRefreshToken(reason))),
             Ok(claims) => claims,
         };
-        if claims.parent_refresh_token_hash1.is_some() {
-            return None;
+        match check_session(&claims, options) {
+            Ok(SessionCheck::TokenSuffices) => Some(Ok(Verified::Cached(claims))),
+            Ok(SessionCheck::NeedsRow) => None,
+            Err(e) => Some(Err(e)),
         }
-        if options.anti_csrf_check
-            && !tessera::token::access::anti_csrf_matches(
-                claims.anti_csrf_token.as_deref(),
-                options.anti_csrf_token,
-            )
-        {
-            return Some(Err(SessionError::TryRefreshToken(
-                TryRefreshReason::AntiCsrfFailed,
-            )));
-        }
-        Some(Ok(Verified::Shared(claims)))
     }
 
     async fn refresh_session(

@@ -147,7 +147,8 @@ fn engine_error(
             tracing::warn!(error = %e, "session input refused");
             RejectionKind::Internal
         }
-        SessionError::Engine(e) => {
+        // The core failed (or failed in a way this SDK does not know yet).
+        e => {
             tracing::error!(error = %e, "session core failed");
             RejectionKind::Internal
         }
@@ -235,11 +236,11 @@ impl Session {
         update: Map<String, Value>,
     ) -> Result<(), SessionRejection> {
         let mut payload = self.access_token_payload();
-        for key in tessera::token::access::PROTECTED_CLAIMS {
+        for key in tessera::protocol::PROTECTED_CLAIMS {
             payload.remove(*key);
         }
         for (key, value) in update {
-            if tessera::token::access::PROTECTED_CLAIMS.contains(&key.as_str()) {
+            if tessera::protocol::PROTECTED_CLAIMS.contains(&key.as_str()) {
                 continue;
             }
             if value.is_null() {
@@ -382,7 +383,7 @@ impl Session {
             .unwrap_or(0);
         let payload = self.access_token_payload();
         let signed_in = payload
-            .get(tessera::token::access::SIGN_IN_TIME_CLAIM)
+            .get(tessera::protocol::SIGN_IN_TIME_CLAIM)
             .and_then(Value::as_u64);
         if signed_in.is_some_and(|t| now_s.saturating_sub(t) <= within.as_secs()) {
             return Ok(());
@@ -567,7 +568,7 @@ impl Sessions {
         let tessera = &self.ctx.tessera;
         let config = tessera.config();
         let location = anonymous::output_location(config, &self.headers);
-        for key in tessera::token::access::PROTECTED_CLAIMS {
+        for key in tessera::protocol::PROTECTED_CLAIMS {
             payload.remove(*key);
         }
         payload.remove(ANONYMOUS_ID_CLAIM);
@@ -578,7 +579,7 @@ impl Sessions {
             match &guest {
                 Some(g) => Some(g.anonymous_id().to_owned()),
                 None => Some(
-                    tessera::token::anonymous::new_anonymous_id()
+                    tessera::new_anonymous_id()
                         .map_err(|e| engine_error(tessera, &self.ctx.sink, e.into(), location))?,
                 ),
             }

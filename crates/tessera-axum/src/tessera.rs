@@ -2,7 +2,7 @@
 
 use crate::claims::ClaimValidator;
 use crate::config::Config;
-use crate::core::Core;
+use crate::core::SessionCore;
 use crate::error::SessionRejection;
 use crate::layer::SessionLayer;
 use crate::transfer::KidMemo;
@@ -41,7 +41,7 @@ pub struct Tessera(Arc<Inner>);
 
 struct Inner {
     config: Config,
-    core: Arc<dyn Core>,
+    core: Arc<dyn SessionCore>,
     validators: Vec<Arc<dyn ClaimValidator>>,
     error_handler: Option<ErrorHandler>,
     sign_in_hook: Option<SignInHook>,
@@ -74,7 +74,7 @@ pub type SignInHook = Arc<
 
 impl Tessera {
     /// A handle over `core` (a [`tessera::SessionEngine`] or a [`crate::RemoteCore`]).
-    pub fn new(config: Config, core: Arc<dyn Core>) -> Self {
+    pub fn new(config: Config, core: Arc<dyn SessionCore>) -> Self {
         Self(Arc::new(Inner {
             config,
             core,
@@ -177,7 +177,7 @@ impl Tessera {
     }
 
     /// The core.
-    pub fn core(&self) -> &Arc<dyn Core> {
+    pub fn core(&self) -> &Arc<dyn SessionCore> {
         &self.0.core
     }
 

@@ -168,19 +168,16 @@ pub(crate) async fn get_session(
         anti_csrf_check: via_token,
         anti_csrf_token: anti_csrf_header,
     };
-    let outcome = match tessera
-        .core()
-        .verify_session_shared(token.as_str(), options)
-    {
+    let outcome = match tessera.core().verify_session_local(token.as_str(), options) {
         Some(outcome) => outcome,
         None => tessera
             .core()
             .verify_session(token.as_str(), options)
             .await
-            .map(Verified::Owned),
+            .map(Verified::Checked),
     };
     let verified = match outcome {
-        Ok(Verified::Shared(claims)) => {
+        Ok(Verified::Cached(claims)) => {
             // The cached hot path: nothing copied out of the claims.
             let session = Session::new(
                 tessera.clone(),
@@ -191,7 +188,7 @@ pub(crate) async fn get_session(
             );
             return check_claims(tessera, session, request);
         }
-        Ok(Verified::Owned(v)) => v,
+        Ok(Verified::Checked(v)) => v,
         Err(SessionError::Unauthorised(_)) => {
             sink.with(|c| transfer::clear_all(c, config));
             // A21: the visitor gets an anonymous session in this response, before any handler.
@@ -207,7 +204,8 @@ pub(crate) async fn get_session(
             replace_cleared_session(tessera, sink, headers, None).await;
             return reject(RejectionKind::Unauthorised);
         }
-        Err(SessionError::Engine(e)) => {
+        // The core failed (or failed in a way this SDK does not know yet).
+        Err(e) => {
             tracing::error!(error = %e, "session verification failed");
             return reject(RejectionKind::Internal);
         }

@@ -879,7 +879,7 @@ async fn store_fingerprint(kind: &Place) -> String {
                 out.push_str(&format!(
                     "{file}:{}:{};",
                     bytes.len(),
-                    tessera::encoding::sha256_hex(&String::from_utf8_lossy(&bytes))
+                    tessera::fuzzing::sha256_hex(&String::from_utf8_lossy(&bytes))
                 ));
             }
             out

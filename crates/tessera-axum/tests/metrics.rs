@@ -59,7 +59,7 @@ async fn app() -> App {
         .build()
         .await
         .unwrap();
-    let core: Arc<dyn tessera_axum::Core> = Arc::new(engine);
+    let core: Arc<dyn tessera_axum::SessionCore> = Arc::new(engine);
     let config = Config::builder("http://localhost:8080", "http://localhost:8080")
         .allow_plantable_anonymous_cookie(true)
         .build()

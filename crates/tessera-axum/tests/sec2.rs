@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, NewSession, SqliteStore};
-use tessera_axum::{AnySession, Config, ConfigBuilder, Core, RemoteCore, Session, Sessions};
+use tessera_axum::{AnySession, Config, ConfigBuilder, RemoteCore, Session, SessionCore, Sessions};
 use tessera_axum::{SessionRejection, Tessera};
 use tessera_testkit::sdk::{
     core, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS,
@@ -512,7 +512,7 @@ async fn sec2_l6_tenant_ids_never_address_another_app() {
             .session_handles_for_user("u", Some(tenant))
             .await
             .is_err());
-        let mint = tessera::anonymous::MintAnonymous {
+        let mint = tessera::MintAnonymous {
             tenant_id: Some(tenant.to_owned()),
             ..Default::default()
         };

@@ -4,7 +4,7 @@
 //! length shows in the timing), every key checked whatever the outcome (ROB-05).
 
 use axum::http::HeaderMap;
-use tessera::encoding::{constant_time_eq, sha256_hex};
+use tessera::fuzzing::{constant_time_eq, sha256_hex};
 
 /// True when the request carries one of `keys` (or when no key is configured).
 pub fn api_key_ok(headers: &HeaderMap, keys: Option<&[String]>) -> bool {

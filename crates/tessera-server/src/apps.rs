@@ -9,8 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tessera::events::{EventSink, NoEvents};
-use tessera::{EngineError, SessionEngine, Store, PUBLIC};
+use tessera::{EngineError, EventSink, NoEvents, SessionEngine, Store, PUBLIC};
 
 /// How often an instance re-reads an app's stored overrides (another instance may change them).
 const RECHECK: Duration = Duration::from_secs(5);

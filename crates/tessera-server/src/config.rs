@@ -270,7 +270,7 @@ fn mask_password(url: &str) -> String {
 
 /// Session settings an app may override (the core's per-app `coreConfig`). The defaults are
 /// the engine's, including the 30 s rotation grace window: tabs that refresh at once are never
-/// reported as theft (see `tessera::lineage`); a grace of 0 restores strict CDI 5.4.
+/// reported as theft (see `crates/tessera/src/lineage.rs`); a grace of 0 restores strict CDI 5.4.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct AppSettings {
     /// Engine settings.

@@ -130,7 +130,8 @@ fn outcome(e: SessionError) -> Result<Value, ApiError> {
             },
         })),
         SessionError::InvalidInput(reason) => Err(ApiError::BadRequest(reason.to_string())),
-        SessionError::Engine(cause) => {
+        // Storage failed (or an error this server does not know yet).
+        cause => {
             tracing::error!(error = %cause, "session operation failed");
             Err(ApiError::Internal)
         }

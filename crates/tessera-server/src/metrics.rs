@@ -26,8 +26,7 @@ use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera::events::{EventSink, RefreshOutcome, SessionEvent};
-use tessera::PoolStats;
+use tessera::{EventSink, PoolStats, RefreshOutcome, SessionEvent};
 
 /// Latency buckets in seconds (0.5 ms … 5 s).
 const LATENCY_BUCKETS: &[f64] = &[

@@ -53,7 +53,7 @@ pub async fn build_state(
     let metrics = config
         .metrics
         .then(|| Arc::new(crate::metrics::ServerMetrics::new()));
-    let mut sinks: Vec<Arc<dyn tessera::events::EventSink>> = vec![audit.sink()];
+    let mut sinks: Vec<Arc<dyn tessera::EventSink>> = vec![audit.sink()];
     if let Some(m) = &metrics {
         sinks.push(Arc::new(crate::metrics::MetricsSink(Arc::clone(m))));
     }
@@ -66,7 +66,7 @@ pub async fn build_state(
             anonymous_signing_key: config.anonymous_signing_key.clone(),
             previous_anonymous_signing_keys: config.previous_anonymous_signing_keys.clone(),
         },
-        Arc::new(tessera::events::EventFanout(sinks)),
+        Arc::new(tessera::EventFanout(sinks)),
     )
     .await?;
     Ok(Arc::new(ServerState {

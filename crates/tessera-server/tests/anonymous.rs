@@ -5,8 +5,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tessera::anonymous::{AnonymousConfig, AnonymousSessions};
-use tessera::{Jwks, VerifyingKeySet};
+use tessera::{AnonymousConfig, AnonymousSessions, Jwks, VerifyingKeySet};
 use tessera_testkit::in_process::TestServer;
 use tessera_testkit::{both_stores, in_process, Backend, Place};
 
@@ -90,7 +89,7 @@ both_stores!(
 both_stores!(
     a9_anon11_operator_anonymous_key_with_overlap,
     |backend: Backend| async move {
-        use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+        use tessera::{AnonymousAlgorithm, AnonymousSigningKey};
         let old = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         let new = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
         // First the old key alone: a visitor gets a token under it.

@@ -160,7 +160,7 @@ both_stores!(anti_csrf_and_static_key, |backend: Backend| async move {
 });
 
 fn base64_url(s: &str) -> Vec<u8> {
-    tessera::encoding::b64url_decode(s.as_bytes()).expect("base64url")
+    tessera::fuzzing::b64url_decode(s.as_bytes()).expect("base64url")
 }
 
 both_stores!(read_update_remove, |backend: Backend| async move {

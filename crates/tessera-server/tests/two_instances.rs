@@ -4,11 +4,11 @@
 //! * A token minted through one verifies and refreshes through the other.
 //! * Concurrent refreshes of one session split across both instances — with the default 30 s
 //!   grace and with grace 0 (the strict SuperTokens CDI 5.4 behaviour) — never report theft
-//!   and stay in one lineage. The exact semantics are `tessera::lineage`'s: refreshing with
-//!   the head writes nothing; with a grace window every refresh of one token answers the same
-//!   (derived) child on either instance, with grace 0 a fresh random one; the first use of a
-//!   child promotes it (compare-and-set, so concurrent uses promote once); with grace 0 a
-//!   displaced sibling is theft.
+//!   and stay in one lineage. The exact semantics are those of `crates/tessera/src/lineage.rs`:
+//!   refreshing with the head writes nothing; with a grace window every refresh of one token
+//!   answers the same (derived) child on either instance, with grace 0 a fresh random one; the
+//!   first use of a child promotes it (compare-and-set, so concurrent uses promote once); with
+//!   grace 0 a displaced sibling is theft.
 //! * 50 parallel refreshes of one session, first on one instance and then spread over both:
 //!   no 5xx, no theft, one lineage, no lost or duplicated row.
 //!

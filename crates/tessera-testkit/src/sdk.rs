@@ -8,7 +8,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
 use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore, Store};
-use tessera_axum::{Core, RemoteCore};
+use tessera_axum::{RemoteCore, SessionCore};
 use tokio::sync::oneshot;
 use tower::ServiceExt;
 
@@ -24,7 +24,7 @@ pub enum Mode {
 pub struct App {
     pub router: Router,
     pub clock: Arc<ManualClock>,
-    pub core: Arc<dyn Core>,
+    pub core: Arc<dyn SessionCore>,
     pub _server: Option<oneshot::Sender<()>>,
 }
 
@@ -35,7 +35,7 @@ pub const ACCESS_TOKEN_VALIDITY_MS: u64 = 60_000;
 pub async fn core(
     mode: Mode,
     clock: Arc<ManualClock>,
-) -> (Arc<dyn Core>, Option<oneshot::Sender<()>>) {
+) -> (Arc<dyn SessionCore>, Option<oneshot::Sender<()>>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
     core_on(mode, clock, store).await
 }
@@ -45,7 +45,7 @@ pub async fn core_on(
     mode: Mode,
     clock: Arc<ManualClock>,
     store: Arc<dyn Store>,
-) -> (Arc<dyn Core>, Option<oneshot::Sender<()>>) {
+) -> (Arc<dyn SessionCore>, Option<oneshot::Sender<()>>) {
     match mode {
         Mode::Embedded => {
             let engine = SessionEngine::builder(store)

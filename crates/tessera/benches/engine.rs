@@ -17,7 +17,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Arc;
-use tessera::token::mint::encode_access_token;
+use tessera::fuzzing::encode_access_token;
 use tessera::{
     verify_access_token, AccessTokenClaims, KeyKind, KeyRing, NewSession, RefreshOptions,
     SessionEngine, SigningKey, SqliteStore, VerifyPolicy,
@@ -58,7 +58,7 @@ fn token_paths(c: &mut Criterion) {
         ignore_time: false,
     };
     let (signed, sig_b64) = token.rsplit_once('.').expect("three parts");
-    let signature = tessera::encoding::b64url_decode(sig_b64.as_bytes()).expect("sig");
+    let signature = tessera::fuzzing::b64url_decode(sig_b64.as_bytes()).expect("sig");
 
     let mut g = c.benchmark_group("verify");
     g.bench_function("raw_rs256", |b| {
@@ -126,8 +126,8 @@ fn sqlite_operations(c: &mut Criterion) {
 /// signature over the same bytes; verifying without and with the verified-token cache against
 /// the raw Ed25519 check.
 fn anonymous_paths(c: &mut Criterion) {
-    use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous};
-    use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+    use tessera::{AnonymousAlgorithm, AnonymousSigningKey};
+    use tessera::{AnonymousConfig, AnonymousSessions, MintAnonymous};
     let now_ms = tessera::Clock::now_ms(&tessera::SystemClock);
     let key = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).expect("key");
     let stored = key.to_stored().expect("stored");
@@ -148,7 +148,7 @@ fn anonymous_paths(c: &mut Criterion) {
         .expect("mint")
         .token;
     let (signed, sig_b64) = token.rsplit_once('.').expect("three parts");
-    let signature = tessera::encoding::b64url_decode(sig_b64.as_bytes()).expect("sig");
+    let signature = tessera::fuzzing::b64url_decode(sig_b64.as_bytes()).expect("sig");
 
     let mut g = c.benchmark_group("anonymous");
     g.bench_function("raw_ed25519_sign", |b| {

@@ -8,8 +8,8 @@
 //! by the middleware (ANON-11). Removing a key from the set rejects its tokens at once.
 //!
 //! ```
-//! use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous};
-//! use tessera::keys::anonymous_key::{AnonymousAlgorithm, AnonymousSigningKey};
+//! use tessera::{AnonymousConfig, AnonymousSessions, MintAnonymous};
+//! use tessera::{AnonymousAlgorithm, AnonymousSigningKey};
 //!
 //! let key = AnonymousSigningKey::generate(AnonymousAlgorithm::EdDSA).unwrap();
 //! let anon = AnonymousSessions::new(AnonymousConfig::default(), Some(key), vec![]).unwrap();
@@ -114,6 +114,7 @@ pub struct VerifiedAnonymous {
 
 /// Why minting failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MintError {
     /// The payload names a reserved claim or is too large; a bug in the app, said plainly.
     #[error("anonymous payload rejected: {0}")]

@@ -21,7 +21,7 @@
 //! across instances).
 //!
 //! ```
-//! use tessera::dbsc::{ChallengeKey, ChallengeRejection};
+//! use tessera::{ChallengeKey, ChallengeRejection};
 //! let key = ChallengeKey::generate().unwrap();
 //! let challenge = key.mint("public", "public", "handle-1", 1_000, 60_000).unwrap();
 //! let opened = key.open(&challenge, "public", "public", "handle-1", 2_000).unwrap();
@@ -79,6 +79,7 @@ impl DbscAlgorithm {
 /// Why a proof was refused. Each is its own outcome so tests can name it; the HTTP answer
 /// is the same for all (the client cannot repair a proof, only make a new one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProofRejection {
     /// Longer than [`MAX_PROOF_LEN`], or a decoded part longer than [`MAX_JSON_LEN`].
     #[error("proof too large")]
@@ -371,7 +372,7 @@ fn decode_json_part(part: &[u8]) -> Result<Vec<u8>, ProofRejection> {
 /// at refresh, `None` at registration (the header's `jwk` is then the key).
 ///
 /// ```
-/// use tessera::dbsc::{verify_proof, ProofRejection};
+/// use tessera::{verify_proof, ProofRejection};
 /// assert_eq!(verify_proof("a.b", None).unwrap_err(), ProofRejection::Malformed);
 /// ```
 ///
@@ -442,6 +443,7 @@ pub fn verify_proof(
 
 /// Why a challenge was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChallengeRejection {
     /// Not one of ours, or minted for another session.
     #[error("unknown challenge")]
@@ -585,6 +587,7 @@ impl ChallengeKey {
 
 /// A device-bound session (DBSC) operation that did not succeed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbscError {
     /// The proof was refused.
     #[error("device-bound proof refused: {0}")]

@@ -49,9 +49,9 @@ pub fn sha256_hex(text: &str) -> String {
 /// secret goes through this (ROB-05); hash both sides first when the length is secret too.
 ///
 /// ```
-/// assert!(tessera::encoding::constant_time_eq(b"abc", b"abc"));
-/// assert!(!tessera::encoding::constant_time_eq(b"abc", b"abd"));
-/// assert!(!tessera::encoding::constant_time_eq(b"abc", b"ab"));
+/// assert!(tessera::fuzzing::constant_time_eq(b"abc", b"abc"));
+/// assert!(!tessera::fuzzing::constant_time_eq(b"abc", b"abd"));
+/// assert!(!tessera::fuzzing::constant_time_eq(b"abc", b"ab"));
 /// ```
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()

@@ -6,6 +6,7 @@ use std::fmt;
 
 /// The outcome of a session operation that did not succeed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The access token cannot be used as it is; the client should call refresh.
     #[error("try refresh token: {0}")]
@@ -48,6 +49,7 @@ impl From<StoreError> for SessionError {
 
 /// Why an access token must be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TryRefreshReason {
     /// `exp` is in the past.
     Expired,
@@ -72,6 +74,7 @@ impl fmt::Display for TryRefreshReason {
 
 /// Why there is no usable session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnauthorisedReason {
     /// Verify with a database check found no row.
     SessionEnded,
@@ -123,6 +126,7 @@ impl fmt::Display for UnauthorisedReason {
 
 /// Input the engine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InputError {
     /// A payload names a claim the engine owns (`sub`, `exp`, `sessionHandle`, …).
     #[error("The user payload contains protected field")]
@@ -143,6 +147,7 @@ pub enum InputError {
 
 /// Storage or cryptography failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The store failed.
     #[error("storage error: {0}")]
@@ -163,6 +168,7 @@ pub enum EngineError {
 
 /// A store operation failed. The message is for logs; it never contains token material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database driver reported an error.
     #[error("database: {0}")]

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
-//! use tessera::events::{EventSink, SessionEvent};
+//! use tessera::{EventSink, SessionEvent};
 //!
 //! #[derive(Default)]
 //! struct Thefts(AtomicU64);

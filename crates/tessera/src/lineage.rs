@@ -54,6 +54,7 @@ pub struct Lineage<'a> {
 
 /// Why a presented refresh token is theft (reported as CDI 5.6 `recentTokenReuseSubtype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TheftReason {
     /// The previous head, presented after the window.
     RecentPrev,
@@ -68,7 +69,7 @@ impl TheftReason {
     /// The CDI 5.6 `recentTokenReuseSubtype` name.
     ///
     /// ```
-    /// use tessera::lineage::TheftReason;
+    /// use tessera::TheftReason;
     /// assert_eq!(TheftReason::RecentPrev.as_str(), "RECENT_PREV");
     /// assert_eq!(TheftReason::parse("ORPHANED_BRANCH"), Some(TheftReason::OrphanedBranch));
     /// ```
@@ -110,7 +111,7 @@ impl RefreshDecision {
     /// `None` for theft.
     ///
     /// ```
-    /// use tessera::lineage::RefreshDecision;
+    /// use tessera::RefreshDecision;
     /// assert_eq!(RefreshDecision::Current.answer_generation(), Some(1));
     /// assert_eq!(RefreshDecision::LateParent.answer_generation(), Some(2));
     /// ```
@@ -157,7 +158,8 @@ impl Lineage<'_> {
     /// module documentation, in this order.
     ///
     /// ```
-    /// use tessera::lineage::{Lineage, RefreshDecision};
+    /// use tessera::RefreshDecision;
+    /// use tessera::fuzzing::Lineage;
     /// let row = Lineage { current: "H", prev: Some("P"), rotated_at_ms: Some(1_000) };
     /// assert_eq!(row.decide_refresh("H", Some("P"), 1_500, 2_000), RefreshDecision::Current);
     /// assert_eq!(row.decide_refresh("P", None, 1_500, 2_000), RefreshDecision::LateParent);
@@ -195,7 +197,7 @@ impl Lineage<'_> {
     /// is in `{current, prev}`.
     ///
     /// ```
-    /// use tessera::lineage::Lineage;
+    /// use tessera::fuzzing::Lineage;
     /// let row = Lineage { current: "C", prev: Some("P"), rotated_at_ms: Some(1_000) };
     /// assert!(row.is_known("D", Some("C")));
     /// assert!(row.is_known("P", None));
@@ -210,7 +212,7 @@ impl Lineage<'_> {
     /// `own` and whose parent refresh token has hash2 `parent`.
     ///
     /// ```
-    /// use tessera::lineage::{Lineage, VerifyDecision};
+    /// use tessera::fuzzing::{Lineage, VerifyDecision};
     /// let row = Lineage { current: "H", prev: None, rotated_at_ms: None };
     /// assert_eq!(row.decide_verify("C", Some("H"), 0, 2_000), VerifyDecision::Promote);
     /// assert_eq!(row.decide_verify("H", None, 0, 2_000), VerifyDecision::Current);

@@ -1,4 +1,5 @@
-//! The protocol's names and numbers that more than one module (and the SDKs) need: claim names,
+//! The protocol's names and numbers that more than one module (and the SDKs) need: claim names
+//! (the engine-owned ones among them),
 //! `kid` classes, the token version, the clock leeway. Constants only, at the bottom of the
 //! engine, so that nothing here imports anything.
 //!
@@ -22,3 +23,20 @@ pub const ANONYMOUS_KID_PREFIX: &str = "a-";
 
 /// How far in the future `iat` may be (clock skew between instances), in seconds.
 pub const IAT_LEEWAY_S: u64 = 60;
+
+/// Claims the engine owns. A payload update naming one of them is refused; a token lacking one
+/// of the required ones is rejected.
+pub const PROTECTED_CLAIMS: &[&str] = &[
+    "sub",
+    "exp",
+    "iat",
+    "sessionHandle",
+    "refreshTokenHash1",
+    "parentRefreshTokenHash1",
+    "antiCsrfToken",
+    "tId",
+    "rsub",
+];
+
+/// The sign-in time claim (OIDC `auth_time`, epoch seconds), owned by the engine.
+pub const SIGN_IN_TIME_CLAIM: &str = "auth_time";

@@ -7,19 +7,14 @@
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
-use tessera::anonymous::{AnonymousConfig, AnonymousSessions, MintAnonymous, MintError};
-use tessera::encoding::{b64url_decode, b64url_encode};
-use tessera::keys::anonymous_key::{
-    AnonymousAlgorithm, AnonymousSigningKey, AnonymousVerifyingKey,
-};
+use tessera::fuzzing::{b64url_decode, b64url_encode};
+use tessera::fuzzing::{verify_anonymous_token, AnonymousKeyLookup, AnonymousPolicy};
 use tessera::protocol::ANONYMOUS_ID_CLAIM;
-use tessera::token::anonymous::{
-    verify_anonymous_token, AnonymousClaims, AnonymousKeyLookup, AnonymousPolicy,
-    AnonymousRejection, MAX_ANONYMOUS_TOKEN_LEN,
-};
 use tessera::{
-    InputError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
-    VerifyOptions, VerifyingKeySet,
+    AnonymousAlgorithm, AnonymousClaims, AnonymousConfig, AnonymousRejection, AnonymousSessions,
+    AnonymousSigningKey, AnonymousVerifyingKey, InputError, ManualClock, MintAnonymous, MintError,
+    NewSession, RefreshOptions, SessionEngine, SessionError, VerifyOptions, VerifyingKeySet,
+    MAX_ANONYMOUS_TOKEN_LEN,
 };
 use tessera_testkit::engine::{engine_on, setup, test_config};
 use tessera_testkit::{fresh_store, fresh_store_pair, on_both_stores, Backend};
@@ -85,7 +80,7 @@ fn anon10_ids_are_unique_random_and_long_enough() {
     let (anon, _) = set(AnonymousAlgorithm::EdDSA);
     let mut seen = HashSet::new();
     for _ in 0..20_000 {
-        let id = tessera::token::anonymous::new_anonymous_id().unwrap();
+        let id = tessera::new_anonymous_id().unwrap();
         assert_eq!(b64url_decode(id.as_bytes()).unwrap().len(), 16, "128 bits");
         assert!(seen.insert(id), "never repeats");
     }
@@ -472,7 +467,7 @@ async fn anon02_startup_refuses_an_anonymous_key_equal_to_an_access_token_key(ba
 async fn a8_anonymous_id_is_a_protected_claim_kept_through_every_update(backend: Backend) {
     let (engine, clock, _store) = setup(backend).await;
     clock.set_ms(NOW);
-    let id = tessera::token::anonymous::new_anonymous_id().unwrap();
+    let id = tessera::new_anonymous_id().unwrap();
     let created = engine
         .create_session(NewSession {
             anonymous_id: Some(id.clone()),

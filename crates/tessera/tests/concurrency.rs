@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashSet;
-use tessera::encoding::sha256_hex;
-use tessera::lineage::{Lineage, RefreshDecision};
-use tessera::{NewSession, RefreshOptions, SessionError, VerifyOptions};
+use tessera::fuzzing::sha256_hex;
+use tessera::fuzzing::Lineage;
+use tessera::{NewSession, RefreshDecision, RefreshOptions, SessionError, VerifyOptions};
 use tessera_testkit::engine::setup;
 use tessera_testkit::{on_both_stores, Backend};
 

@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{
-    encoding::sha256_hex, NewSession, RefreshOptions, SessionConfig, SessionError,
-    TryRefreshReason, UnauthorisedReason, VerifyOptions,
+    fuzzing::sha256_hex, NewSession, RefreshOptions, SessionConfig, SessionError, TryRefreshReason,
+    UnauthorisedReason, VerifyOptions,
 };
 use tessera_testkit::engine::{engine_on, setup, setup_with, test_config};
 use tessera_testkit::{on_both_stores, Backend};
@@ -34,13 +34,13 @@ fn check_db() -> VerifyOptions<'static> {
 
 fn claims_of(token: &str) -> Map<String, Value> {
     let part = token.split('.').nth(1).expect("payload segment");
-    let bytes = tessera::encoding::b64url_decode(part.as_bytes()).expect("base64url");
+    let bytes = tessera::fuzzing::b64url_decode(part.as_bytes()).expect("base64url");
     serde_json::from_slice(&bytes).expect("json")
 }
 
 fn header_of(token: &str) -> Map<String, Value> {
     let part = token.split('.').next().expect("header segment");
-    let bytes = tessera::encoding::b64url_decode(part.as_bytes()).expect("base64url");
+    let bytes = tessera::fuzzing::b64url_decode(part.as_bytes()).expect("base64url");
     serde_json::from_slice(&bytes).expect("json")
 }
 
@@ -202,7 +202,7 @@ async fn altered_empty_and_complex_payloads(backend: Backend) {
         .collect();
     let mut claims = claims_of(&created.access_token.token);
     claims.insert("sub".into(), json!("admin"));
-    parts[1] = tessera::encoding::b64url_encode(Value::Object(claims).to_string().as_bytes());
+    parts[1] = tessera::fuzzing::b64url_encode(Value::Object(claims).to_string().as_bytes());
     let r = engine
         .verify_session(&parts.join("."), VerifyOptions::default())
         .await;

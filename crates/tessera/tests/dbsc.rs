@@ -11,10 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tessera::dbsc::{verify_proof, ChallengeRejection, ProofRejection, MAX_PROOF_LEN};
 use tessera::{
-    DbscError, ManualClock, NewSession, RefreshOptions, SessionEngine, SessionError,
-    UnauthorisedReason, DBSC_CHALLENGE_TTL_MS,
+    verify_proof, ChallengeRejection, DbscError, ManualClock, NewSession, ProofRejection,
+    RefreshOptions, SessionEngine, SessionError, UnauthorisedReason, DBSC_CHALLENGE_TTL_MS,
+    MAX_PROOF_LEN,
 };
 use tessera_testkit::engine::{engine_on, setup, test_config};
 use tessera_testkit::{fresh_store_pair, on_both_stores, Backend};

@@ -144,7 +144,7 @@ async fn devices_are_recorded_and_listed(backend: Backend) {
         .unwrap()
         .unwrap();
     let ua = row.user_agent.unwrap();
-    assert!(ua.len() <= tessera::engine::devices::MAX_USER_AGENT_LEN && ua.len() >= 510);
+    assert!(ua.len() <= tessera::MAX_USER_AGENT_LEN && ua.len() >= 510);
     assert!(long.starts_with(&ua));
 
     // A bad IP is refused before any write.

@@ -1,5 +1,5 @@
 //! Security events (issue 13): each engine operation reports exactly the events the rules in
-//! `tessera::events` name, and nothing else, on SQLite.
+//! `crates/tessera/src/events.rs` name, and nothing else, on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::{Arc, Mutex};

@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tessera::encoding::sha256_hex;
-use tessera::token::mint::encode_access_token;
+use tessera::fuzzing::encode_access_token;
+use tessera::fuzzing::sha256_hex;
 use tessera::{
     verify_access_token, AccessTokenClaims, Jwk, KeyKind, KeyRing, SigningKey, TryRefreshReason,
     VerifyPolicy, VerifyingKeySet, MAX_ACCESS_TOKEN_LEN,

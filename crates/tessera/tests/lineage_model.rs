@@ -1,7 +1,7 @@
 //! Exhaustive model check of the refresh lineage (issue 10): a hand-written breadth-first
 //! search over every interleaving of a small scope, driving the REAL rules
-//! ([`tessera::lineage::Lineage::decide_refresh`] / `decide_verify`) and the real child
-//! derivation ([`tessera::token::refresh::derive_child`]); no HTTP, no store.
+//! ([`tessera::fuzzing::Lineage::decide_refresh`] / `decide_verify`) and the real child
+//! derivation ([`tessera::fuzzing::derive_child`]); no HTTP, no store.
 //!
 //! # The scope
 //! * One honest client with one token store (a cookie jar): up to [`REQUESTS`] requests —
@@ -32,9 +32,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use tessera::lineage::{Lineage, RefreshDecision, VerifyDecision};
-use tessera::token::refresh::RefreshTokenKey;
-use tessera::token::refresh::{derive_child, mint_refresh_token, ChildFields, RefreshTokenFields};
+use tessera::fuzzing::RefreshTokenKey;
+use tessera::fuzzing::{derive_child, mint_refresh_token, ChildFields, RefreshTokenFields};
+use tessera::fuzzing::{Lineage, VerifyDecision};
+use tessera::RefreshDecision;
 
 const G: u8 = 2;
 const D: u8 = 1;

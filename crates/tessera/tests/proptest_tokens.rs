@@ -9,14 +9,15 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock};
-use tessera::encoding::{b64url_decode, b64url_encode};
-use tessera::token::access::{AccessTokenClaims, PROTECTED_CLAIMS};
-use tessera::token::mint::encode_access_token;
-use tessera::token::refresh::{
+use tessera::fuzzing::encode_access_token;
+use tessera::fuzzing::{b64url_decode, b64url_encode};
+use tessera::fuzzing::{
     decode_refresh_token, mint_refresh_token, RefreshTokenFields, RefreshTokenKey,
 };
+use tessera::protocol::PROTECTED_CLAIMS;
 use tessera::{
-    verify_access_token, Jwk, Jwks, KeyKind, KeyRing, SigningKey, VerifyPolicy, VerifyingKeySet,
+    verify_access_token, AccessTokenClaims, Jwk, Jwks, KeyKind, KeyRing, SigningKey, VerifyPolicy,
+    VerifyingKeySet,
 };
 
 const NOW_S: u64 = 1_700_000_000;
@@ -219,7 +220,7 @@ fn genuine_access_tokens() -> &'static [String] {
             exp: NOW_S + 3000,
             iat: NOW_S - 100,
             session_handle: "h-1".into(),
-            refresh_token_hash1: tessera::encoding::sha256_hex("rt"),
+            refresh_token_hash1: tessera::fuzzing::sha256_hex("rt"),
             parent_refresh_token_hash1: None,
             anti_csrf_token: None,
             tenant_id: "public".into(),

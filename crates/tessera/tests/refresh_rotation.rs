@@ -3,7 +3,7 @@
 //! its side effects on the session row.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use tessera::encoding::sha256_hex;
+use tessera::fuzzing::sha256_hex;
 use tessera::{
     NewSession, RefreshOptions, SessionConfig, SessionError, SessionTokens, UnauthorisedReason,
     VerifyOptions,

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use std::sync::Arc;
-use tessera::encoding::{b64url_decode, b64url_encode};
+use tessera::fuzzing::{b64url_decode, b64url_encode};
 use tessera::{
     KeyKind, ManualClock, NewSession, SessionEngine, SessionError, SigningKey, Store, VerifyOptions,
 };
@@ -101,7 +101,7 @@ async fn sec2_h1_replaced_static_key_stops_verifying(backend: Backend) {
     store
         .insert_static_key(
             "public",
-            &tessera::store::StoredKey {
+            &tessera::StoredKey {
                 kid: kid_a.clone(),
                 value: a.clone(),
                 created_at: NOW_MS,

@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
-use tessera::store::{LineageUpdate, StoredKey};
-use tessera::{SessionRow, Store};
+use tessera::{LineageUpdate, SessionRow, Store, StoredKey};
 use tessera_testkit::{fresh_store, fresh_store_pair, on_both_stores, Backend};
 
 fn row(handle: &str, user: &str, tenant: &str, expires_at: u64) -> SessionRow {

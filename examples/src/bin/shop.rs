@@ -277,7 +277,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             access_token_validity_ms: args.access_token_validity_secs.saturating_mul(1000),
             ..tessera::SessionConfig::default()
         })
-        .anonymous_config(tessera::anonymous::AnonymousConfig {
+        .anonymous_config(tessera::AnonymousConfig {
             lifetime_ms: args.anonymous_validity_secs.saturating_mul(1000),
             ..Default::default()
         })

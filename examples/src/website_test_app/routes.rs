@@ -88,9 +88,7 @@ pub(crate) async fn update_jwt_with_handle(
     // Clearing every stored custom claim and merging the body leaves the body's non-null keys.
     let payload: Map<String, Value> = body
         .into_iter()
-        .filter(|(k, v)| {
-            !v.is_null() && !tessera::token::access::PROTECTED_CLAIMS.contains(&k.as_str())
-        })
+        .filter(|(k, v)| !v.is_null() && !tessera::protocol::PROTECTED_CLAIMS.contains(&k.as_str()))
         .collect();
     let core = live.tessera.core();
     if let Err(e) = core

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tessera::encoding::{b64url_encode, constant_time_eq, sha256_hex};
+use tessera::fuzzing::{b64url_encode, constant_time_eq, sha256_hex};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tessera_admin";
@@ -95,8 +95,8 @@ pub(crate) struct AdminSessions(Mutex<HashMap<String, AdminSession>>);
 impl AdminSessions {
     /// Starts a session; returns `(session id, csrf token)`.
     pub(crate) fn start(&self) -> Option<(String, String)> {
-        let id = b64url_encode(&tessera::random::bytes::<32>().ok()?);
-        let csrf = b64url_encode(&tessera::random::bytes::<32>().ok()?);
+        let id = b64url_encode(&tessera::fuzzing::random_bytes::<32>().ok()?);
+        let csrf = b64url_encode(&tessera::fuzzing::random_bytes::<32>().ok()?);
         let now = Instant::now();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| live(s, now));

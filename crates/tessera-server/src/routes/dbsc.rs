@@ -21,10 +21,9 @@
 
 use super::Ctx;
 use crate::error::{json_ok, session_error, ApiError};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tessera::store::DbscBinding;
-use tessera::{DbscError, RefreshOptions};
+use tessera::{DbscBinding, DbscError, RefreshOptions};
 
 fn binding_json(b: &DbscBinding) -> Value {
     json!({
@@ -56,6 +55,10 @@ fn refused(e: DbscError) -> Response {
         DbscError::AlreadyBound => json_ok(&json!({"status": "ALREADY_BOUND"})),
         DbscError::SessionGone => json_ok(&json!({"status": "SESSION_GONE"})),
         DbscError::Session(e) => session_error(e),
+        other => {
+            tracing::error!(error = %other, "device-bound operation failed");
+            ApiError::Internal.into_response()
+        }
     }
 }
 

@@ -14,8 +14,7 @@ use super::Ctx;
 use crate::error::{json_ok, session_error, ApiError};
 use axum::response::Response;
 use serde_json::json;
-use tessera::engine::devices::MAX_PAGE;
-use tessera::DevicePage;
+use tessera::{DevicePage, MAX_PAGE};
 
 /// A numeric query parameter, or the 400 naming it.
 fn number(ctx: &Ctx, field: &str, default: u32) -> Result<u32, ApiError> {

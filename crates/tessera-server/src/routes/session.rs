@@ -5,10 +5,9 @@ use super::Ctx;
 use crate::error::{json_ok, session_error, session_error_with, ApiError};
 use axum::response::Response;
 use serde_json::{json, Value};
-use tessera::anonymous::{MintAnonymous, MintError};
-use tessera::lineage::TheftReason;
 use tessera::{
-    NewSession, RefreshOptions, SessionError, SessionTokens, UnauthorisedReason, VerifyOptions,
+    MintAnonymous, MintError, NewSession, RefreshOptions, SessionError, SessionTokens, TheftReason,
+    UnauthorisedReason, VerifyOptions,
 };
 
 /// The CDI 5.6 `accessTokenValidity` override (ms) of create and refresh; ignored below 5.6.

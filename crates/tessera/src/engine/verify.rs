@@ -6,10 +6,12 @@ use crate::encoding::sha256_hex;
 use crate::error::{SessionError, TryRefreshReason, UnauthorisedReason};
 use crate::lineage::{Lineage, VerifyDecision};
 use crate::session::{VerifiedSession, VerifyOptions};
+use crate::session_check::{check_session, SessionCheck};
 use crate::store::{LineageUpdate, SessionRow};
-use crate::token::access::{anti_csrf_matches, AccessTokenClaims};
+use crate::token::access::AccessTokenClaims;
 use crate::token::verify::{verify_access_token, VerifyPolicy};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Compare-and-set attempts before giving up on a hot row. Every round of contention lets at
 /// least one writer through, so this bounds the number of requests racing on one session
@@ -27,10 +29,7 @@ impl SessionEngine {
 
     /// The cache, then the full check against the keys held, then the issuer; remembers a
     /// token that passes. No I/O.
-    fn check_token(
-        &self,
-        token: &str,
-    ) -> Result<std::sync::Arc<AccessTokenClaims>, TryRefreshReason> {
+    fn check_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, TryRefreshReason> {
         let policy = self.verify_policy();
         let cached = self.inner.verified.get(token, policy.now_ms);
         if self.inner.config.verified_token_cache > 0 {
@@ -48,10 +47,8 @@ impl SessionEngine {
                 return Err(TryRefreshReason::InvalidToken);
             }
         }
-        let claims = std::sync::Arc::new(claims);
-        self.inner
-            .verified
-            .insert(token, std::sync::Arc::clone(&claims));
+        let claims = Arc::new(claims);
+        self.inner.verified.insert(token, Arc::clone(&claims));
         Ok(claims)
     }
 
@@ -72,26 +69,30 @@ impl SessionEngine {
     }
 
     /// Answers [`Self::verify_session`] without any I/O when that is possible: the token
-    /// verifies with the keys held, passes the anti-CSRF check, carries no parent hash and no
-    /// database check is asked. `None` means "needs the async path" (unknown `kid`, database).
-    /// The hot path of an SDK on every request.
+    /// verifies with the keys held and [`check_session`] says the token suffices. `None` means
+    /// "needs the async path" (an unknown `kid`, a token with a parent, a database check).
+    /// The hot path of an SDK on every request: the verified claims come as the verified-token
+    /// cache shares them, nothing copied; [`VerifiedSession::from_claims`] makes a
+    /// `VerifiedSession` of them.
+    ///
+    /// ```no_run
+    /// # fn f(engine: &tessera::SessionEngine, at: &str) -> Result<(), tessera::SessionError> {
+    /// if let Some(claims) = engine.verify_session_local(at, tessera::VerifyOptions::default()) {
+    ///     println!("user {}", claims?.sub);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `Some(Err(_))`: [`SessionError::TryRefreshToken`] for a token that does not verify or
+    /// fails the anti-CSRF check.
     pub fn verify_session_local(
         &self,
         access_token: &str,
         options: VerifyOptions<'_>,
-    ) -> Option<Result<VerifiedSession, SessionError>> {
-        self.verify_session_local_shared(access_token, options)
-            .map(|r| r.map(|claims| VerifiedSession::from_claims((*claims).clone(), None)))
-    }
-
-    /// [`Self::verify_session_local`] returning the verified claims as the verified-token
-    /// cache shares them, without copying.
-    pub fn verify_session_local_shared(
-        &self,
-        access_token: &str,
-        options: VerifyOptions<'_>,
-    ) -> Option<Result<std::sync::Arc<AccessTokenClaims>, SessionError>> {
+    ) -> Option<Result<Arc<AccessTokenClaims>, SessionError>> {
         if options.check_database {
+            // Rule 3 of `check_session` before the token: this path never reads the row.
             return None;
         }
         let claims = match self.check_token(access_token) {
@@ -99,24 +100,18 @@ impl SessionEngine {
             Err(reason) => return Some(Err(SessionError::TryRefreshToken(reason))),
             Ok(claims) => claims,
         };
-        if claims.parent_refresh_token_hash1.is_some() {
-            return None;
+        match check_session(&claims, options) {
+            Ok(SessionCheck::TokenSuffices) => Some(Ok(claims)),
+            Ok(SessionCheck::NeedsRow) => None,
+            Err(e) => Some(Err(e)),
         }
-        if options.anti_csrf_check
-            && !anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token)
-        {
-            return Some(Err(SessionError::TryRefreshToken(
-                TryRefreshReason::AntiCsrfFailed,
-            )));
-        }
-        Some(Ok(claims))
     }
 
     /// Verifies a session (the core's `getSession`, CDI ≤ 5.4 semantics):
     /// 1. the token is verified locally; any failure is try-refresh;
-    /// 2. the anti-CSRF check, when asked;
-    /// 3. with no parent hash and no database check, that is all (no I/O);
-    /// 4. otherwise the row is read: gone means unauthorised; a token whose parent is the head
+    /// 2. [`check_session`]: the anti-CSRF check, when asked; with no parent hash and no
+    ///    database check, that is all (no I/O);
+    /// 3. otherwise the row is read: gone means unauthorised; a token whose parent is the head
     ///    promotes its refresh token outside the grace window (see [`crate::lineage`]); a new
     ///    access token without parent is minted unless the token is of an older generation
     ///    and the stored payload is unchanged.
@@ -126,15 +121,7 @@ impl SessionEngine {
         options: VerifyOptions<'_>,
     ) -> Result<VerifiedSession, SessionError> {
         let claims = self.verify_access_token(access_token).await?;
-        if options.anti_csrf_check {
-            let ok = anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token);
-            if !ok {
-                return Err(SessionError::TryRefreshToken(
-                    TryRefreshReason::AntiCsrfFailed,
-                ));
-            }
-        }
-        if claims.parent_refresh_token_hash1.is_none() && !options.check_database {
+        if check_session(&claims, options)? == SessionCheck::TokenSuffices {
             return Ok(VerifiedSession::from_claims(claims, None));
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -205,7 +192,7 @@ impl SessionEngine {
 
     /// Verifies a session with CDI 5.6 semantics: stateless, it never writes and never mints.
     /// 1. the token is verified locally; any failure is try-refresh;
-    /// 2. the anti-CSRF check, when asked;
+    /// 2. the anti-CSRF check, when asked ([`check_session`]);
     /// 3. without a database check, that is all (no I/O), whatever the token's parent;
     /// 4. with it, the row must exist, and the token's own refresh token or its parent must be
     ///    the head or the previous head ([`crate::lineage`]), else unauthorised
@@ -231,13 +218,8 @@ impl SessionEngine {
         options: VerifyOptions<'_>,
     ) -> Result<StatelessVerified, SessionError> {
         let claims = self.verify_access_token(access_token).await?;
-        if options.anti_csrf_check
-            && !anti_csrf_matches(claims.anti_csrf_token.as_deref(), options.anti_csrf_token)
-        {
-            return Err(SessionError::TryRefreshToken(
-                TryRefreshReason::AntiCsrfFailed,
-            ));
-        }
+        // Rules 1 and 3 of `check_session`: a parent alone does not send this to the row.
+        check_session(&claims, options)?;
         if !options.check_database {
             return Ok(StatelessVerified {
                 session: VerifiedSession::from_claims(claims, None),

@@ -39,7 +39,7 @@ impl AnonymousAlgorithm {
 /// every EdDSA anonymous-token check goes through.
 ///
 /// ```
-/// assert!(!tessera::keys::anonymous_key::verify_ed25519(&[0u8; 32], b"m", &[0u8; 64]));
+/// assert!(!tessera::fuzzing::verify_ed25519(&[0u8; 32], b"m", &[0u8; 64]));
 /// ```
 pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     ParsedPublicKey::new(&ED25519, public_key)

@@ -5,31 +5,18 @@
 //! rejection, never "absent" (JWT-18).
 
 use crate::jose::{once, MemberName};
+use crate::protocol::{PROTECTED_CLAIMS, SIGN_IN_TIME_CLAIM};
 use crate::token::json::UniqueMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// Claims the engine owns. A payload update naming one of them is refused; a token lacking one
-/// of the required ones is rejected.
-pub const PROTECTED_CLAIMS: &[&str] = &[
-    "sub",
-    "exp",
-    "iat",
-    "sessionHandle",
-    "refreshTokenHash1",
-    "parentRefreshTokenHash1",
-    "antiCsrfToken",
-    "tId",
-    "rsub",
-];
-
 /// The anti-CSRF check: the token's claim and the request's value are both present and equal
 /// (compared in constant time).
 ///
 /// ```
-/// use tessera::token::access::anti_csrf_matches;
+/// use tessera::anti_csrf_matches;
 /// assert!(anti_csrf_matches(Some("a"), Some("a")));
 /// assert!(!anti_csrf_matches(Some("a"), None));
 /// assert!(!anti_csrf_matches(None, None));
@@ -63,16 +50,13 @@ pub fn carry_anonymous_id(
     Ok(())
 }
 
-/// The sign-in time claim (OIDC `auth_time`, epoch seconds), owned by the engine.
-pub const SIGN_IN_TIME_CLAIM: &str = "auth_time";
-
 /// Removes the sign-in time from an app-supplied payload. It is not refused like the other
 /// protected claims because SDKs send a session's whole payload back when they merge into it
 /// (supertokens-node `mergeIntoAccessTokenPayload`); the engine's value always wins.
 ///
 /// ```
 /// let mut p = serde_json::json!({"auth_time": 1, "role": "a"}).as_object().unwrap().clone();
-/// tessera::token::access::strip_sign_in_time(&mut p);
+/// tessera::strip_sign_in_time(&mut p);
 /// assert_eq!(p.len(), 1);
 /// ```
 pub fn strip_sign_in_time(payload: &mut Map<String, Value>) {

@@ -96,6 +96,7 @@ impl AnonymousClaims {
 /// Why an anonymous token was not accepted. The middleware never turns any of these into an
 /// error response: it mints a fresh token instead (A10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AnonymousRejection {
     /// Not a well-formed anonymous token (length, encoding, header, claim schema).
     Malformed,
@@ -185,10 +186,11 @@ pub struct AnonymousPolicy {
 /// Verifies an anonymous token; returns its claims and the `kid` that signed it.
 ///
 /// ```
-/// use tessera::token::anonymous::*;
+/// use tessera::fuzzing::{verify_anonymous_token, AnonymousKeyLookup, AnonymousPolicy};
+/// use tessera::AnonymousRejection;
 /// struct NoKeys;
 /// impl AnonymousKeyLookup for NoKeys {
-///     fn anonymous_key(&self, _: &str) -> Option<&tessera::keys::anonymous_key::AnonymousVerifyingKey> { None }
+///     fn anonymous_key(&self, _: &str) -> Option<&tessera::AnonymousVerifyingKey> { None }
 /// }
 /// let policy = AnonymousPolicy { now_ms: 0, max_lifetime_s: 60, ignore_time: false };
 /// assert_eq!(verify_anonymous_token("a.b.c", &NoKeys, &policy).unwrap_err(), AnonymousRejection::Malformed);

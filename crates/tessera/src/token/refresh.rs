@@ -226,7 +226,7 @@ pub struct ChildFields<'a> {
 /// derive it; the database only holds hash2.
 ///
 /// ```
-/// use tessera::token::refresh::{derive_child, ChildFields, RefreshTokenKey};
+/// use tessera::fuzzing::{derive_child, ChildFields, RefreshTokenKey};
 /// let key = RefreshTokenKey::generate().unwrap();
 /// let fields = ChildFields {
 ///     session_handle: "h", user_id: "u", tenant_id: "public",
