@@ -315,10 +315,91 @@ async fn key_value_first_writer_wins(backend: Backend) {
     assert_eq!(other, "x", "per app");
 }
 
+/// Issue 16: the create path writes the session and its device row in one call, both or
+/// neither; the refresh path reads the row with its DBSC binding in one query.
+async fn session_with_device_and_refresh_read(backend: Backend) {
+    use tessera::store::{DbscBinding, DeviceRow};
+    let store = fresh_store(backend).await;
+    let r = row("hd", "alice", "public", 1_000);
+    let device = |ua: &str| DeviceRow {
+        app_id: "public".into(),
+        tenant_id: "public".into(),
+        session_handle: "hd".into(),
+        user_agent: Some(ua.into()),
+        ip: Some("203.0.113.7".into()),
+        created_at: 1,
+        last_active_at: 1,
+        signed_in_at: 1,
+    };
+    store
+        .insert_session_with_device(&r, &device("first"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_session("public", "public", "hd").await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(
+        store.get_device("public", "public", "hd").await.unwrap(),
+        Some(device("first"))
+    );
+    let mut again = r.clone();
+    again.user_id = "mallory".into();
+    assert!(
+        store
+            .insert_session_with_device(&again, &device("second"))
+            .await
+            .is_err(),
+        "duplicate handle refused"
+    );
+    assert_eq!(
+        store.get_device("public", "public", "hd").await.unwrap(),
+        Some(device("first")),
+        "a refused create writes no device row"
+    );
+
+    assert_eq!(
+        store
+            .get_session_for_refresh("public", "public", "hd")
+            .await
+            .unwrap(),
+        Some((r.clone(), false))
+    );
+    assert_eq!(
+        store
+            .get_session_for_refresh("public", "public", "nope")
+            .await
+            .unwrap(),
+        None
+    );
+    let binding = DbscBinding {
+        app_id: "public".into(),
+        tenant_id: "public".into(),
+        session_handle: "hd".into(),
+        dbsc_session_id: "dbsc-1".into(),
+        jwk_thumbprint: "t".into(),
+        public_jwk: "{}".into(),
+        algorithm: "ES256".into(),
+        bound_at: 5,
+    };
+    assert_eq!(
+        store.bind_dbsc_key(&binding, 10).await.unwrap(),
+        Some(binding.clone())
+    );
+    assert_eq!(
+        store
+            .get_session_for_refresh("public", "public", "hd")
+            .await
+            .unwrap(),
+        Some((r, true))
+    );
+}
+
 on_both_stores!(
     sessions_crud,
     lineage_compare_and_set,
     lineage_cas_is_atomic_across_instances,
     key_creation_is_atomic_across_instances,
     key_value_first_writer_wins,
+    session_with_device_and_refresh_read,
 );

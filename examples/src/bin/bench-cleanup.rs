@@ -2,7 +2,7 @@
 //! Used by `scripts/bench-growth.sh` at 1 M sessions.
 //!
 //! 1. **The engine's statement, the engine's loop.** Each batch is the store's own
-//!    [`Store::delete_expired_sessions`] with [`tessera::CLEANUP_BATCH`] rows, the call
+//!    [`Store::delete_expired_sessions`] with [`Store::cleanup_batch`] rows, the call
 //!    `SessionEngine::cleanup` makes; between batches it pauses as the engine does (as long as
 //!    the statement took, at least 2 ms), and stops at the first batch shorter than a full one.
 //!    The loop is restated here only so each statement can be timed; what it runs is the engine's.
@@ -90,16 +90,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     during.store(true, Ordering::Relaxed);
     let began = Instant::now();
     let (mut rows, mut batches) = (0u64, 0u64);
+    let batch = store.cleanup_batch();
     loop {
         let started = Instant::now();
-        let deleted = store
-            .delete_expired_sessions(args.now_ms, tessera::CLEANUP_BATCH)
-            .await?;
+        let deleted = store.delete_expired_sessions(args.now_ms, batch).await?;
         let took = started.elapsed();
         batches += 1;
         rows += deleted;
         println!("BATCH {batches} {deleted} {}", took.as_micros());
-        if deleted < tessera::CLEANUP_BATCH {
+        if deleted < batch {
             break;
         }
         tokio::time::sleep(took.max(MIN_PAUSE)).await;

@@ -256,26 +256,18 @@ impl SessionEngine {
         Ok(())
     }
 
-    /// Rule 1: the device row of a session just inserted.
-    pub(super) async fn record_device(
-        &self,
-        row: &SessionRow,
-        device: DeviceInfo,
-    ) -> Result<(), SessionError> {
-        self.inner
-            .store
-            .insert_device(&DeviceRow {
-                app_id: row.app_id.clone(),
-                tenant_id: row.tenant_id.clone(),
-                session_handle: row.session_handle.clone(),
-                user_agent: device.user_agent,
-                ip: device.ip,
-                created_at: row.created_at,
-                last_active_at: row.created_at,
-                signed_in_at: row.created_at,
-            })
-            .await?;
-        Ok(())
+    /// Rule 1: the device row of a new session, inserted with it.
+    pub(super) fn device_row(row: &SessionRow, device: DeviceInfo) -> DeviceRow {
+        DeviceRow {
+            app_id: row.app_id.clone(),
+            tenant_id: row.tenant_id.clone(),
+            session_handle: row.session_handle.clone(),
+            user_agent: device.user_agent,
+            ip: device.ip,
+            created_at: row.created_at,
+            last_active_at: row.created_at,
+            signed_in_at: row.created_at,
+        }
     }
 
     /// The sign-in time claim for a token minted now for a new session.

@@ -90,8 +90,9 @@ impl SessionEngine {
         payload
     }
 
-    /// Creates a session: one row, an access token, a refresh token and, if asked, an
-    /// anti-CSRF token. A payload naming a protected claim is refused before any write.
+    /// Creates a session: one row (with its device row, written together), an access token, a
+    /// refresh token and, if asked, an anti-CSRF token. A payload naming a protected claim is
+    /// refused before any write.
     pub async fn create_session(&self, new: NewSession) -> Result<SessionTokens, SessionError> {
         self.create_session_on_device(new, DeviceInfo::default())
             .await
@@ -242,8 +243,11 @@ impl SessionEngine {
             created_at: now,
             use_static_key: new.use_static_key,
         };
-        self.inner.store.insert_session(&row).await?;
-        self.record_device(&row, device).await?;
+        let device = Self::device_row(&row, device);
+        self.inner
+            .store
+            .insert_session_with_device(&row, &device)
+            .await?;
         self.emit(&crate::events::SessionEvent::SessionCreated {
             app_id: &row.app_id,
             tenant_id: &row.tenant_id,
@@ -269,7 +273,8 @@ impl SessionEngine {
     }
 
     /// Deletes expired sessions and dynamic keys past their verification window. Sessions go
-    /// in statements of at most [`CLEANUP_BATCH`] rows with a pause between them at least as
+    /// in statements of at most [`crate::Store::cleanup_batch`] rows (PostgreSQL
+    /// [`CLEANUP_BATCH`], SQLite fewer) with a pause between them at least as
     /// long as the statement took, so concurrent writers get the lock at least half of the
     /// time however many rows expired (SEC2-L2).
     ///
@@ -285,15 +290,12 @@ impl SessionEngine {
     pub async fn cleanup(&self) -> Result<CleanupReport, EngineError> {
         let now = self.now();
         let mut sessions = 0;
+        let batch = self.inner.store.cleanup_batch();
         loop {
             let started = std::time::Instant::now();
-            let deleted = self
-                .inner
-                .store
-                .delete_expired_sessions(now, CLEANUP_BATCH)
-                .await?;
+            let deleted = self.inner.store.delete_expired_sessions(now, batch).await?;
             sessions += deleted;
-            if deleted < CLEANUP_BATCH {
+            if deleted < batch {
                 break;
             }
             tokio::time::sleep(started.elapsed().max(CLEANUP_MIN_PAUSE)).await;
@@ -339,8 +341,7 @@ impl SessionEngine {
     }
 }
 
-/// Most expired sessions one clean-up statement deletes.
-pub const CLEANUP_BATCH: u64 = 1_000;
+pub use crate::store::CLEANUP_BATCH;
 
 /// Shortest pause between two clean-up statements.
 const CLEANUP_MIN_PAUSE: Duration = Duration::from_millis(2);

@@ -76,25 +76,19 @@ impl SessionEngine {
             .as_deref()
             .map(sha256_hex);
         let tenant = payload.tenant();
-        if !device_proven
-            && self
-                .inner
-                .store
-                .get_dbsc_binding(&self.inner.app_id, tenant, &payload.session_handle)
-                .await?
-                .is_some()
-        {
-            return unauthorised(UnauthorisedReason::DeviceBound);
-        }
-
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = self.now();
-            let row = self
+            // The row and its DBSC binding in one read; a bound session is refused before
+            // anything is decided (a binding goes with its row, so no row means none).
+            let read = self
                 .inner
                 .store
-                .get_session(&self.inner.app_id, tenant, &payload.session_handle)
+                .get_session_for_refresh(&self.inner.app_id, tenant, &payload.session_handle)
                 .await?;
-            let row = self.unless_lapsed(row).await?;
+            if !device_proven && read.as_ref().is_some_and(|(_, bound)| *bound) {
+                return unauthorised(UnauthorisedReason::DeviceBound);
+            }
+            let row = self.unless_lapsed(read.map(|(row, _)| row)).await?;
             let Some(row) = row.filter(|r| r.expires_at >= now) else {
                 return unauthorised(UnauthorisedReason::SessionMissingOrExpired);
             };

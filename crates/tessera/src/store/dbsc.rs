@@ -75,6 +75,40 @@ pub trait DbscStore: Send + Sync + 'static {
     async fn delete_expired_dbsc_challenges(&self, now_ms: u64) -> Result<u64, StoreError>;
 }
 
+/// The columns of a binding besides its key (both binding tables have them).
+macro_rules! binding_columns {
+    () => {
+        "SELECT dbsc_session_id, jwk_thumbprint, public_jwk, algorithm, bound_at"
+    };
+}
+pub(crate) use binding_columns;
+
+/// A [`DbscBinding`] from a row holding [`binding_columns`], under the given key (a guest's:
+/// empty tenant, the anonymousId as handle).
+pub(crate) fn binding_from_row<R>(
+    row: &R,
+    app_id: &str,
+    tenant_id: &str,
+    handle: &str,
+) -> Result<DbscBinding, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(DbscBinding {
+        app_id: app_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        session_handle: handle.to_owned(),
+        dbsc_session_id: row.try_get("dbsc_session_id")?,
+        jwk_thumbprint: row.try_get("jwk_thumbprint")?,
+        public_jwk: row.try_get("public_jwk")?,
+        algorithm: row.try_get("algorithm")?,
+        bound_at: crate::store::sql::from_db(row.try_get("bound_at")?),
+    })
+}
+
 /// Implements [`DbscStore`] for a struct with a `pool: sqlx::Pool<$db>` field.
 macro_rules! impl_dbsc_store {
     ($store:ty) => {
@@ -118,29 +152,20 @@ macro_rules! impl_dbsc_store {
                 tenant_id: &str,
                 handle: &str,
             ) -> Result<Option<$crate::store::dbsc::DbscBinding>, $crate::error::StoreError> {
-                use sqlx::Row;
-                use $crate::store::sql::from_db;
-                let row = sqlx::query(
-                    "SELECT dbsc_session_id, jwk_thumbprint, public_jwk, algorithm, bound_at \
-                     FROM tessera_dbsc_binding \
-                     WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
-                )
-                .bind(app_id)
-                .bind(tenant_id)
-                .bind(handle)
-                .fetch_optional(&mut *self.acquire_timed().await?)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                Ok(Some($crate::store::dbsc::DbscBinding {
-                    app_id: app_id.to_owned(),
-                    tenant_id: tenant_id.to_owned(),
-                    session_handle: handle.to_owned(),
-                    dbsc_session_id: row.try_get("dbsc_session_id")?,
-                    jwk_thumbprint: row.try_get("jwk_thumbprint")?,
-                    public_jwk: row.try_get("public_jwk")?,
-                    algorithm: row.try_get("algorithm")?,
-                    bound_at: from_db(row.try_get("bound_at")?),
-                }))
+                let row = $crate::store::sql::fetch_by_session_key!(
+                    self,
+                    concat!(
+                        $crate::store::dbsc::binding_columns!(),
+                        " FROM tessera_dbsc_binding \
+                         WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3"
+                    ),
+                    app_id,
+                    tenant_id,
+                    handle
+                );
+                row.map(|r| $crate::store::dbsc::binding_from_row(&r, app_id, tenant_id, handle))
+                    .transpose()
+                    .map_err(Into::into)
             }
 
             async fn use_dbsc_challenge(
@@ -196,29 +221,19 @@ macro_rules! impl_dbsc_store {
                 anonymous_id: &str,
                 now_ms: u64,
             ) -> Result<Option<$crate::store::dbsc::DbscBinding>, $crate::error::StoreError> {
-                use sqlx::Row;
-                use $crate::store::sql::{from_db, to_db};
-                let row = sqlx::query(
-                    "SELECT dbsc_session_id, jwk_thumbprint, public_jwk, algorithm, bound_at \
-                     FROM tessera_dbsc_guest_binding \
-                     WHERE app_id = $1 AND anonymous_id = $2 AND expires_at >= $3",
-                )
+                let row = sqlx::query(concat!(
+                    $crate::store::dbsc::binding_columns!(),
+                    " FROM tessera_dbsc_guest_binding \
+                     WHERE app_id = $1 AND anonymous_id = $2 AND expires_at >= $3"
+                ))
                 .bind(app_id)
                 .bind(anonymous_id)
-                .bind(to_db(now_ms))
+                .bind($crate::store::sql::to_db(now_ms))
                 .fetch_optional(&mut *self.acquire_timed().await?)
                 .await?;
-                let Some(row) = row else { return Ok(None) };
-                Ok(Some($crate::store::dbsc::DbscBinding {
-                    app_id: app_id.to_owned(),
-                    tenant_id: String::new(),
-                    session_handle: anonymous_id.to_owned(),
-                    dbsc_session_id: row.try_get("dbsc_session_id")?,
-                    jwk_thumbprint: row.try_get("jwk_thumbprint")?,
-                    public_jwk: row.try_get("public_jwk")?,
-                    algorithm: row.try_get("algorithm")?,
-                    bound_at: from_db(row.try_get("bound_at")?),
-                }))
+                row.map(|r| $crate::store::dbsc::binding_from_row(&r, app_id, "", anonymous_id))
+                    .transpose()
+                    .map_err(Into::into)
             }
 
             async fn delete_expired_dbsc_challenges(

@@ -121,16 +121,15 @@ macro_rules! impl_device_store {
             ) -> Result<Option<$crate::store::devices::DeviceRow>, $crate::error::StoreError> {
                 use sqlx::Row;
                 use $crate::store::sql::from_db;
-                let row = sqlx::query(
+                let row = $crate::store::sql::fetch_by_session_key!(
+                    self,
                     "SELECT user_agent, ip, created_at_time, last_active_at, signed_in_at \
                      FROM tessera_session_device \
                      WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
-                )
-                .bind(app_id)
-                .bind(tenant_id)
-                .bind(handle)
-                .fetch_optional(&mut *self.acquire_timed().await?)
-                .await?;
+                    app_id,
+                    tenant_id,
+                    handle
+                );
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some($crate::store::devices::DeviceRow {
                     app_id: app_id.to_owned(),

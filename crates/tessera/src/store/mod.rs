@@ -18,6 +18,10 @@ pub use devices::{DeviceListing, DeviceRow, DeviceStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// Most expired sessions one clean-up statement deletes (PostgreSQL; see
+/// [`Store::cleanup_batch`]).
+pub const CLEANUP_BATCH: u64 = 1_000;
+
 /// One session row (`session_info`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -140,6 +144,17 @@ pub trait Store: DeviceStore + AuditStore + DbscStore {
     /// Inserts a new session row.
     async fn insert_session(&self, row: &SessionRow) -> Result<(), StoreError>;
 
+    /// Inserts a new session row and its device row, both or neither (the create path). The
+    /// SQL backends do it in one call: one statement on PostgreSQL, one transaction on SQLite.
+    async fn insert_session_with_device(
+        &self,
+        row: &SessionRow,
+        device: &DeviceRow,
+    ) -> Result<(), StoreError> {
+        self.insert_session(row).await?;
+        self.insert_device(device).await
+    }
+
     /// Reads a row by handle (expired rows included; the caller decides).
     async fn get_session(
         &self,
@@ -147,6 +162,24 @@ pub trait Store: DeviceStore + AuditStore + DbscStore {
         tenant_id: &str,
         handle: &str,
     ) -> Result<Option<SessionRow>, StoreError>;
+
+    /// [`Self::get_session`] and whether a DBSC key is bound to the session, in one read (the
+    /// refresh path, which refuses a bound session without a device proof).
+    async fn get_session_for_refresh(
+        &self,
+        app_id: &str,
+        tenant_id: &str,
+        handle: &str,
+    ) -> Result<Option<(SessionRow, bool)>, StoreError> {
+        let bound = self
+            .get_dbsc_binding(app_id, tenant_id, handle)
+            .await?
+            .is_some();
+        Ok(self
+            .get_session(app_id, tenant_id, handle)
+            .await?
+            .map(|row| (row, bound)))
+    }
 
     /// Writes new lineage values if `current` still equals `update.expected_current`.
     /// Returns false when another writer got there first.
@@ -207,6 +240,12 @@ pub trait Store: DeviceStore + AuditStore + DbscStore {
     /// statement; returns the count. The engine calls it in a loop (SEC2-L2): one statement
     /// over millions of rows would hold SQLite's write lock for seconds.
     async fn delete_expired_sessions(&self, now_ms: u64, limit: u64) -> Result<u64, StoreError>;
+
+    /// How many expired sessions one [`Self::delete_expired_sessions`] call of the engine's
+    /// clean-up deletes: [`CLEANUP_BATCH`] unless the backend needs shorter statements.
+    fn cleanup_batch(&self) -> u64 {
+        CLEANUP_BATCH
+    }
 
     /// Counts session rows of an app (for tests and metrics).
     async fn count_sessions(&self, app_id: &str) -> Result<u64, StoreError>;

@@ -76,7 +76,13 @@ impl PostgresStore {
     }
 }
 
-super::sql::impl_sql_store!(PostgresStore, Some(KEY_LOCK));
+super::sql::impl_sql_store!(
+    PostgresStore,
+    Some(KEY_LOCK),
+    super::sql::SESSION_WITH_DEVICE_POSTGRES,
+    false,
+    super::CLEANUP_BATCH
+);
 super::devices::impl_device_store!(PostgresStore);
 super::audit::impl_audit_store!(PostgresStore);
 super::dbsc::impl_dbsc_store!(PostgresStore);

@@ -16,6 +16,16 @@ pub(crate) const SESSION_COLUMNS: &str = "app_id, tenant_id, session_handle, use
     refresh_token_hash_2, prev_refresh_token_hash_2, refresh_token_rotated_at, session_data, \
     jwt_user_payload, expires_at, created_at_time, use_static_key";
 
+/// [`SESSION_COLUMNS`] of one session (`s`) and whether a DBSC key is bound to it
+/// (`dbsc_bound`), by `$1`–`$3` = app, tenant, handle: the refresh path's one read.
+pub(crate) const SESSION_FOR_REFRESH: &str = "SELECT s.app_id, s.tenant_id, s.session_handle, \
+    s.user_id, s.refresh_token_hash_2, s.prev_refresh_token_hash_2, s.refresh_token_rotated_at, \
+    s.session_data, s.jwt_user_payload, s.expires_at, s.created_at_time, s.use_static_key, \
+    (b.session_handle IS NOT NULL) AS dbsc_bound \
+    FROM session_info s LEFT JOIN tessera_dbsc_binding b ON b.app_id = s.app_id \
+    AND b.tenant_id = s.tenant_id AND b.session_handle = s.session_handle \
+    WHERE s.app_id = $1 AND s.tenant_id = $2 AND s.session_handle = $3";
+
 /// The tables holding an app's data, all keyed by `app_id` (SEC2-M2: removing an app empties
 /// each).
 pub(crate) const APP_TABLES: [&str; 6] = [
@@ -27,11 +37,97 @@ pub(crate) const APP_TABLES: [&str; 6] = [
     "key_value",
 ];
 
+/// The session row's `INSERT`, its values `$1`–`$10` in the order of its column list.
+macro_rules! insert_session_sql {
+    () => {
+        "INSERT INTO session_info (app_id, tenant_id, session_handle, user_id, \
+         refresh_token_hash_2, session_data, jwt_user_payload, expires_at, created_at_time, \
+         use_static_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    };
+}
+
+/// The device row's columns after its key; their values are `$11`–`$15` of
+/// [`SESSION_WITH_DEVICE_SQLITE`] and [`SESSION_WITH_DEVICE_POSTGRES`].
+macro_rules! device_columns {
+    () => {
+        "INSERT INTO tessera_session_device (app_id, tenant_id, session_handle, user_agent, ip, \
+         created_at_time, last_active_at, signed_in_at) "
+    };
+}
+
+/// A new session and its device row in one call to SQLite's worker thread: two statements,
+/// run inside one transaction by the caller (SQLite has no data-modifying `WITH`).
+pub(crate) const SESSION_WITH_DEVICE_SQLITE: &str = concat!(
+    insert_session_sql!(),
+    "; ",
+    device_columns!(),
+    "VALUES ($1, $2, $3, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+);
+
+/// A new session and its device row in one PostgreSQL statement (atomic on its own): the
+/// device row is inserted from the session insert's `RETURNING`.
+pub(crate) const SESSION_WITH_DEVICE_POSTGRES: &str = concat!(
+    "WITH s AS (",
+    insert_session_sql!(),
+    " RETURNING app_id, tenant_id, session_handle) ",
+    device_columns!(),
+    "SELECT app_id, tenant_id, session_handle, $11, $12, $13, $14, $15 FROM s \
+     ON CONFLICT DO NOTHING"
+);
+
+/// Reads the one row of a table keyed by session: `$sql` ends in a `WHERE` on `$1`–`$3` = app,
+/// tenant, handle (`session_info` and the tables deleted with it). Evaluates to
+/// `Option<Row>`; a store error returns from the calling method.
+macro_rules! fetch_by_session_key {
+    ($store:expr, $sql:expr, $app_id:expr, $tenant_id:expr, $handle:expr) => {
+        sqlx::query($sql)
+            .bind($app_id)
+            .bind($tenant_id)
+            .bind($handle)
+            .fetch_optional(&mut *$store.acquire_timed().await?)
+            .await?
+    };
+}
+
+/// A [`crate::store::SessionRow`] from a row holding [`SESSION_COLUMNS`].
+pub(crate) fn session_from_row<R>(row: &R) -> Result<crate::store::SessionRow, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(crate::store::SessionRow {
+        app_id: row.try_get("app_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        session_handle: row.try_get("session_handle")?,
+        user_id: row.try_get("user_id")?,
+        refresh_token_hash2: row.try_get("refresh_token_hash_2")?,
+        prev_refresh_token_hash2: row.try_get("prev_refresh_token_hash_2")?,
+        refresh_token_rotated_at: row
+            .try_get::<Option<i64>, _>("refresh_token_rotated_at")?
+            .map(from_db),
+        session_data: row
+            .try_get::<Option<String>, _>("session_data")?
+            .unwrap_or_else(|| "{}".into()),
+        jwt_user_payload: row
+            .try_get::<Option<String>, _>("jwt_user_payload")?
+            .unwrap_or_else(|| "{}".into()),
+        expires_at: from_db(row.try_get("expires_at")?),
+        created_at: from_db(row.try_get("created_at_time")?),
+        use_static_key: row.try_get("use_static_key")?,
+    })
+}
+
 /// Implements [`crate::store::Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
 /// `$key_lock` is an optional statement run first in the key-insertion transaction, with the
-/// app id as `$1`.
+/// app id as `$1`. `$with_device` inserts a session and its device row
+/// ([`SESSION_WITH_DEVICE_SQLITE`] or [`SESSION_WITH_DEVICE_POSTGRES`]); `$with_device_tx`
+/// says whether it needs a transaction around it to be atomic. `$cleanup_batch` is
+/// [`crate::store::Store::cleanup_batch`].
 macro_rules! impl_sql_store {
-    ($store:ty, $key_lock:expr) => {
+    ($store:ty, $key_lock:expr, $with_device:expr, $with_device_tx:expr, $cleanup_batch:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn insert_session(
@@ -39,24 +135,52 @@ macro_rules! impl_sql_store {
                 r: &$crate::store::SessionRow,
             ) -> Result<(), $crate::error::StoreError> {
                 use $crate::store::sql::to_db;
-                sqlx::query(
-                    "INSERT INTO session_info (app_id, tenant_id, session_handle, user_id, \
-                     refresh_token_hash_2, session_data, jwt_user_payload, expires_at, \
-                     created_at_time, use_static_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&r.app_id)
-                .bind(&r.tenant_id)
-                .bind(&r.session_handle)
-                .bind(&r.user_id)
-                .bind(&r.refresh_token_hash2)
-                .bind(&r.session_data)
-                .bind(&r.jwt_user_payload)
-                .bind(to_db(r.expires_at))
-                .bind(to_db(r.created_at))
-                .bind(r.use_static_key)
-                .execute(&mut *self.acquire_timed().await?)
-                .await?;
+                sqlx::query($crate::store::sql::insert_session_sql!())
+                    .bind(&r.app_id)
+                    .bind(&r.tenant_id)
+                    .bind(&r.session_handle)
+                    .bind(&r.user_id)
+                    .bind(&r.refresh_token_hash2)
+                    .bind(&r.session_data)
+                    .bind(&r.jwt_user_payload)
+                    .bind(to_db(r.expires_at))
+                    .bind(to_db(r.created_at))
+                    .bind(r.use_static_key)
+                    .execute(&mut *self.acquire_timed().await?)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_session_with_device(
+                &self,
+                r: &$crate::store::SessionRow,
+                d: &$crate::store::DeviceRow,
+            ) -> Result<(), $crate::error::StoreError> {
+                use $crate::store::sql::to_db;
+                let query = sqlx::query($with_device)
+                    .bind(&r.app_id)
+                    .bind(&r.tenant_id)
+                    .bind(&r.session_handle)
+                    .bind(&r.user_id)
+                    .bind(&r.refresh_token_hash2)
+                    .bind(&r.session_data)
+                    .bind(&r.jwt_user_payload)
+                    .bind(to_db(r.expires_at))
+                    .bind(to_db(r.created_at))
+                    .bind(r.use_static_key)
+                    .bind(&d.user_agent)
+                    .bind(&d.ip)
+                    .bind(to_db(d.created_at))
+                    .bind(to_db(d.last_active_at))
+                    .bind(to_db(d.signed_in_at));
+                if $with_device_tx {
+                    // Dropped before the commit (an error, a cancelled call), it rolls back.
+                    let mut tx = self.pool.begin().await?;
+                    query.execute(&mut *tx).await?;
+                    tx.commit().await?;
+                } else {
+                    query.execute(&mut *self.acquire_timed().await?).await?;
+                }
                 Ok(())
             }
 
@@ -66,40 +190,34 @@ macro_rules! impl_sql_store {
                 tenant_id: &str,
                 handle: &str,
             ) -> Result<Option<$crate::store::SessionRow>, $crate::error::StoreError> {
-                use sqlx::Row;
-                use $crate::store::sql::from_db;
                 let sql = format!(
                     "SELECT {} FROM session_info \
                      WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
                     $crate::store::sql::SESSION_COLUMNS
                 );
-                let row = sqlx::query(&sql)
-                    .bind(app_id)
-                    .bind(tenant_id)
-                    .bind(handle)
-                    .fetch_optional(&mut *self.acquire_timed().await?)
-                    .await?;
+                let row = $crate::store::sql::fetch_by_session_key!(
+                    self, &sql, app_id, tenant_id, handle
+                );
+                Ok(row.as_ref().map($crate::store::sql::session_from_row).transpose()?)
+            }
+
+            async fn get_session_for_refresh(
+                &self,
+                app_id: &str,
+                tenant_id: &str,
+                handle: &str,
+            ) -> Result<Option<($crate::store::SessionRow, bool)>, $crate::error::StoreError> {
+                use sqlx::Row;
+                let row = $crate::store::sql::fetch_by_session_key!(
+                    self,
+                    $crate::store::sql::SESSION_FOR_REFRESH,
+                    app_id,
+                    tenant_id,
+                    handle
+                );
                 let Some(row) = row else { return Ok(None) };
-                Ok(Some($crate::store::SessionRow {
-                    app_id: row.try_get("app_id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    session_handle: row.try_get("session_handle")?,
-                    user_id: row.try_get("user_id")?,
-                    refresh_token_hash2: row.try_get("refresh_token_hash_2")?,
-                    prev_refresh_token_hash2: row.try_get("prev_refresh_token_hash_2")?,
-                    refresh_token_rotated_at: row
-                        .try_get::<Option<i64>, _>("refresh_token_rotated_at")?
-                        .map(from_db),
-                    session_data: row
-                        .try_get::<Option<String>, _>("session_data")?
-                        .unwrap_or_else(|| "{}".into()),
-                    jwt_user_payload: row
-                        .try_get::<Option<String>, _>("jwt_user_payload")?
-                        .unwrap_or_else(|| "{}".into()),
-                    expires_at: from_db(row.try_get("expires_at")?),
-                    created_at: from_db(row.try_get("created_at_time")?),
-                    use_static_key: row.try_get("use_static_key")?,
-                }))
+                let bound: bool = row.try_get("dbsc_bound")?;
+                Ok(Some(($crate::store::sql::session_from_row(&row)?, bound)))
             }
 
             async fn update_lineage(
@@ -257,6 +375,10 @@ macro_rules! impl_sql_store {
                 .execute(&mut *self.acquire_timed().await?)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            fn cleanup_batch(&self) -> u64 {
+                $cleanup_batch
             }
 
             async fn count_sessions(&self, app_id: &str) -> Result<u64, $crate::error::StoreError> {
@@ -525,4 +647,4 @@ macro_rules! impl_sql_store {
     };
 }
 
-pub(crate) use impl_sql_store;
+pub(crate) use {fetch_by_session_key, impl_sql_store, insert_session_sql};

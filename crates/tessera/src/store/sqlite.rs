@@ -30,8 +30,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // No ping before handing out a connection: an in-process SQLite connection does not go
+        // stale, and the ping is one more round trip to the connection's worker thread on every
+        // query (sqlx still pings each connection when it comes back to the pool).
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Self::migrated(pool).await
@@ -79,7 +83,18 @@ impl SqliteStore {
     }
 }
 
-super::sql::impl_sql_store!(SqliteStore, None::<&'static str>);
+/// Most expired sessions one SQLite clean-up statement deletes. The statement holds the
+/// database's single write lock throughout; at about 80 µs a row at 1 M rows (1,000 rows took
+/// ~80 ms), 250 rows keep it near 20 ms.
+pub const SQLITE_CLEANUP_BATCH: u64 = 250;
+
+super::sql::impl_sql_store!(
+    SqliteStore,
+    None::<&'static str>,
+    super::sql::SESSION_WITH_DEVICE_SQLITE,
+    true,
+    SQLITE_CLEANUP_BATCH
+);
 super::devices::impl_device_store!(SqliteStore);
 super::audit::impl_audit_store!(SqliteStore);
 super::dbsc::impl_dbsc_store!(SqliteStore);
