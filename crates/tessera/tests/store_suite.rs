@@ -318,7 +318,7 @@ async fn key_value_first_writer_wins(backend: Backend) {
 /// Issue 16: the create path writes the session and its device row in one call, both or
 /// neither; the refresh path reads the row with its DBSC binding in one query.
 async fn session_with_device_and_refresh_read(backend: Backend) {
-    use tessera::store::{DbscBinding, DeviceRow};
+    use tessera::{DbscBinding, DeviceRow};
     let store = fresh_store(backend).await;
     let r = row("hd", "alice", "public", 1_000);
     let device = |ua: &str| DeviceRow {
