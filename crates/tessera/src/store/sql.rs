@@ -175,7 +175,10 @@ macro_rules! impl_sql_store {
                     .bind(to_db(d.signed_in_at));
                 if $with_device_tx {
                     // Dropped before the commit (an error, a cancelled call), it rolls back.
-                    let mut tx = self.pool.begin().await?;
+                    // The connection comes through `acquire_timed`, so the pool metrics
+                    // count this create like every other query.
+                    let mut conn = self.acquire_timed().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     query.execute(&mut *tx).await?;
                     tx.commit().await?;
                 } else {
