@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera::{Clock, ManualClock, PostgresStore, SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{AnySession, Config, DbscConfig, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{AnySession, Config, DbscConfig, Session, SessionRejection, SignIn, Tessera};
 use tower::ServiceExt;
 
 const AT_VALIDITY_MS: u64 = 60_000;
@@ -113,8 +113,8 @@ async fn remote_app() -> App {
 }
 
 fn routes(tessera: Tessera) -> Router {
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in
             .create("alice", Default::default(), json!({}))
             .await?;
         Ok(s.handle().to_owned())

@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, NewSession, SqliteStore};
-use tessera_axum::{AnySession, Config, ConfigBuilder, Core, RemoteCore, Session, Sessions};
+use tessera_axum::{AnySession, Config, ConfigBuilder, Core, RemoteCore, Session, SignIn};
 use tessera_axum::{SessionRejection, Tessera};
 
 const COOKIE_MODE: (&str, &str) = ("st-auth-mode", "cookie");
@@ -30,8 +30,8 @@ fn routes(tessera: &Tessera) -> Router {
     async fn whoami(session: AnySession) -> Json<Value> {
         Json(json!({"anonymousId": session.anonymous_id(), "userId": session.user_id()}))
     }
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions.create("victim", Map::new(), json!({})).await?;
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in.create("victim", Map::new(), json!({})).await?;
         Ok(s.handle().to_owned())
     }
     async fn account(session: Session) -> String {
