@@ -107,6 +107,13 @@ pub(crate) async fn get_session(
         anti_csrf_check: do_check && config.anti_csrf == AntiCsrfMode::ViaToken,
         anti_csrf_token: read::anti_csrf(headers),
     };
+    // The token for the `Session`: the cookie value the read pass kept, else a copy.
+    let shared = |token: &str| match location {
+        TokenLocation::Cookie => tokens
+            .shared_access_cookie()
+            .unwrap_or_else(|| Arc::from(token)),
+        TokenLocation::Header => Arc::from(token),
+    };
     // 6. The core: the cache first.
     let core = tessera.core();
     let outcome = match core.verify_session_shared(&token, options) {
@@ -123,7 +130,7 @@ pub(crate) async fn get_session(
             sink.clone(),
             location,
             Identity::Claims(claims),
-            Arc::from(token.as_ref()),
+            shared(&token),
         ),
         Ok(Verified::Owned(verified)) => {
             let current_token = match &verified.access_token {
@@ -139,7 +146,7 @@ pub(crate) async fn get_session(
                     });
                     Arc::from(new_token.token.as_str())
                 }
-                None => Arc::from(token.as_ref()),
+                None => shared(&token),
             };
             Session::new(
                 tessera.clone(),

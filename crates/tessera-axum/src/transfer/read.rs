@@ -82,17 +82,20 @@ impl KidClass {
 /// Where a value sits in the request: the `n`-th line of its header, bytes `start..end`.
 #[derive(Debug, Clone, Copy)]
 struct At {
-    line: usize,
-    start: usize,
-    end: usize,
+    line: u32,
+    start: u32,
+    end: u32,
 }
 
 impl At {
     /// The value, from the same request's headers. Only the value's bytes are checked again
     /// (as UTF-8; the read pass checked the line), not the whole line.
     fn get<'a>(&self, headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
-        let line = headers.get_all(name).iter().nth(self.line)?;
-        std::str::from_utf8(line.as_bytes().get(self.start..self.end)?).ok()
+        let line = headers.get_all(name).iter().nth(self.line as usize)?;
+        let value = line
+            .as_bytes()
+            .get(self.start as usize..self.end as usize)?;
+        std::str::from_utf8(value).ok()
     }
 }
 
@@ -103,8 +106,9 @@ enum Slot {
     Absent,
     /// One copy, at this place in the `Cookie` headers (no `%` escape).
     At(At),
-    /// One copy whose value needed percent-decoding.
-    Decoded(Arc<str>),
+    /// One copy, its (decoded) value kept: the access-token cookie, which the session then
+    /// shares without a copy, and any value that needed percent-decoding.
+    Kept(Arc<str>),
     Duplicate,
 }
 
@@ -116,7 +120,7 @@ impl Slot {
                 Some(value) => CookieRef::One(Cow::Borrowed(value)),
                 None => CookieRef::Absent,
             },
-            Self::Decoded(value) => CookieRef::One(Cow::Borrowed(value)),
+            Self::Kept(value) => CookieRef::One(Cow::Borrowed(value)),
             Self::Duplicate => CookieRef::Duplicate,
         }
     }
@@ -164,8 +168,14 @@ impl RequestTokens {
                 };
                 *slot = match slot {
                     Slot::Absent => match pair.value() {
-                        Cow::Borrowed(_) => Slot::At(pair.value_at()),
-                        Cow::Owned(decoded) => Slot::Decoded(Arc::from(decoded)),
+                        // The access token is kept: the `Session` shares it (one copy, instead
+                        // of reading the header again in the extractor and copying then).
+                        Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
+                        Cow::Borrowed(_) => match pair.value_at() {
+                            Some(at) => Slot::At(at),
+                            None => Slot::Kept(Arc::from(pair.raw)),
+                        },
+                        Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
                     },
                     _ => Slot::Duplicate,
                 };
@@ -198,6 +208,14 @@ impl RequestTokens {
     /// The anonymous-token cookie.
     pub(crate) fn anonymous_cookie<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
         self.anonymous.get(headers)
+    }
+
+    /// The access-token cookie's value as the read pass kept it (shared, not copied).
+    pub(crate) fn shared_access_cookie(&self) -> Option<Arc<str>> {
+        match &self.access {
+            Slot::Kept(value) => Some(Arc::clone(value)),
+            _ => None,
+        }
     }
 
     /// True when the access-token cookie is present (once or more).
@@ -254,12 +272,12 @@ impl<'a> Pair<'a> {
         }
     }
 
-    fn value_at(&self) -> At {
-        At {
-            line: self.line,
-            start: self.start,
-            end: self.start + self.raw.len(),
-        }
+    fn value_at(&self) -> Option<At> {
+        Some(At {
+            line: u32::try_from(self.line).ok()?,
+            start: u32::try_from(self.start).ok()?,
+            end: u32::try_from(self.start + self.raw.len()).ok()?,
+        })
     }
 }
 
@@ -360,8 +378,8 @@ fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
     let start = token.as_ptr() as usize - line.as_ptr() as usize;
     let at = At {
         line: 0,
-        start,
-        end: start + token.len(),
+        start: u32::try_from(start).ok()?,
+        end: u32::try_from(start + token.len()).ok()?,
     };
     Some((at, token))
 }
