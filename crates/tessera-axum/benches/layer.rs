@@ -15,7 +15,7 @@ use criterion::{criterion_group, Criterion};
 use http::{Method, Request};
 use std::sync::Arc;
 use tessera::{SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{Config, Session, SessionRejection, SignIn, Tessera};
 use tower::ServiceExt;
 
 async fn hello() -> &'static str {
@@ -26,8 +26,8 @@ async fn hello_session(_session: Session) -> &'static str {
     "hello"
 }
 
-async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
-    sessions
+async fn login(sign_in: SignIn) -> Result<&'static str, SessionRejection> {
+    sign_in
         .create("bench-user", Default::default(), serde_json::json!({}))
         .await?;
     Ok("ok")

@@ -16,23 +16,25 @@
 //! sends them, a bare token. A bound session's plain `/session/refresh` is refused by the
 //! engine (401, nothing cleared). Header mode offers nothing.
 
+use crate::anonymous::{find_anonymous_token, FoundAnonymous};
 use crate::changes::ChangeSink;
 use crate::config::{Config, DbscPaths};
 use crate::error::json_response;
-use crate::transfer::{self, names, CookieRef, TokenLocation};
-use crate::Tessera;
+use crate::tessera::Tessera;
+use crate::transfer::read::{CookieRef, RequestTokens};
+use crate::transfer::write::{
+    self, dbsc_challenge_header as challenge_header, write_bound_access_token,
+    DBSC_CHALLENGE as CHALLENGE,
+};
+use crate::transfer::{names, TokenLocation};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
-use std::time::SystemTime;
-use tessera::{DbscBinding, DbscError, RefreshOptions, SessionError, TokenInfo, VerifyOptions};
+use tessera::DbscBinding;
+use tessera::{DbscError, RefreshOptions, SessionError, TokenInfo, VerifyOptions};
 
-/// Offer (response).
-pub(crate) const REGISTRATION: &str = "secure-session-registration";
 /// Proof (request).
 pub(crate) const RESPONSE: &str = "secure-session-response";
-/// Challenge (response).
-pub(crate) const CHALLENGE: &str = "secure-session-challenge";
 /// The browser's session identifier (request).
 pub(crate) const SESSION_ID: &str = "sec-secure-session-id";
 
@@ -70,93 +72,6 @@ fn sf_text(headers: &HeaderMap, name: &str, max: usize) -> Result<Option<String>
             }
         }
     }
-}
-
-/// `Secure-Session-Registration` for `challenge`.
-fn offer(sink: &ChangeSink, paths: &DbscPaths, challenge: &str) {
-    let value = format!(
-        r#"(ES256 RS256);path="{}";challenge="{challenge}""#,
-        paths.register
-    );
-    sink.with(|c| c.set_header(REGISTRATION, Some(&value), false));
-}
-
-/// `Secure-Session-Challenge` for the session `id`.
-fn challenge_header(challenge: &str, id: &str) -> String {
-    format!(r#""{challenge}";id="{id}""#)
-}
-
-/// Sign-in in cookie mode: a bound guest's key is carried to the new session (its cookie
-/// then expires with its token); otherwise the browser is offered registration.
-pub(crate) async fn at_sign_in(
-    tessera: &Tessera,
-    sink: &ChangeSink,
-    location: TokenLocation,
-    guest: Option<&str>,
-    created: &tessera::SessionTokens,
-) {
-    let config = tessera.config();
-    let Some(paths) = &config.dbsc else { return };
-    if location != TokenLocation::Cookie {
-        return;
-    }
-    let (tenant, handle) = (&created.session.tenant_id, &created.session.handle);
-    if let Some(guest) = guest {
-        match tessera.core().dbsc_carry_guest(guest, tenant, handle).await {
-            Ok(Some(_)) => {
-                sink.with(|c| write_bound_access_token(c, config, &created.access_token));
-                return;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "device-bound guest could not be carried"),
-        }
-    }
-    match tessera.core().dbsc_challenge(tenant, handle).await {
-        Ok(challenge) => offer(sink, paths, &challenge),
-        Err(e) => tracing::error!(error = %e, "no device-bound registration offered"),
-    }
-}
-
-/// A new guest in cookie mode is offered registration (embedded cores only: no I/O here).
-pub(crate) fn at_guest_mint(tessera: &Tessera, sink: &ChangeSink, anonymous_id: &str) {
-    let Some(paths) = &tessera.config().dbsc else {
-        return;
-    };
-    if let Some(challenge) = tessera.core().dbsc_guest_challenge_local(anonymous_id) {
-        offer(sink, paths, &challenge);
-    }
-}
-
-/// The access-token cookie of a bound session: it expires with its token, so the browser
-/// refreshes it through DBSC instead of sending an expired token.
-fn write_bound_access_token(
-    changes: &mut crate::changes::ResponseChanges,
-    config: &Config,
-    access_token: &TokenInfo,
-) {
-    let expires = transfer::access_cookie_expiry(access_token);
-    let cookie = transfer::set_cookie(
-        config,
-        names::ACCESS_COOKIE,
-        &access_token.token,
-        &config.access_token_path,
-        expires,
-        config.cookie_domain.as_deref(),
-    );
-    changes.set_cookie(names::ACCESS_COOKIE, cookie);
-}
-
-/// Removes the access-token cookie only (the bound session's plain refresh was refused).
-pub(crate) fn expire_access_cookie(changes: &mut crate::changes::ResponseChanges, config: &Config) {
-    let cookie = transfer::set_cookie(
-        config,
-        names::ACCESS_COOKIE,
-        "",
-        &config.access_token_path,
-        SystemTime::UNIX_EPOCH,
-        config.cookie_domain.as_deref(),
-    );
-    changes.set_cookie(names::ACCESS_COOKIE, cookie);
 }
 
 /// The cookie attributes the session configuration names (as `set_cookie` writes them).
@@ -247,6 +162,7 @@ pub(crate) async fn register(
     tessera: &Tessera,
     sink: &ChangeSink,
     headers: &HeaderMap,
+    tokens: &RequestTokens,
 ) -> Response {
     let config = tessera.config();
     let Some(paths) = &config.dbsc else {
@@ -257,7 +173,7 @@ pub(crate) async fn register(
         _ => return status(StatusCode::BAD_REQUEST),
     };
     let core = tessera.core();
-    if let CookieRef::One(at) = transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+    if let CookieRef::One(at) = tokens.access_cookie(headers) {
         let verified = match core.verify_session(&at, VerifyOptions::default()).await {
             Ok(v) => v,
             Err(SessionError::Engine(e)) => {
@@ -282,7 +198,7 @@ pub(crate) async fn register(
         });
         sink.with(|c| {
             write_bound_access_token(c, config, &token);
-            if let Some(front) = transfer::front_token(&session.user_id, &token) {
+            if let Some(front) = write::front_token(&session.user_id, &token) {
                 c.set_header(names::FRONT_TOKEN, Some(&front), true);
             }
         });
@@ -296,8 +212,8 @@ pub(crate) async fn register(
         );
     }
     // A guest: bound by anonymousId until its anonymous token expires.
-    let token = match crate::anonymous::find_anonymous_token(tessera, headers) {
-        crate::anonymous::FoundAnonymous::Token(t, TokenLocation::Cookie) => t,
+    let token = match find_anonymous_token(tessera, headers, tokens) {
+        FoundAnonymous::Token(t, TokenLocation::Cookie) => t,
         _ => return status(StatusCode::UNAUTHORIZED),
     };
     let Ok(verified) = core.verify_anonymous(&token) else {
@@ -335,7 +251,12 @@ async fn send_challenge_ahead(tessera: &Tessera, sink: &ChangeSink, binding: &Db
 }
 
 /// `POST {base}/session/refresh/dbsc`.
-pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &HeaderMap) -> Response {
+pub(crate) async fn refresh(
+    tessera: &Tessera,
+    sink: &ChangeSink,
+    headers: &HeaderMap,
+    tokens: &RequestTokens,
+) -> Response {
     let config = tessera.config();
     let Some(paths) = &config.dbsc else {
         return status(StatusCode::NOT_FOUND);
@@ -348,8 +269,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
     };
     // The session is the refresh token's; without one (signed out, cookies cleared) the
     // browser's bound session is over.
-    let CookieRef::One(refresh_token) = transfer::find_cookie(headers, names::REFRESH_COOKIE)
-    else {
+    let CookieRef::One(refresh_token) = tokens.refresh_cookie(headers) else {
         return end_session();
     };
     let options = || RefreshOptions {
@@ -377,17 +297,12 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         Ok((tokens, binding)) => {
             sink.with(|c| {
                 if let Some(front) =
-                    transfer::front_token(&tokens.session.user_id, &tokens.access_token)
+                    write::front_token(&tokens.session.user_id, &tokens.access_token)
                 {
                     c.set_header(names::FRONT_TOKEN, Some(&front), true);
                 }
                 write_bound_access_token(c, config, &tokens.access_token);
-                transfer::write_refresh_token(
-                    c,
-                    config,
-                    TokenLocation::Cookie,
-                    &tokens.refresh_token,
-                );
+                write::write_refresh_token(c, config, TokenLocation::Cookie, &tokens.refresh_token);
                 if let Some(csrf) = &tokens.anti_csrf_token {
                     c.set_header(names::ANTI_CSRF, Some(csrf), true);
                 }
@@ -426,7 +341,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         }
         Err(DbscError::Session(SessionError::TokenTheft { session_handle, .. })) => {
             tracing::warn!(session = %session_handle, "token theft detected at device-bound refresh");
-            sink.with(|c| transfer::clear(c, config, TokenLocation::Cookie));
+            sink.with(|c| write::clear(c, config, TokenLocation::Cookie));
             end_session()
         }
         // Not bound, gone, expired, unauthorised: this bound session is over.

@@ -1,5 +1,5 @@
 //! The device of a sign-in (issue 15): the user agent and the client IP that
-//! [`crate::Sessions`] records by itself, and the freshness claim of
+//! [`crate::SignIn`] records by itself, and the freshness claim of
 //! [`crate::Session::require_signed_in_within`].
 //!
 //! The client IP is the connection's peer address (axum's `ConnectInfo<SocketAddr>`, present

@@ -4,12 +4,24 @@
 //! the response.
 
 use crate::claims::ClaimError;
-use crate::Tessera;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
+use std::sync::Arc;
 
-/// What went wrong.
+/// Overrides the response of a rejection; return `None` to keep the default.
+pub type ErrorHandler = Arc<dyn Fn(&SessionRejection) -> Option<Response> + Send + Sync>;
+
+/// How an SDK handle answers its rejections: the configured statuses and the app's handler.
+#[derive(Clone)]
+pub(crate) struct Answering {
+    pub(crate) expired_status: u16,
+    pub(crate) invalid_status: u16,
+    pub(crate) handler: Option<ErrorHandler>,
+}
+
+/// What went wrong. More kinds may come: match with a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum RejectionKind {
     /// The access token is expired or invalid, or failed anti-CSRF: the client should refresh.
     TryRefreshToken,
@@ -31,11 +43,12 @@ pub enum RejectionKind {
 }
 
 /// A rejected request. Implements `IntoResponse`; the app may override the response per kind
-/// with [`Tessera::with_error_handler`].
+/// with [`crate::Tessera::with_error_handler`].
 #[derive(Clone)]
 pub struct SessionRejection {
     pub(crate) kind: RejectionKind,
-    pub(crate) tessera: Option<Tessera>,
+    /// `None` without an SDK handle (no layer): the protocol's defaults.
+    pub(crate) answering: Option<Answering>,
 }
 
 impl std::fmt::Debug for SessionRejection {
@@ -60,29 +73,6 @@ impl std::fmt::Display for SessionRejection {
 impl std::error::Error for SessionRejection {}
 
 impl SessionRejection {
-    pub(crate) fn new(tessera: &Tessera, kind: RejectionKind) -> Self {
-        Self {
-            kind,
-            tessera: Some(tessera.clone()),
-        }
-    }
-
-    /// The invalid-claims rejection (403 `{"message":"invalid claim","claimValidationErrors":…}`
-    /// by default) for claim checks a handler runs itself, e.g. validators that apply to one
-    /// route only. The status and any error handler come from `tessera`.
-    ///
-    /// ```
-    /// use tessera_axum::{ClaimError, RejectionKind, SessionRejection, Tessera};
-    /// # fn demo(tessera: &Tessera) {
-    /// let errors = vec![ClaimError { id: "is-admin".into(), reason: None }];
-    /// let rejection = SessionRejection::invalid_claims(tessera, errors);
-    /// assert!(matches!(rejection.kind(), RejectionKind::InvalidClaims(_)));
-    /// # }
-    /// ```
-    pub fn invalid_claims(tessera: &Tessera, errors: Vec<ClaimError>) -> Self {
-        Self::new(tessera, RejectionKind::InvalidClaims(errors))
-    }
-
     /// What went wrong.
     pub fn kind(&self) -> &RejectionKind {
         &self.kind
@@ -91,14 +81,9 @@ impl SessionRejection {
     /// The protocol's default response for this rejection.
     pub fn default_response(&self) -> Response {
         let (expired, invalid) = self
-            .tessera
+            .answering
             .as_ref()
-            .map(|t| {
-                (
-                    t.config().session_expired_status,
-                    t.config().invalid_claim_status,
-                )
-            })
+            .map(|a| (a.expired_status, a.invalid_status))
             .unwrap_or((401, 403));
         let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED);
         let (code, body) = match &self.kind {
@@ -139,7 +124,7 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Res
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        if let Some(handler) = self.tessera.as_ref().and_then(|t| t.error_handler()) {
+        if let Some(handler) = self.answering.as_ref().and_then(|a| a.handler.as_ref()) {
             if let Some(response) = handler(&self) {
                 return response;
             }

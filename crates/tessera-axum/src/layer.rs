@@ -3,10 +3,11 @@
 
 use crate::anonymous;
 use crate::changes::ChangeSink;
+use crate::context::RequestContext;
 use crate::dbsc;
 use crate::routes;
-use crate::session::RequestContext;
-use crate::Tessera;
+use crate::tessera::Tessera;
+use crate::transfer::read::RequestTokens;
 use axum::body::Body;
 use axum::response::Response;
 use http::{Method, Request};
@@ -19,14 +20,32 @@ use tower::{Layer, Service};
 
 /// Adds sessions to an axum router: `router.layer(tessera.layer())`.
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a router: `router.layer(tessera.layer())`"]
 pub struct SessionLayer {
     tessera: Tessera,
 }
 
 impl SessionLayer {
-    /// The layer for `tessera`.
+    /// The layer for `tessera` (the same as [`Tessera::layer`]).
     pub fn new(tessera: Tessera) -> Self {
         Self { tessera }
+    }
+}
+
+impl Tessera {
+    /// The tower layer that serves the refresh and sign-out routes and makes the extractors
+    /// work.
+    ///
+    /// ```no_run
+    /// # fn demo(tessera: tessera_axum::Tessera) {
+    /// use axum::{routing::get, Router};
+    /// let app: Router = Router::new()
+    ///     .route("/me", get(|s: tessera_axum::Session| async move { s.user_id().to_owned() }))
+    ///     .layer(tessera.layer());
+    /// # }
+    /// ```
+    pub fn layer(&self) -> SessionLayer {
+        SessionLayer::new(self.clone())
     }
 }
 
@@ -68,6 +87,13 @@ where
         let path = request.uri().path();
         let is_post = request.method() == Method::POST;
         let is_refresh = is_post && path == config.refresh_path();
+        // The one read pass over the request's headers (cookies, Authorization, st-auth-mode,
+        // rid): the routes and the extractors all use it.
+        let tokens = RequestTokens::read(
+            request.headers(),
+            config.anonymous_cookie_name(),
+            tessera.kid_memo(),
+        );
         if let Some(limited) = tessera
             .limiter()
             .filter(|l| is_refresh && l.limits_refresh())
@@ -86,29 +112,35 @@ where
             let (tessera, route_sink) = (tessera.clone(), sink.clone());
             Kind::Route {
                 future: Box::pin(async move {
-                    routes::refresh(&tessera, &route_sink, request.headers()).await
+                    routes::refresh(&tessera, &route_sink, request.headers(), &tokens).await
                 }),
             }
         } else if is_post && config.dbsc_registration_path() == Some(path) {
             let (tessera, route_sink) = (tessera.clone(), sink.clone());
             Kind::Route {
                 future: Box::pin(async move {
-                    dbsc::register(&tessera, &route_sink, request.headers()).await
+                    dbsc::register(&tessera, &route_sink, request.headers(), &tokens).await
                 }),
             }
         } else if is_post && config.dbsc_refresh_path() == Some(path) {
             let (tessera, route_sink) = (tessera.clone(), sink.clone());
             Kind::Route {
                 future: Box::pin(async move {
-                    dbsc::refresh(&tessera, &route_sink, request.headers()).await
+                    dbsc::refresh(&tessera, &route_sink, request.headers(), &tokens).await
                 }),
             }
         } else if is_post && path == config.signout_path() {
             let (tessera, route_sink) = (tessera.clone(), sink.clone());
             Kind::Route {
                 future: Box::pin(async move {
-                    routes::signout(&tessera, &route_sink, request.method(), request.headers())
-                        .await
+                    routes::signout(
+                        &tessera,
+                        &route_sink,
+                        request.method(),
+                        request.headers(),
+                        &tokens,
+                    )
+                    .await
                 }),
             }
         } else {
@@ -117,8 +149,7 @@ where
             let mut inner = std::mem::replace(&mut self.inner, clone);
             // The anonymous middleware (A7): decided without I/O; only a remote mint (or a
             // key refetch) takes the async path.
-            let (plan, cookies) =
-                anonymous::plan(tessera, request.method(), path, request.headers());
+            let plan = anonymous::plan(tessera, request.method(), path, request.headers(), &tokens);
             if let Some(limited) = tessera
                 .limiter()
                 .filter(|l| l.limits_mints() && anonymous::mints(&plan))
@@ -139,7 +170,7 @@ where
                         tessera: tessera.clone(),
                         sink: sink.clone(),
                         anonymous: state,
-                        cookies,
+                        tokens,
                     });
                     Kind::Inner {
                         future: inner.call(request),
@@ -156,13 +187,14 @@ where
                                 request.method(),
                                 request.uri().path(),
                                 request.headers(),
+                                &tokens,
                             )
                             .await;
                             request.extensions_mut().insert(RequestContext {
                                 tessera,
                                 sink: route_sink,
                                 anonymous: state,
-                                cookies,
+                                tokens,
                             });
                             match inner.call(request).await {
                                 Ok(response) => response,

@@ -1,12 +1,14 @@
 //! The SDK's own routes: `POST {base}/session/refresh` and `POST {base}/signout`.
 
-use crate::anonymous::{self, FoundAnonymous};
+use crate::anonymous::{self, find_anonymous_token, FoundAnonymous};
 use crate::changes::ChangeSink;
 use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::error::{json_response, RejectionKind, SessionRejection};
-use crate::transfer::{self, names, CookieRef, CookieValue, SeenCookies, TokenLocation};
+use crate::tessera::Tessera;
+use crate::transfer::read::{self, CookieRef, RequestTokens};
+use crate::transfer::write;
+use crate::transfer::{names, TokenLocation};
 use crate::verify::{get_session, VerifyRequest};
-use crate::Tessera;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use std::time::SystemTime;
@@ -22,26 +24,25 @@ enum FoundRefresh {
 fn find_refresh_token(
     tessera: &Tessera,
     headers: &HeaderMap,
-    cookies: &[(String, String)],
+    tokens: &RequestTokens,
 ) -> FoundRefresh {
     let transfer = tessera.config().transfer;
-    if transfer != TokenTransfer::Cookie {
+    if transfer != TokenTransfer::Cookie && !tokens.bearer_is_anonymous() {
         // In header mode an anonymous visitor's refresh slot holds the AnT: not a refresh token.
-        if let Some(token) = transfer::bearer(headers).filter(|t| !anonymous::is_anonymous_token(t))
-        {
-            return FoundRefresh::Token(token, TokenLocation::Header);
+        // A refresh token has no `kid`: its class is never anonymous.
+        if let Some(token) = tokens.bearer(headers) {
+            return FoundRefresh::Token(token.to_owned(), TokenLocation::Header);
         }
     }
     if transfer != TokenTransfer::Header {
-        let duplicated = [names::REFRESH_COOKIE, names::ACCESS_COOKIE]
-            .iter()
-            .any(|n| transfer::cookie(cookies, n) == CookieValue::Duplicate);
-        if duplicated {
+        let refresh = tokens.refresh_cookie(headers);
+        if refresh == CookieRef::Duplicate || tokens.access_cookie(headers) == CookieRef::Duplicate
+        {
             return FoundRefresh::Duplicate;
         }
-        if let CookieValue::One(token) = transfer::cookie(cookies, names::REFRESH_COOKIE) {
+        if let CookieRef::One(token) = refresh {
             if !token.is_empty() {
-                return FoundRefresh::Token(token, TokenLocation::Cookie);
+                return FoundRefresh::Token(token.into_owned(), TokenLocation::Cookie);
             }
         }
     }
@@ -51,12 +52,16 @@ fn find_refresh_token(
 /// `POST {base}/session/refresh`. Success: 200 `{}` with new tokens and `front-token`.
 /// Failure: 401 with every token cleared and `front-token: remove` — except an anti-CSRF
 /// failure, which clears nothing so that a cross-site POST cannot sign the user out (RT-13).
-pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &HeaderMap) -> Response {
+pub(crate) async fn refresh(
+    tessera: &Tessera,
+    sink: &ChangeSink,
+    headers: &HeaderMap,
+    tokens: &RequestTokens,
+) -> Response {
     let config = tessera.config();
-    let cookies = transfer::request_cookies(headers);
     let unauthorised = |clear: bool| {
         if clear {
-            sink.with(|c| transfer::clear_all(c, config));
+            sink.with(|c| write::clear_all(c, config));
         }
         SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()
     };
@@ -64,26 +69,26 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
     // It keeps the anonymousId only with proof (SEC2-H2): the refresh token's, else an access
     // token that fully verifies (signature, time, live session).
     let cleared_to_anonymous = |rejection: SessionRejection, proven: Option<String>| async move {
-        sink.with(|c| transfer::clear_all(c, config));
+        sink.with(|c| write::clear_all(c, config));
         let proven = match proven {
             Some(id) => Some(id),
-            None => match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+            None => match tokens.access_cookie(headers) {
                 CookieRef::One(at) => anonymous::fully_verified_anonymous_id(tessera, &at).await,
                 _ => None,
             },
         };
-        anonymous::replace_cleared_session(tessera, sink, headers, proven).await;
+        anonymous::replace_cleared_session(tessera, sink, headers, tokens, proven).await;
         rejection.into_response()
     };
-    let (token, location) = match find_refresh_token(tessera, headers, &cookies) {
+    let (token, location) = match find_refresh_token(tessera, headers, tokens) {
         FoundRefresh::Token(t, l) => (t, l),
         FoundRefresh::None if config.anonymous_sessions() => {
-            return refresh_without_refresh_token(tessera, sink, headers).await
+            return refresh_without_refresh_token(tessera, sink, headers, tokens).await
         }
         // Clear only for a request that could be the SDK's own: a cross-site form POST carries
         // no Lax cookies and cannot add `rid`, and answering it with clearing cookies would
         // sign the victim out (CSRF-11, RT-13).
-        FoundRefresh::None => return unauthorised(from_our_frontend(headers, &cookies)),
+        FoundRefresh::None => return unauthorised(from_our_frontend(headers, tokens)),
         FoundRefresh::Duplicate => {
             if let Some(older) = &config.older_cookie_domain {
                 sink.with(|c| {
@@ -91,7 +96,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
                         (names::ACCESS_COOKIE, config.access_token_path.as_str()),
                         (names::REFRESH_COOKIE, config.refresh_path.as_str()),
                     ] {
-                        let v = transfer::set_cookie(
+                        let v = write::set_cookie(
                             config,
                             name,
                             "",
@@ -108,17 +113,11 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         }
     };
     let from_cookie = location == TokenLocation::Cookie;
-    if from_cookie && config.anti_csrf == AntiCsrfMode::ViaCustomHeader {
-        let has_rid = headers
-            .get(names::RID)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| !v.trim().is_empty());
-        if !has_rid {
-            return unauthorised(false);
-        }
+    if from_cookie && config.anti_csrf == AntiCsrfMode::ViaCustomHeader && !tokens.rid {
+        return unauthorised(false);
     }
     let options = RefreshOptions {
-        anti_csrf_token: headers.get(names::ANTI_CSRF).and_then(|v| v.to_str().ok()),
+        anti_csrf_token: read::anti_csrf(headers),
         enable_anti_csrf: from_cookie && config.anti_csrf == AntiCsrfMode::ViaToken,
         use_static_key: Some(!config.use_dynamic_signing_key),
     };
@@ -128,46 +127,28 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         .await
         .map_err(|f| (f.error, f.anonymous_id));
     match outcome {
-        Ok(tokens) => {
+        Ok(issued) => {
             sink.with(|c| {
                 let other_had_token = match location {
-                    TokenLocation::Header => !matches!(
-                        transfer::cookie(&cookies, names::REFRESH_COOKIE),
-                        CookieValue::Absent
-                    ),
-                    TokenLocation::Cookie => transfer::bearer(headers).is_some(),
+                    TokenLocation::Header => tokens.refresh_cookie(headers).is_present(),
+                    TokenLocation::Cookie => tokens.has_bearer(),
                 };
                 if other_had_token {
-                    let other = match location {
-                        TokenLocation::Header => TokenLocation::Cookie,
-                        TokenLocation::Cookie => TokenLocation::Header,
-                    };
-                    transfer::clear(c, config, other);
+                    write::clear(c, config, location.other());
                 }
-                transfer::write_access_token(
+                write::write_access_token(
                     c,
                     config,
                     location,
-                    &tokens.session.user_id,
-                    &tokens.access_token,
+                    &issued.session.user_id,
+                    &issued.access_token,
                 );
-                transfer::write_refresh_token(c, config, location, &tokens.refresh_token);
-                if let Some(csrf) = &tokens.anti_csrf_token {
+                write::write_refresh_token(c, config, location, &issued.refresh_token);
+                if let Some(csrf) = &issued.anti_csrf_token {
                     c.set_header(names::ANTI_CSRF, Some(csrf), true);
                 }
-                if !matches!(
-                    transfer::cookie(&cookies, names::LEGACY_ID_REFRESH_COOKIE),
-                    CookieValue::Absent
-                ) {
-                    let v = transfer::set_cookie(
-                        config,
-                        names::LEGACY_ID_REFRESH_COOKIE,
-                        "",
-                        &config.access_token_path,
-                        SystemTime::UNIX_EPOCH,
-                        config.cookie_domain.as_deref(),
-                    );
-                    c.set_cookie(names::LEGACY_ID_REFRESH_COOKIE, v);
+                if tokens.legacy_cookie(headers).is_present() {
+                    write::clear_legacy(c, config);
                 }
             });
             crate::metrics::refresh_route("refreshed");
@@ -204,7 +185,7 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
         // refreshes its bound session before its next request, e.g. after a payload change
         // rewrote the cookie with the long lifetime.
         Err((SessionError::Unauthorised(UnauthorisedReason::DeviceBound), _)) => {
-            sink.with(|c| crate::dbsc::expire_access_cookie(c, config));
+            sink.with(|c| write::expire_access_cookie(c, config));
             unauthorised(false)
         }
         // VIA_TOKEN: a missing or wrong anti-CSRF token clears nothing either (RT-13).
@@ -227,15 +208,10 @@ pub(crate) async fn refresh(tessera: &Tessera, sink: &ChangeSink, headers: &Head
 /// True when a request can be the front end's own: it carries the custom `rid` header (every
 /// browser-SDK refresh does; a cross-site page cannot add it without passing CORS) or one of
 /// the session cookies.
-fn from_our_frontend(headers: &HeaderMap, cookies: &[(String, String)]) -> bool {
-    let has_rid = headers
-        .get(names::RID)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !v.trim().is_empty());
-    has_rid
-        || [names::ACCESS_COOKIE, names::REFRESH_COOKIE]
-            .iter()
-            .any(|n| transfer::cookie(cookies, n) != CookieValue::Absent)
+fn from_our_frontend(headers: &HeaderMap, tokens: &RequestTokens) -> bool {
+    tokens.rid
+        || tokens.access_cookie(headers).is_present()
+        || tokens.refresh_cookie(headers).is_present()
 }
 
 /// The refresh route without a refresh token, anonymous sessions on. A visitor with a valid
@@ -247,12 +223,13 @@ async fn refresh_without_refresh_token(
     tessera: &Tessera,
     sink: &ChangeSink,
     headers: &HeaderMap,
+    tokens: &RequestTokens,
 ) -> Response {
     let config = tessera.config();
-    match anonymous::find_anonymous_token(tessera, headers) {
+    match find_anonymous_token(tessera, headers, tokens) {
         FoundAnonymous::Token(token, _) => {
             if let Ok(verified) = tessera.core().verify_anonymous(&token) {
-                sink.with(|c| anonymous::keep_anonymous(c, &verified.claims));
+                sink.with(|c| write::keep_anonymous(c, &verified.claims));
                 return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
             }
         }
@@ -264,19 +241,19 @@ async fn refresh_without_refresh_token(
     }
     // Minting (and clearing) only for the front end's own calls: a cross-site form POST here
     // must not replace the visitor's anonymous session (CSRF-11, CSRF-17).
-    if !from_our_frontend(headers, &transfer::request_cookies(headers)) {
+    if !from_our_frontend(headers, tokens) {
         return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response();
     }
     // An access token without a refresh token keeps its anonymousId only if it fully
     // verifies: an expired or revoked one may be stolen (SEC2-H2).
-    let proven = match transfer::find_cookie(headers, names::ACCESS_COOKIE) {
+    let proven = match tokens.access_cookie(headers) {
         CookieRef::One(at) => {
-            sink.with(|c| transfer::clear_all(c, config));
+            sink.with(|c| write::clear_all(c, config));
             anonymous::fully_verified_anonymous_id(tessera, &at).await
         }
         _ => None,
     };
-    anonymous::replace_cleared_session(tessera, sink, headers, proven).await;
+    anonymous::replace_cleared_session(tessera, sink, headers, tokens, proven).await;
     json_response(StatusCode::OK, &serde_json::json!({}))
 }
 
@@ -287,6 +264,7 @@ pub(crate) async fn signout(
     sink: &ChangeSink,
     method: &Method,
     headers: &HeaderMap,
+    tokens: &RequestTokens,
 ) -> Response {
     let request = VerifyRequest {
         skip_claims: true,
@@ -294,32 +272,22 @@ pub(crate) async fn signout(
     };
     let config = tessera.config();
     let ok = || json_response(StatusCode::OK, &serde_json::json!({"status": "OK"}));
-    if config.anonymous_sessions() && !anonymous::has_access_token(config, headers) {
+    if config.anonymous_sessions() && !tokens.has_access_token(config.transfer) {
         // Only an anonymous session (or none): nothing to revoke; the visitor keeps (or gets)
         // an anonymous session (A5) — gets one only from the front end's own call: a
         // cross-site form POST carries no Lax cookie, and a new AnT in its answer would
         // replace the visitor's identity (CSRF-11, SEC2-L4).
-        let keeps = match anonymous::find_anonymous_token(tessera, headers) {
+        let keeps = match find_anonymous_token(tessera, headers, tokens) {
             FoundAnonymous::Token(t, _) => tessera.core().verify_anonymous(&t).is_ok(),
             FoundAnonymous::Ambiguous => true,
             FoundAnonymous::None => false,
         };
-        if !keeps && from_our_frontend(headers, &transfer::request_cookies(headers)) {
-            anonymous::replace_cleared_session(tessera, sink, headers, None).await;
+        if !keeps && from_our_frontend(headers, tokens) {
+            anonymous::replace_cleared_session(tessera, sink, headers, tokens, None).await;
         }
         return ok();
     }
-    let session = match get_session(
-        tessera,
-        sink,
-        method,
-        headers,
-        &SeenCookies::NotRead,
-        true,
-        request,
-    )
-    .await
-    {
+    let session = match get_session(tessera, sink, method, headers, tokens, true, request).await {
         Ok(Some(session)) => session,
         Ok(None) => {
             return SessionRejection::new(tessera, RejectionKind::Unauthorised).into_response()
@@ -337,7 +305,7 @@ pub(crate) async fn signout(
                 } else {
                     session.anonymous_id().map(str::to_owned)
                 };
-                anonymous::sign_out_to_anonymous(tessera, sink, headers, keep).await;
+                anonymous::sign_out_to_anonymous(tessera, sink, tokens, keep).await;
             }
             ok()
         }

@@ -1,43 +1,19 @@
-//! The session object and the extractors: [`Session`] (required), `Option<Session>`
-//! (optional) and [`Sessions`] (to create sessions at sign-in).
+//! The session values an app's handlers hold: [`Session`] (signed in), [`AnonymousSession`]
+//! (a guest) and [`AnySession`] (either). Their extractors are in `extract.rs`.
 
-use crate::anonymous::{self, AnonymousSession, AnonymousState};
 use crate::changes::ChangeSink;
-use crate::config::AntiCsrfMode;
 use crate::error::{RejectionKind, SessionRejection};
-use crate::transfer::{self, names, CookieValue, SeenCookies, TokenLocation};
-use crate::verify::{get_session, VerifyRequest};
-use crate::Tessera;
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use crate::tessera::Tessera;
+use crate::transfer::write;
+use crate::transfer::TokenLocation;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::request::Parts;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera::protocol::ANONYMOUS_ID_CLAIM;
-use tessera::{AccessTokenClaims, NewSession, SessionError, SessionSummary};
-
-/// What the layer puts in every request's extensions.
-#[derive(Clone)]
-pub(crate) struct RequestContext {
-    pub(crate) tessera: Tessera,
-    pub(crate) sink: ChangeSink,
-    /// The request's anonymous session, as the layer found or minted it.
-    pub(crate) anonymous: AnonymousState,
-    /// The session cookies the layer read (one parse per request).
-    pub(crate) cookies: SeenCookies,
-}
-
-pub(crate) fn context(parts: &Parts) -> Result<RequestContext, SessionRejection> {
-    parts
-        .extensions
-        .get::<RequestContext>()
-        .cloned()
-        .ok_or(SessionRejection {
-            kind: RejectionKind::LayerMissing,
-            tessera: None,
-        })
-}
+use tessera::AnonymousClaims;
+use tessera::{AccessTokenClaims, SessionError, SessionSummary};
+use tessera::{MintAnonymous, MintedAnonymous};
 
 /// A verified session. As an extractor it requires one: without a session the request is
 /// answered 401 (`try refresh token` or `unauthorised`) before the handler runs.
@@ -130,7 +106,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn engine_error(
+pub(crate) fn engine_error(
     tessera: &Tessera,
     sink: &ChangeSink,
     e: SessionError,
@@ -138,7 +114,7 @@ fn engine_error(
 ) -> SessionRejection {
     let kind = match e {
         SessionError::Unauthorised(_) => {
-            sink.with(|c| transfer::clear(c, tessera.config(), location));
+            sink.with(|c| write::clear(c, tessera.config(), location));
             RejectionKind::Unauthorised
         }
         SessionError::TryRefreshToken(_) => RejectionKind::TryRefreshToken,
@@ -231,6 +207,18 @@ impl Session {
 
     /// Merges `update` into the custom claims (a `null` value deletes the key; protected
     /// claims are ignored) and re-issues the access token in this response.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// let mut update = serde_json::Map::new();
+    /// update.insert("role".into(), serde_json::json!("editor"));
+    /// session.merge_into_access_token_payload(update).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Try-refresh when the access token has expired meanwhile; unauthorised (tokens cleared)
+    /// when the session is gone; internal when the core fails.
     pub async fn merge_into_access_token_payload(
         &self,
         update: Map<String, Value>,
@@ -258,7 +246,7 @@ impl Session {
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         if let Some(token) = regenerated.access_token {
             st.sink.with(|c| {
-                transfer::write_access_token(
+                write::write_access_token(
                     c,
                     st.tessera.config(),
                     st.location,
@@ -277,7 +265,7 @@ impl Session {
     fn replace_access_token(&self, token: tessera::TokenInfo) {
         let st = &self.0;
         st.sink.with(|c| {
-            transfer::write_access_token(
+            write::write_access_token(
                 c,
                 st.tessera.config(),
                 st.location,
@@ -338,7 +326,7 @@ impl Session {
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         if revoked && handle == st.identity.handle() {
             st.sink
-                .with(|c| transfer::clear(c, st.tessera.config(), st.location));
+                .with(|c| write::clear(c, st.tessera.config(), st.location));
         }
         Ok(revoked)
     }
@@ -390,7 +378,7 @@ impl Session {
         }
         Err(SessionRejection::invalid_claims(
             &self.0.tessera,
-            vec![crate::ClaimError {
+            vec![crate::claims::ClaimError {
                 id: crate::devices::SIGNED_IN_WITHIN_CLAIM_ID.into(),
                 reason: Some(serde_json::json!({
                     "message": "the sign-in is too old for this action",
@@ -421,6 +409,16 @@ impl Session {
     }
 
     /// The server-side session data.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// let data = session.session_data().await?;
+    /// println!("{data}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Unauthorised (tokens cleared) when the session is gone; internal when the core fails.
     pub async fn session_data(&self) -> Result<Value, SessionRejection> {
         let st = &self.0;
         st.tessera
@@ -432,6 +430,15 @@ impl Session {
     }
 
     /// Replaces the server-side session data.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// session.update_session_data(&serde_json::json!({"cart": 3})).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::session_data`].
     pub async fn update_session_data(&self, data: &Value) -> Result<(), SessionRejection> {
         let st = &self.0;
         st.tessera
@@ -442,6 +449,15 @@ impl Session {
     }
 
     /// Revokes this session and clears its tokens in this response.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tessera_axum::Session) -> Result<(), tessera_axum::SessionRejection> {
+    /// session.revoke().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Internal when the core fails (nothing is cleared then).
     pub async fn revoke(&self) -> Result<(), SessionRejection> {
         self.revoke_existing().await.map(|_| ())
     }
@@ -456,217 +472,149 @@ impl Session {
             .await
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         st.sink
-            .with(|c| transfer::clear(c, st.tessera.config(), st.location));
+            .with(|c| write::clear(c, st.tessera.config(), st.location));
         Ok(existed)
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = SessionRejection;
+/// An anonymous session: a visitor who has not signed in.
+#[derive(Clone)]
+pub struct AnonymousSession {
+    pub(crate) claims: Arc<AnonymousClaims>,
+    pub(crate) location: TokenLocation,
+    pub(crate) tessera: Tessera,
+    pub(crate) sink: ChangeSink,
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = context(parts)?;
-        let found = get_session(
-            &ctx.tessera,
-            &ctx.sink,
-            &parts.method,
-            &parts.headers,
-            &ctx.cookies,
-            true,
-            VerifyRequest::default(),
-        )
-        .await?;
-        found.ok_or_else(|| SessionRejection::new(&ctx.tessera, RejectionKind::Unauthorised))
+impl std::fmt::Debug for AnonymousSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnonymousSession")
+            .field("anonymous_id", &self.claims.anonymous_id)
+            .finish_non_exhaustive()
     }
 }
 
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
-    type Rejection = SessionRejection;
+impl AnonymousSession {
+    /// The permanent visitor id (A6).
+    pub fn anonymous_id(&self) -> &str {
+        &self.claims.anonymous_id
+    }
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let ctx = context(parts)?;
-        get_session(
-            &ctx.tessera,
-            &ctx.sink,
-            &parts.method,
-            &parts.headers,
-            &ctx.cookies,
-            false,
-            VerifyRequest::default(),
-        )
-        .await
+    /// Always true (A12).
+    pub fn is_anonymous(&self) -> bool {
+        true
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> &str {
+        &self.claims.tenant_id
+    }
+
+    /// The app's small payload.
+    pub fn payload(&self) -> &Map<String, Value> {
+        &self.claims.payload
+    }
+
+    /// Where the token travels.
+    pub fn token_location(&self) -> TokenLocation {
+        self.location
+    }
+
+    /// Replaces the payload (≤ 1 KiB, no reserved names): a new AnT with the same anonymousId
+    /// is set on the response.
+    ///
+    /// ```no_run
+    /// # async fn demo(guest: tessera_axum::AnonymousSession) -> Result<(), tessera_axum::SessionRejection> {
+    /// let mut guest = guest;
+    /// let mut payload = serde_json::Map::new();
+    /// payload.insert("cart".into(), serde_json::json!(2));
+    /// guest.set_payload(payload).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// An oversize or reserved payload is an `Internal` rejection with the reason logged — it
+    /// is a bug in the app, not something the visitor can fix; so is a core that fails to mint.
+    pub async fn set_payload(
+        &mut self,
+        payload: Map<String, Value>,
+    ) -> Result<(), SessionRejection> {
+        let request = MintAnonymous {
+            anonymous_id: Some(self.claims.anonymous_id.clone()),
+            tenant_id: Some(self.claims.tenant_id.clone()),
+            payload,
+            anti_csrf_token: self.claims.anti_csrf_token.clone(),
+            enable_anti_csrf: false,
+        };
+        let minted = mint(&self.tessera, request).await.map_err(|e| {
+            tracing::error!(error = %e, "anonymous payload update failed");
+            SessionRejection::new(&self.tessera, RejectionKind::Internal)
+        })?;
+        let config = self.tessera.config();
+        self.sink
+            .with(|c| write::write_anonymous(c, config, self.location, &minted));
+        self.claims = Arc::new(minted.claims);
+        Ok(())
     }
 }
 
-/// Creates sessions (sign-in). Tokens go out in the transfer method the browser asked for
-/// (`st-auth-mode`), with the front-token and, under VIA_TOKEN in cookie mode, `anti-csrf`.
+/// A signed-in or an anonymous session: the extractor for routes that serve both (A13, A14).
+/// With anonymous sessions on, every visitor has one; with them off, a visitor without a
+/// signed-in session gets 401 `unauthorised`.
 ///
 /// ```no_run
-/// use tessera_axum::{Sessions, SessionRejection};
-/// async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
-///     sessions.create("user-1", serde_json::Map::new(), serde_json::json!({})).await?;
-///     Ok("signed in")
+/// use tessera_axum::AnySession;
+/// async fn whoami(session: AnySession) -> String {
+///     match session.user_id() {
+///         Some(user) => format!("user {user}"),
+///         None => format!("guest {}", session.anonymous_id().unwrap_or("?")),
+///     }
 /// }
 /// ```
-#[derive(Clone)]
-pub struct Sessions {
-    ctx: RequestContext,
-    headers: http::HeaderMap,
-    peer: Option<std::net::IpAddr>,
+#[derive(Clone, Debug)]
+pub enum AnySession {
+    /// A signed-in session.
+    Authenticated(Session),
+    /// An anonymous session.
+    Anonymous(AnonymousSession),
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Sessions {
-    type Rejection = SessionRejection;
+impl AnySession {
+    /// True for an anonymous visitor (A12).
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Self::Anonymous(_))
+    }
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        Ok(Self {
-            ctx: context(parts)?,
-            headers: parts.headers.clone(),
-            peer,
-        })
+    /// The visitor's anonymousId: always for an anonymous session; for a signed-in one when it
+    /// was created with anonymous sessions on (A6, A8).
+    pub fn anonymous_id(&self) -> Option<&str> {
+        match self {
+            Self::Authenticated(s) => s.anonymous_id(),
+            Self::Anonymous(a) => Some(a.anonymous_id()),
+        }
+    }
+
+    /// The user id of a signed-in session; `None` for an anonymous one.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::Authenticated(s) => Some(s.user_id()),
+            Self::Anonymous(_) => None,
+        }
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> &str {
+        match self {
+            Self::Authenticated(s) => s.tenant_id(),
+            Self::Anonymous(a) => a.tenant_id(),
+        }
     }
 }
 
-impl Sessions {
-    /// The SDK handle.
-    pub fn tessera(&self) -> &Tessera {
-        &self.ctx.tessera
-    }
-
-    /// The visitor's anonymous session, if the request had one: what sign-in code reads to
-    /// move guest data into the new session (A3). The sign-in hook gets it too (B3).
-    pub fn anonymous(&self) -> Option<AnonymousSession> {
-        anonymous::current(&self.ctx)
-    }
-
-    /// Creates a session for `user_id` in the public tenant.
-    pub async fn create(
-        &self,
-        user_id: &str,
-        payload: Map<String, Value>,
-        data: Value,
-    ) -> Result<Session, SessionRejection> {
-        self.create_in_tenant(tessera::PUBLIC, user_id, payload, data)
-            .await
-    }
-
-    /// Creates a session in a tenant.
-    pub async fn create_in_tenant(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        mut payload: Map<String, Value>,
-        data: Value,
-    ) -> Result<Session, SessionRejection> {
-        let tessera = &self.ctx.tessera;
-        let config = tessera.config();
-        let location = anonymous::output_location(config, &self.headers);
-        for key in tessera::protocol::PROTECTED_CLAIMS {
-            payload.remove(*key);
-        }
-        payload.remove(ANONYMOUS_ID_CLAIM);
-        // A3, B3: the app sees the anonymous session before the signed-in one exists; A6, A15:
-        // the visitor keeps their anonymousId (a new one if they had none).
-        let guest = self.anonymous();
-        let anonymous_id = if config.anonymous_sessions() {
-            match &guest {
-                Some(g) => Some(g.anonymous_id().to_owned()),
-                None => Some(
-                    tessera::new_anonymous_id()
-                        .map_err(|e| engine_error(tessera, &self.ctx.sink, e.into(), location))?,
-                ),
-            }
-        } else {
-            None
-        };
-        if let Some(hook) = tessera.sign_in_hook() {
-            hook(crate::tessera::SignIn {
-                user_id: user_id.to_owned(),
-                tenant_id: tenant_id.to_owned(),
-                anonymous: guest.clone(),
-            })
-            .await?;
-        }
-        payload
-            .entry("iss")
-            .or_insert_with(|| Value::String(config.issuer()));
-        let new = NewSession {
-            anonymous_id,
-            tenant_id: tenant_id.to_owned(),
-            user_id: user_id.to_owned(),
-            access_token_payload: payload,
-            session_data: data,
-            enable_anti_csrf: config.anti_csrf == AntiCsrfMode::ViaToken
-                && location == TokenLocation::Cookie,
-            use_static_key: !config.use_dynamic_signing_key,
-        };
-        // Issue 15: the device of this sign-in, recorded by the SDK itself.
-        let device = tessera::DeviceInfo {
-            user_agent: crate::devices::user_agent(&self.headers),
-            ip: crate::devices::client_ip(self.peer, &self.headers, tessera.trusted_proxies())
-                .map(|ip| ip.to_string()),
-        };
-        let created = tessera
-            .core()
-            .create_session_on_device(new, device)
-            .await
-            .map_err(|e| engine_error(tessera, &self.ctx.sink, e, location))?;
-        let had_cookie_token = !matches!(
-            transfer::cookie(
-                &transfer::request_cookies(&self.headers),
-                names::ACCESS_COOKIE
-            ),
-            CookieValue::Absent
-        );
-        let had_header_token = transfer::bearer(&self.headers).is_some();
-        let had_anonymous_cookie = !matches!(
-            transfer::cookie(
-                &transfer::request_cookies(&self.headers),
-                config.anonymous_cookie_name()
-            ),
-            CookieValue::Absent
-        );
-        self.ctx.sink.with(|c| {
-            match location {
-                TokenLocation::Cookie if had_header_token => {
-                    transfer::clear(c, config, TokenLocation::Header)
-                }
-                TokenLocation::Header if had_cookie_token => {
-                    transfer::clear(c, config, TokenLocation::Cookie)
-                }
-                _ => {}
-            }
-            if guest.is_some() || had_anonymous_cookie {
-                anonymous::clear_anonymous(c, config, false);
-            }
-            transfer::write_access_token(c, config, location, user_id, &created.access_token);
-            transfer::write_refresh_token(c, config, location, &created.refresh_token);
-            if let Some(csrf) = &created.anti_csrf_token {
-                c.set_header(names::ANTI_CSRF, Some(csrf), true);
-            }
-        });
-        // Issue 14: a bound guest stays bound; anyone else is offered registration.
-        crate::dbsc::at_sign_in(
-            tessera,
-            &self.ctx.sink,
-            location,
-            guest.as_ref().map(|g| g.anonymous_id()),
-            &created,
-        )
-        .await;
-        Ok(Session::new(
-            tessera.clone(),
-            self.ctx.sink.clone(),
-            location,
-            Identity::from(created.session),
-            created.access_token.token.into(),
-        ))
-    }
+/// Mints an anonymous token through the core (in-process without I/O when embedded).
+pub(crate) async fn mint(
+    tessera: &Tessera,
+    request: MintAnonymous,
+) -> Result<MintedAnonymous, SessionError> {
+    tessera.core().mint_anonymous(request).await
 }

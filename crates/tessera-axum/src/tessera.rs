@@ -1,18 +1,14 @@
 //! [`Tessera`]: the SDK handle — configuration, the core, claim validators and error overrides.
 
-use crate::claims::ClaimValidator;
+use crate::claims::{ClaimError, ClaimValidator};
 use crate::config::Config;
 use crate::core::SessionCore;
-use crate::error::SessionRejection;
-use crate::layer::SessionLayer;
-use crate::transfer::KidMemo;
-use axum::response::Response;
+use crate::error::{Answering, ErrorHandler, RejectionKind, SessionRejection};
+use crate::transfer::read::KidMemo;
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-/// Overrides the response of a rejection; return `None` to keep the default.
-pub type ErrorHandler = Arc<dyn Fn(&SessionRejection) -> Option<Response> + Send + Sync>;
 
 /// The SDK handle. Cheap to clone.
 ///
@@ -50,24 +46,63 @@ struct Inner {
     limiter: Option<Arc<crate::limit::ClientLimiter>>,
 }
 
-/// What the sign-in hook receives: who is signing in and the anonymous session they had (A3,
-/// B3). The app decides what to copy; see [`crate::anonymous`] for why copied guest data must
-/// then be removed from the guest's scope.
+/// What the sign-in hook receives: who is signing in and, as plain data, the anonymous
+/// session they had (A3, B3). The app decides what to copy; see [`crate::anonymous`] for why
+/// copied guest data must then be removed from the guest's scope.
 #[derive(Debug, Clone)]
-pub struct SignIn {
+#[non_exhaustive]
+pub struct SigningIn {
     /// The user the new session is for.
     pub user_id: String,
     /// The tenant.
     pub tenant_id: String,
     /// The visitor's anonymous session, if the request had one.
-    pub anonymous: Option<crate::anonymous::AnonymousSession>,
+    pub anonymous: Option<Guest>,
 }
 
-/// Runs on every path that creates a signed-in session ([`crate::Sessions::create`] and
-/// [`crate::Sessions::create_in_tenant`]), before the session exists; an error aborts the
+/// The anonymous session a visitor had when signing in: its id, tenant and payload, read when
+/// the request reached the layer (or as the app last set it in this request).
+#[derive(Debug, Clone)]
+pub struct Guest {
+    anonymous_id: String,
+    tenant_id: String,
+    payload: Map<String, Value>,
+}
+
+impl Guest {
+    pub(crate) fn new(
+        anonymous_id: String,
+        tenant_id: String,
+        payload: Map<String, Value>,
+    ) -> Self {
+        Self {
+            anonymous_id,
+            tenant_id,
+            payload,
+        }
+    }
+
+    /// The visitor's permanent anonymousId (A6): the new session keeps it.
+    pub fn anonymous_id(&self) -> &str {
+        &self.anonymous_id
+    }
+
+    /// The guest's tenant.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The guest's payload (untrusted: anyone holding the anonymous token set it).
+    pub fn payload(&self) -> &Map<String, Value> {
+        &self.payload
+    }
+}
+
+/// Runs on every path that creates a signed-in session ([`crate::SignIn::create`] and
+/// [`crate::SignIn::create_in_tenant`]), before the session exists; an error aborts the
 /// sign-in with that rejection.
 pub type SignInHook = Arc<
-    dyn Fn(SignIn) -> Pin<Box<dyn Future<Output = Result<(), SessionRejection>> + Send>>
+    dyn Fn(SigningIn) -> Pin<Box<dyn Future<Output = Result<(), SessionRejection>> + Send>>
         + Send
         + Sync,
 >;
@@ -122,7 +157,7 @@ impl Tessera {
     /// ```no_run
     /// # fn demo(tessera: tessera_axum::Tessera) {
     /// use std::sync::Arc;
-    /// let tessera = tessera.with_sign_in_hook(Arc::new(|sign_in: tessera_axum::SignIn| {
+    /// let tessera = tessera.with_sign_in_hook(Arc::new(|sign_in: tessera_axum::SigningIn| {
     ///     Box::pin(async move {
     ///         if let Some(guest) = sign_in.anonymous {
     ///             println!("{} was guest {}", sign_in.user_id, guest.anonymous_id());
@@ -165,12 +200,6 @@ impl Tessera {
         self.edit(|i| i.error_handler = Some(handler))
     }
 
-    /// The tower layer that serves the refresh and sign-out routes and makes the extractors
-    /// work.
-    pub fn layer(&self) -> SessionLayer {
-        SessionLayer::new(self.clone())
-    }
-
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.0.config
@@ -189,8 +218,14 @@ impl Tessera {
         self.0.sign_in_hook.as_ref()
     }
 
-    pub(crate) fn error_handler(&self) -> Option<&ErrorHandler> {
-        self.0.error_handler.as_ref()
+    /// How this handle answers its rejections.
+    pub(crate) fn answering(&self) -> Answering {
+        let config = &self.0.config;
+        Answering {
+            expired_status: config.session_expired_status,
+            invalid_status: config.invalid_claim_status,
+            handler: self.0.error_handler.clone(),
+        }
     }
 
     /// Remembers the last access-token header and whether its `kid` is a dynamic key.
@@ -204,5 +239,30 @@ impl std::fmt::Debug for Tessera {
         f.debug_struct("Tessera")
             .field("config", &self.0.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl SessionRejection {
+    pub(crate) fn new(tessera: &Tessera, kind: RejectionKind) -> Self {
+        Self {
+            kind,
+            answering: Some(tessera.answering()),
+        }
+    }
+
+    /// The invalid-claims rejection (403 `{"message":"invalid claim","claimValidationErrors":…}`
+    /// by default) for claim checks a handler runs itself, e.g. validators that apply to one
+    /// route only. The status and any error handler come from `tessera`.
+    ///
+    /// ```
+    /// use tessera_axum::{ClaimError, RejectionKind, SessionRejection, Tessera};
+    /// # fn demo(tessera: &Tessera) {
+    /// let errors = vec![ClaimError { id: "is-admin".into(), reason: None }];
+    /// let rejection = SessionRejection::invalid_claims(tessera, errors);
+    /// assert!(matches!(rejection.kind(), RejectionKind::InvalidClaims(_)));
+    /// # }
+    /// ```
+    pub fn invalid_claims(tessera: &Tessera, errors: Vec<ClaimError>) -> Self {
+        Self::new(tessera, RejectionKind::InvalidClaims(errors))
     }
 }

@@ -1,16 +1,38 @@
-//! Finding and verifying the session of a request: token choice (header first, then cookie),
-//! the anti-CSRF decision, the core call, and writing back a replacement token.
+//! The request hot path: finding and verifying the session of a request, top to bottom in one
+//! function ([`get_session`]), from the layer's one read pass over the headers.
+//!
+//! The rules, in the order they are applied:
+//! 1. `OPTIONS` and `TRACE` carry no session (401 `unauthorised` when one is required).
+//! 2. A legacy `sIdRefreshToken` cookie (exactly one, not empty): 401 `try refresh token`, so
+//!    the browser SDK refreshes and the refresh route clears it.
+//! 3. The access token: `Authorization: Bearer` first (unless the transfer is cookie-only),
+//!    skipping an anonymous token (B4) and a value without the shape of an access token; then
+//!    the access-token cookie (unless header-only). Two copies of the cookie: 401 `try refresh
+//!    token` (COOK-08). None: `Ok(None)`, or 401 `unauthorised` when one is required.
+//! 4. The token's key kind (dynamic `d-…` or static) must be the configured one: otherwise 401
+//!    `try refresh token` (the refresh issues one of the right kind).
+//! 5. Anti-CSRF, for a cookie token on every method but GET (or as the caller says):
+//!    VIA_CUSTOM_HEADER needs `rid` (401 `try refresh token` without it); VIA_TOKEN hands the
+//!    `anti-csrf` header to the core.
+//! 6. The core: the verified-token cache first (nothing copied on a hit), then the full check.
+//!    Unauthorised or theft clears every token and leaves an anonymous session in the same
+//!    response (A21, A23), with no anonymousId kept (a failed token proves none, SEC2-H2).
+//!    A promotion writes the new access token into the response.
+//! 7. The global claim validators, unless the caller skips them.
 
-use crate::anonymous::{is_anonymous_token, replace_cleared_session};
+use crate::anonymous::replace_cleared_session;
 use crate::changes::ChangeSink;
 use crate::claims;
 use crate::config::{AntiCsrfMode, TokenTransfer};
 use crate::core::Verified;
 use crate::error::{RejectionKind, SessionRejection};
 use crate::session::{Identity, Session};
-use crate::transfer::{self, names, SeenCookies, SharedCookie, TokenLocation};
-use crate::Tessera;
+use crate::tessera::Tessera;
+use crate::transfer::read::{self, CookieRef, KidClass, RequestTokens};
+use crate::transfer::write;
+use crate::transfer::TokenLocation;
 use http::{HeaderMap, Method};
+use std::borrow::Cow;
 use std::sync::Arc;
 use tessera::{SessionError, VerifyOptions};
 
@@ -25,184 +47,122 @@ pub struct VerifyRequest {
     pub skip_claims: bool,
 }
 
-/// An access token found in a request: borrowed from the `Authorization` header, or the
-/// cookie value the layer kept.
-pub(crate) struct FoundToken<'a> {
-    pub(crate) token: TokenText<'a>,
-    /// The `kid` names a dynamic key (`d-…`).
-    pub(crate) dynamic_key: bool,
-    pub(crate) location: TokenLocation,
-}
-
-/// The text of a found access token, shared without a copy where it can be.
-pub(crate) enum TokenText<'a> {
-    Borrowed(&'a str),
-    Shared(Arc<str>),
-}
-
-impl TokenText<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Self::Borrowed(s) => s,
-            Self::Shared(s) => s,
-        }
-    }
-
-    /// The token for the [`Session`] (a copy only when borrowed).
-    fn into_shared(self) -> Arc<str> {
-        match self {
-            Self::Borrowed(s) => Arc::from(s),
-            Self::Shared(s) => s,
-        }
-    }
-}
-
-/// The access token of a request: `Authorization: Bearer` first, then the cookie.
-pub(crate) fn find_access_token<'a>(
-    tessera: &Tessera,
-    headers: &'a HeaderMap,
-    access_cookie: SharedCookie,
-) -> Result<Option<FoundToken<'a>>, RejectionKind> {
-    let transfer = tessera.config().transfer;
-    let dynamic = |token: &str| tessera.kid_memo().dynamic_key(token);
-    if transfer != TokenTransfer::Cookie {
-        // An anonymous token in the bearer slot (header mode, B4) is not an access token.
-        if let Some(token) = transfer::bearer_ref(headers).filter(|t| !is_anonymous_token(t)) {
-            if let Some(dynamic_key) = dynamic(token) {
-                return Ok(Some(FoundToken {
-                    token: TokenText::Borrowed(token),
-                    dynamic_key,
-                    location: TokenLocation::Header,
-                }));
-            }
-        }
-    }
-    if transfer != TokenTransfer::Header {
-        match access_cookie {
-            SharedCookie::One(token) => {
-                if let Some(dynamic_key) = dynamic(&token) {
-                    return Ok(Some(FoundToken {
-                        token: TokenText::Shared(token),
-                        dynamic_key,
-                        location: TokenLocation::Cookie,
-                    }));
-                }
-            }
-            SharedCookie::Duplicate => return Err(RejectionKind::TryRefreshToken),
-            SharedCookie::Absent => {}
-        }
-    }
-    Ok(None)
-}
-
-/// The access-token cookie and whether a legacy cookie is present: as the layer read them, or
-/// read here when it did not.
-fn session_cookies(headers: &HeaderMap, cookies: &SeenCookies) -> (SharedCookie, bool) {
-    match cookies {
-        SeenCookies::Read { access, legacy } => (access.clone(), *legacy),
-        SeenCookies::NotRead => {
-            let [legacy, access] = transfer::find_cookies(
-                headers,
-                [names::LEGACY_ID_REFRESH_COOKIE, names::ACCESS_COOKIE],
-            );
-            (
-                SharedCookie::keep(&access),
-                transfer::is_legacy_present(&legacy),
-            )
-        }
-    }
-}
-
-/// Verifies the session of a request. `Ok(None)` only when `required` is false and there is no
-/// token at all.
+/// Verifies the session of a request (see the rules at the top of this module). `Ok(None)`
+/// only when `required` is false and there is no token at all.
 pub(crate) async fn get_session(
     tessera: &Tessera,
     sink: &ChangeSink,
     method: &Method,
     headers: &HeaderMap,
-    cookies: &SeenCookies,
+    tokens: &RequestTokens,
     required: bool,
     request: VerifyRequest,
 ) -> Result<Option<Session>, SessionRejection> {
     let reject = |kind| Err(SessionRejection::new(tessera, kind));
-    if method == Method::OPTIONS || method == Method::TRACE {
-        return if required {
+    let none = || {
+        if required {
             reject(RejectionKind::Unauthorised)
         } else {
             Ok(None)
-        };
-    }
-    let config = tessera.config();
-    let (access_cookie, legacy) = session_cookies(headers, cookies);
-    if legacy {
-        return reject(RejectionKind::TryRefreshToken);
-    }
-    let FoundToken {
-        token,
-        dynamic_key,
-        location,
-    } = match find_access_token(tessera, headers, access_cookie) {
-        Ok(Some(found)) => found,
-        Ok(None) if required => return reject(RejectionKind::Unauthorised),
-        Ok(None) => return Ok(None),
-        Err(kind) => return reject(kind),
+        }
     };
-    if dynamic_key != config.use_dynamic_signing_key {
+    let config = tessera.config();
+    // 1. No session on preflights and traces.
+    if method == Method::OPTIONS || method == Method::TRACE {
+        return none();
+    }
+    // 2. A legacy cookie: refresh first.
+    if tokens.legacy_cookie(headers).is_one_non_empty() {
         return reject(RejectionKind::TryRefreshToken);
     }
+    // 3. The access token: bearer first, then the cookie.
+    let bearer = (config.transfer != TokenTransfer::Cookie)
+        .then(|| tokens.bearer_class.filter(|c| *c != KidClass::Anonymous))
+        .flatten()
+        .and_then(|class| Some((Cow::Borrowed(tokens.bearer(headers)?), class)));
+    let (token, class, location) = match bearer {
+        Some((token, class)) => (token, class, TokenLocation::Header),
+        None if config.transfer == TokenTransfer::Header => return none(),
+        None => match tokens.access_cookie(headers) {
+            CookieRef::Duplicate => return reject(RejectionKind::TryRefreshToken),
+            CookieRef::Absent => return none(),
+            CookieRef::One(token) => match tessera.kid_memo().class(&token) {
+                Some(class) => (token, class, TokenLocation::Cookie),
+                None => return none(),
+            },
+        },
+    };
+    // 4. The key kind the config asks for.
+    if (class == KidClass::Dynamic) != config.use_dynamic_signing_key {
+        return reject(RejectionKind::TryRefreshToken);
+    }
+    // 5. Anti-CSRF.
     let do_check = location == TokenLocation::Cookie
         && request.anti_csrf_check.unwrap_or(method != Method::GET);
-    if do_check && config.anti_csrf == AntiCsrfMode::ViaCustomHeader {
-        let has_rid = headers
-            .get(names::RID)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| !v.trim().is_empty());
-        if !has_rid {
-            return reject(RejectionKind::TryRefreshToken);
-        }
+    if do_check && config.anti_csrf == AntiCsrfMode::ViaCustomHeader && !tokens.rid {
+        return reject(RejectionKind::TryRefreshToken);
     }
-    let via_token = do_check && config.anti_csrf == AntiCsrfMode::ViaToken;
-    let anti_csrf_header = headers.get(names::ANTI_CSRF).and_then(|v| v.to_str().ok());
     let options = VerifyOptions {
         check_database: request.check_database.unwrap_or(config.check_database),
-        anti_csrf_check: via_token,
-        anti_csrf_token: anti_csrf_header,
+        anti_csrf_check: do_check && config.anti_csrf == AntiCsrfMode::ViaToken,
+        anti_csrf_token: read::anti_csrf(headers),
     };
-    let outcome = match tessera.core().verify_session_local(token.as_str(), options) {
+    // The token for the `Session`: the cookie value the read pass kept, else a copy.
+    let shared = |token: &str| match location {
+        TokenLocation::Cookie => tokens
+            .shared_access_cookie()
+            .unwrap_or_else(|| Arc::from(token)),
+        TokenLocation::Header => Arc::from(token),
+    };
+    // 6. The core: the cache first.
+    let core = tessera.core();
+    let outcome = match core.verify_session_local(&token, options) {
         Some(outcome) => outcome,
-        None => tessera
-            .core()
-            .verify_session(token.as_str(), options)
+        None => core
+            .verify_session(&token, options)
             .await
             .map(Verified::Checked),
     };
-    let verified = match outcome {
-        Ok(Verified::Cached(claims)) => {
-            // The cached hot path: nothing copied out of the claims.
-            let session = Session::new(
+    let session = match outcome {
+        // The cached hot path: nothing copied out of the claims.
+        Ok(Verified::Cached(claims)) => Session::new(
+            tessera.clone(),
+            sink.clone(),
+            location,
+            Identity::Claims(claims),
+            shared(&token),
+        ),
+        Ok(Verified::Checked(verified)) => {
+            let current_token = match &verified.access_token {
+                Some(new_token) => {
+                    sink.with(|c| {
+                        write::write_access_token(
+                            c,
+                            config,
+                            location,
+                            &verified.session.user_id,
+                            new_token,
+                        )
+                    });
+                    Arc::from(new_token.token.as_str())
+                }
+                None => shared(&token),
+            };
+            Session::new(
                 tessera.clone(),
                 sink.clone(),
                 location,
-                Identity::Claims(claims),
-                token.into_shared(),
-            );
-            return check_claims(tessera, session, request);
+                Identity::from(verified.session),
+                current_token,
+            )
         }
-        Ok(Verified::Checked(v)) => v,
-        Err(SessionError::Unauthorised(_)) => {
-            sink.with(|c| transfer::clear_all(c, config));
-            // A21: the visitor gets an anonymous session in this response, before any handler.
-            // The access token failed, so it proves no anonymousId (SEC2-H2).
-            replace_cleared_session(tessera, sink, headers, None).await;
+        Err(SessionError::Unauthorised(_) | SessionError::TokenTheft { .. }) => {
+            sink.with(|c| write::clear_all(c, config));
+            replace_cleared_session(tessera, sink, headers, tokens, None).await;
             return reject(RejectionKind::Unauthorised);
         }
         Err(SessionError::TryRefreshToken(_) | SessionError::InvalidInput(_)) => {
             return reject(RejectionKind::TryRefreshToken)
-        }
-        Err(SessionError::TokenTheft { .. }) => {
-            sink.with(|c| transfer::clear_all(c, config));
-            replace_cleared_session(tessera, sink, headers, None).await;
-            return reject(RejectionKind::Unauthorised);
         }
         // The core failed (or failed in a way this SDK does not know yet).
         Err(e) => {
@@ -210,44 +170,11 @@ pub(crate) async fn get_session(
             return reject(RejectionKind::Internal);
         }
     };
-    let current_token = match &verified.access_token {
-        Some(new_token) => {
-            sink.with(|c| {
-                transfer::write_access_token(
-                    c,
-                    config,
-                    location,
-                    &verified.session.user_id,
-                    new_token,
-                )
-            });
-            Arc::from(new_token.token.as_str())
-        }
-        None => token.into_shared(),
-    };
-    let session = Session::new(
-        tessera.clone(),
-        sink.clone(),
-        location,
-        Identity::from(verified.session),
-        current_token,
-    );
-    check_claims(tessera, session, request)
-}
-
-/// Runs the global claim validators (unless the request skips them) on a verified session.
-fn check_claims(
-    tessera: &Tessera,
-    session: Session,
-    request: VerifyRequest,
-) -> Result<Option<Session>, SessionRejection> {
+    // 7. The claim validators.
     if !request.skip_claims && !tessera.validators().is_empty() {
         let failures = claims::run(tessera.validators(), &session.access_token_payload());
         if !failures.is_empty() {
-            return Err(SessionRejection::new(
-                tessera,
-                RejectionKind::InvalidClaims(failures),
-            ));
+            return reject(RejectionKind::InvalidClaims(failures));
         }
     }
     Ok(Some(session))

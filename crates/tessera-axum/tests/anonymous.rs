@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
 use tessera::{ManualClock, Store};
 use tessera_axum::{
-    AntiCsrfMode, AnySession, Config, ConfigBuilder, Session, SessionRejection, Sessions, SignIn,
+    AntiCsrfMode, AnySession, Config, ConfigBuilder, Session, SessionRejection, SignIn, SigningIn,
     Tessera,
 };
 use tessera_testkit::sdk::{
@@ -59,8 +59,8 @@ fn routes(tessera: &Tessera) -> Router {
             AnySession::Authenticated(_) => Ok("signed in".into()),
         }
     }
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions.create("alice", Map::new(), json!({})).await?;
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in.create("alice", Map::new(), json!({})).await?;
         Ok(s.handle().to_owned())
     }
     async fn account(session: Session) -> String {
@@ -89,7 +89,7 @@ async fn shop_on(mode: Mode, builder: ConfigBuilder, store: Option<Arc<dyn Store
     let seen: Seen = Arc::default();
     let hook_seen = Arc::clone(&seen);
     let tessera = Tessera::new(builder.build().unwrap(), core.clone())
-        .with_sign_in_hook(Arc::new(move |sign_in: SignIn| {
+        .with_sign_in_hook(Arc::new(move |sign_in: SigningIn| {
             let seen = Arc::clone(&hook_seen);
             Box::pin(async move {
                 let guest = sign_in.anonymous.as_ref();

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera::{Clock, ManualClock, SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{AnySession, Config, DbscConfig, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{AnySession, Config, DbscConfig, Session, SessionRejection, SignIn, Tessera};
 use tessera_testkit::{fresh_store, in_process, on_both_stores, sdk, Backend};
 use tower::ServiceExt;
 
@@ -95,8 +95,8 @@ async fn remote_app() -> App {
 }
 
 fn routes(tessera: Tessera) -> Router {
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in
             .create("alice", Default::default(), json!({}))
             .await?;
         Ok(s.handle().to_owned())

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera::{Clock, DeviceConfig, ManualClock, SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{Config, Session, SessionRejection, SignIn, Tessera};
 use tower::ServiceExt;
 
 const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like \
@@ -50,13 +50,8 @@ async fn app() -> App {
         .unwrap();
     let tessera =
         Tessera::new(config, Arc::new(engine)).with_trusted_proxies(vec![PROXY.parse().unwrap()]);
-    async fn login(
-        sessions: Sessions,
-        Path(user): Path<String>,
-    ) -> Result<String, SessionRejection> {
-        let s = sessions
-            .create(&user, Default::default(), json!({}))
-            .await?;
+    async fn login(sign_in: SignIn, Path(user): Path<String>) -> Result<String, SessionRejection> {
+        let s = sign_in.create(&user, Default::default(), json!({})).await?;
         Ok(s.handle().to_owned())
     }
     async fn devices(session: Session) -> Result<Json<Value>, SessionRejection> {

@@ -11,7 +11,7 @@ use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera::{ManualClock, SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{AnySession, Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{AnySession, Config, Session, SessionRejection, SignIn, Tessera};
 use tessera_testkit::sdk::{send, App};
 
 type Series = BTreeMap<String, f64>;
@@ -65,8 +65,8 @@ async fn app() -> App {
         .build()
         .unwrap();
     let tessera = Tessera::new(config, core.clone());
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions.create("ada", Map::new(), json!({})).await?;
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in.create("ada", Map::new(), json!({})).await?;
         Ok(s.handle().to_owned())
     }
     async fn me(session: Session) -> String {

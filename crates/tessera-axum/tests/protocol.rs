@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::ManualClock;
 use tessera_axum::{
-    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Session, SessionRejection, Sessions,
+    AntiCsrfMode, ClaimValidator, Config, ConfigBuilder, Session, SessionRejection, SignIn,
     Tessera, TokenTransfer,
 };
 use tower::ServiceExt;
@@ -32,10 +32,10 @@ async fn app_with(
     for v in validators {
         tessera = tessera.with_claim_validator(v);
     }
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
         let mut payload = Map::new();
         payload.insert("custom".into(), json!("v"));
-        let s = sessions.create("user-1", payload, json!({"d": 1})).await?;
+        let s = sign_in.create("user-1", payload, json!({"d": 1})).await?;
         Ok(s.handle().to_owned())
     }
     async fn me(session: Session) -> String {

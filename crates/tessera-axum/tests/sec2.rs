@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tessera::{ManualClock, NewSession, SqliteStore};
-use tessera_axum::{AnySession, Config, ConfigBuilder, RemoteCore, Session, SessionCore, Sessions};
+use tessera_axum::{AnySession, Config, ConfigBuilder, RemoteCore, Session, SessionCore, SignIn};
 use tessera_axum::{SessionRejection, Tessera};
 use tessera_testkit::sdk::{
     core, decode_front_token, send, App, Mode, Resp, ACCESS_TOKEN_VALIDITY_MS,
@@ -30,8 +30,8 @@ fn routes(tessera: &Tessera) -> Router {
     async fn whoami(session: AnySession) -> Json<Value> {
         Json(json!({"anonymousId": session.anonymous_id(), "userId": session.user_id()}))
     }
-    async fn login(sessions: Sessions) -> Result<String, SessionRejection> {
-        let s = sessions.create("victim", Map::new(), json!({})).await?;
+    async fn login(sign_in: SignIn) -> Result<String, SessionRejection> {
+        let s = sign_in.create("victim", Map::new(), json!({})).await?;
         Ok(s.handle().to_owned())
     }
     async fn account(session: Session) -> String {

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use clap::{Parser, ValueEnum};
 use std::sync::Arc;
-use tessera_axum::{AnySession, Config, Session, SessionRejection, Sessions, Tessera};
+use tessera_axum::{AnySession, Config, Session, SessionRejection, SignIn, Tessera};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
@@ -62,8 +62,8 @@ async fn hello_any(_session: AnySession) -> &'static str {
     "hello"
 }
 
-async fn login(sessions: Sessions) -> Result<&'static str, SessionRejection> {
-    sessions
+async fn login(sign_in: SignIn) -> Result<&'static str, SessionRejection> {
+    sign_in
         .create("bench-user", Default::default(), serde_json::json!({}))
         .await?;
     Ok("ok")

@@ -6,7 +6,7 @@
 //! 2. describe the deployment with [`Config::builder`] (API and website origins, plus any
 //!    explicit transfer/anti-CSRF/cookie choices);
 //! 3. add `tessera.layer()` to the router: it serves `POST /auth/session/refresh` and
-//!    `POST /auth/signout` and makes the [`Session`] and [`Sessions`] extractors work;
+//!    `POST /auth/signout` and makes the [`Session`] and [`SignIn`] extractors work;
 //! 4. add CORS for a website on another origin, allowing the SDK's request headers.
 //!
 //! ```text
@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_axum::{
-    AntiCsrfMode, Config, SameSite, Session, SessionRejection, Sessions, Tessera, TokenTransfer,
+    AntiCsrfMode, Config, SameSite, Session, SessionRejection, SignIn, Tessera, TokenTransfer,
 };
 
 /// Command-line options.
@@ -159,12 +159,10 @@ struct LoginBody {
 /// SDK asked for (`st-auth-mode`), together with the `front-token`. The `Json` extractor refuses
 /// non-JSON bodies (415), so a cross-site HTML form cannot sign a visitor in (login CSRF).
 async fn login(
-    sessions: Sessions,
+    sign_in: SignIn,
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Value>, SessionRejection> {
-    let session = sessions
-        .create(&body.user_id, Map::new(), json!({}))
-        .await?;
+    let session = sign_in.create(&body.user_id, Map::new(), json!({})).await?;
     Ok(Json(
         json!({"status": "OK", "sessionHandle": session.handle()}),
     ))

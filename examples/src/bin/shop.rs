@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera_axum::{
-    AnySession, Config, Session, SessionRejection, Sessions, SignIn, Tessera, TokenTransfer,
+    AnySession, Config, Session, SessionRejection, SignIn, SigningIn, Tessera, TokenTransfer,
 };
 
 /// Command-line options.
@@ -176,7 +176,7 @@ struct Login {
     user_id: String,
 }
 
-async fn login(sessions: Sessions, Json(body): Json<Login>) -> Result<Response, SessionRejection> {
+async fn login(sign_in: SignIn, Json(body): Json<Login>) -> Result<Response, SessionRejection> {
     let user_id = body.user_id.trim();
     if user_id.is_empty() || user_id.len() > 64 {
         return Ok((
@@ -186,7 +186,7 @@ async fn login(sessions: Sessions, Json(body): Json<Login>) -> Result<Response, 
             .into_response());
     }
     // The sign-in hook (registered in main) moves the guest's cart before the session exists.
-    let session = sessions
+    let session = sign_in
         .create(user_id, Default::default(), json!({}))
         .await?;
     Ok(Json(json!({
@@ -305,7 +305,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let carts = Arc::new(Carts::default());
     let hook_carts = Arc::clone(&carts);
     let tessera = Tessera::new(config, Arc::new(engine)).with_sign_in_hook(Arc::new(
-        move |sign_in: SignIn| {
+        move |sign_in: SigningIn| {
             let carts = Arc::clone(&hook_carts);
             Box::pin(async move {
                 if let Some(guest) = &sign_in.anonymous {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tessera_axum::{ClaimError, ClaimValidator, Session, SessionRejection, Sessions};
+use tessera_axum::{ClaimError, ClaimValidator, Session, SessionRejection, SignIn};
 
 // ---------------------------------------------------------------------------------------------
 // Session routes
@@ -19,7 +19,7 @@ use tessera_axum::{ClaimError, ClaimValidator, Session, SessionRejection, Sessio
 /// `POST /login {userId}`: a session in the public tenant; the body is the user id.
 pub(crate) async fn login(
     Extension(live): Extension<Arc<Live>>,
-    sessions: Sessions,
+    sign_in: SignIn,
     JsonObject(body): JsonObject,
 ) -> Response {
     let Some(user_id) = body.get("userId").and_then(Value::as_str) else {
@@ -29,7 +29,7 @@ pub(crate) async fn login(
     if live.jwt {
         payload.insert("customClaim".into(), json!("customValue"));
     }
-    match sessions.create(user_id, payload, json!({})).await {
+    match sign_in.create(user_id, payload, json!({})).await {
         Ok(session) => session.user_id().to_owned().into_response(),
         Err(rejection) => rejection.into_response(),
     }

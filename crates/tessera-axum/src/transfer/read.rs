@@ -1,0 +1,649 @@
+//! Reading a request: one pass over its headers into [`RequestTokens`], which the layer hands
+//! to the extractors, so no header is parsed twice in one request (issue 12).
+//!
+//! The rules, in the order [`RequestTokens::read`] applies them:
+//! 1. **`Cookie`**: every `Cookie` header line (one that is not visible ASCII is skipped), split
+//!    on `;`; a pair without `=` is skipped; name and value are trimmed, the value unquoted
+//!    (`"`), both percent-decoded ([`super::percent_decode`]). The session cookies
+//!    (access, refresh, legacy, anonymous) are looked up by exact name; a name seen more than
+//!    once is [`CookieRef::Duplicate`] (another domain or path planted a copy, COOK-08).
+//! 2. **`Authorization`**: exactly one header, `Bearer ` (case-sensitive) then the token,
+//!    trimmed and not empty ([`bearer`]); several headers are ambiguous and give none.
+//! 3. **The bearer's `kid` class** ([`KidClass`]): anonymous (`a-…`), dynamic (`d-…`) or
+//!    another key, read from the token's header when the token has the shape of an access token
+//!    (three dot-separated segments, the last two not empty); a value without that shape is
+//!    another scheme's token and has no class.
+//! 4. **`st-auth-mode`**: `cookie` or `header` (any case); anything else is no preference.
+//! 5. **`rid`**: present and not blank ([`has_rid`], the one `rid` check of the SDK).
+//!
+//! Values are kept as positions in the request's headers: nothing is copied and nothing is
+//! allocated unless a cookie value holds a `%` escape.
+
+use super::names;
+use super::wire::{percent_decode, TokenLocation};
+use crate::config::TokenTransfer;
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::header::{HeaderName, AUTHORIZATION, COOKIE};
+use http::HeaderMap;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// The protocol's request headers, as names ready for lookup (no parsing of the name).
+static AUTH_MODE: HeaderName = HeaderName::from_static(names::AUTH_MODE);
+static RID: HeaderName = HeaderName::from_static(names::RID);
+static ANTI_CSRF: HeaderName = HeaderName::from_static(names::ANTI_CSRF);
+
+/// A cookie looked up by name, its value borrowed when it needs no percent-decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieRef<'a> {
+    Absent,
+    One(Cow<'a, str>),
+    /// The name appears more than once (another domain or path planted a copy).
+    Duplicate,
+}
+
+impl CookieRef<'_> {
+    /// True unless the cookie is absent.
+    pub(crate) fn is_present(&self) -> bool {
+        !matches!(self, Self::Absent)
+    }
+
+    /// True for exactly one copy with a non-empty value.
+    pub(crate) fn is_one_non_empty(&self) -> bool {
+        matches!(self, Self::One(v) if !v.is_empty())
+    }
+}
+
+/// The class of a token's `kid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KidClass {
+    /// An anonymous token's key (`a-…`).
+    Anonymous,
+    /// A dynamic signing key (`d-…`).
+    Dynamic,
+    /// Another (static) key.
+    Static,
+}
+
+impl KidClass {
+    fn of(kid: &str) -> Self {
+        if kid.starts_with(tessera::protocol::ANONYMOUS_KID_PREFIX) {
+            Self::Anonymous
+        } else if kid.starts_with(tessera::protocol::DYNAMIC_KID_PREFIX) {
+            Self::Dynamic
+        } else {
+            Self::Static
+        }
+    }
+}
+
+/// Where a value sits in the request: the `n`-th line of its header, bytes `start..end`.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    line: u32,
+    start: u32,
+    end: u32,
+}
+
+impl At {
+    /// The value, from the same request's headers. Only the value's bytes are checked again
+    /// (as UTF-8; the read pass checked the line), not the whole line.
+    fn get<'a>(&self, headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+        let line = headers.get_all(name).iter().nth(self.line as usize)?;
+        let value = line
+            .as_bytes()
+            .get(self.start as usize..self.end as usize)?;
+        std::str::from_utf8(value).ok()
+    }
+}
+
+/// A session cookie as the read pass found it.
+#[derive(Debug, Clone, Default)]
+enum Slot {
+    #[default]
+    Absent,
+    /// One copy, at this place in the `Cookie` headers (no `%` escape).
+    At(At),
+    /// One copy, its (decoded) value kept: the access-token cookie, which the session then
+    /// shares without a copy, and any value that needed percent-decoding.
+    Kept(Arc<str>),
+    Duplicate,
+}
+
+impl Slot {
+    fn get<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
+        match self {
+            Self::Absent => CookieRef::Absent,
+            Self::At(at) => match at.get(headers, COOKIE) {
+                Some(value) => CookieRef::One(Cow::Borrowed(value)),
+                None => CookieRef::Absent,
+            },
+            Self::Kept(value) => CookieRef::One(Cow::Borrowed(value)),
+            Self::Duplicate => CookieRef::Duplicate,
+        }
+    }
+}
+
+/// What one pass over a request's headers found (see the rules at the top of this module).
+/// Read by the layer and kept in the request context; an accessor takes the same request's
+/// headers to borrow the values from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestTokens {
+    access: Slot,
+    refresh: Slot,
+    legacy: Slot,
+    anonymous: Slot,
+    bearer: Option<At>,
+    /// The `kid` class of the bearer token, when it has the shape of an access token.
+    pub(crate) bearer_class: Option<KidClass>,
+    /// The transfer method the browser SDK asked for (`st-auth-mode`).
+    pub(crate) auth_mode: Option<TokenLocation>,
+    /// The front end's custom `rid` header is present and not blank.
+    pub(crate) rid: bool,
+}
+
+impl RequestTokens {
+    /// One pass over `headers`; `anonymous_cookie` is the configured anonymous cookie name and
+    /// `memo` remembers the last token header's `kid` class.
+    pub(crate) fn read(headers: &HeaderMap, anonymous_cookie: &str, memo: &KidMemo) -> Self {
+        let mut tokens = Self::default();
+        let wanted = [
+            names::ACCESS_COOKIE,
+            names::REFRESH_COOKIE,
+            names::LEGACY_ID_REFRESH_COOKIE,
+            anonymous_cookie,
+        ];
+        for pair in cookie_pairs(headers) {
+            for (i, name) in wanted.iter().enumerate() {
+                if pair.name != *name {
+                    continue;
+                }
+                let slot = match i {
+                    0 => &mut tokens.access,
+                    1 => &mut tokens.refresh,
+                    2 => &mut tokens.legacy,
+                    _ => &mut tokens.anonymous,
+                };
+                *slot = match slot {
+                    Slot::Absent => match pair.value() {
+                        // The access token is kept: the `Session` shares it (one copy, instead
+                        // of reading the header again in the extractor and copying then).
+                        Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
+                        Cow::Borrowed(_) => match pair.value_at() {
+                            Some(at) => Slot::At(at),
+                            None => Slot::Kept(Arc::from(pair.raw)),
+                        },
+                        Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
+                    },
+                    _ => Slot::Duplicate,
+                };
+            }
+        }
+        if let Some((at, token)) = bearer_at(headers) {
+            tokens.bearer = Some(at);
+            tokens.bearer_class = memo.class(token);
+        }
+        tokens.auth_mode = auth_mode(headers);
+        tokens.rid = has_rid(headers);
+        tokens
+    }
+
+    /// The access-token cookie.
+    pub(crate) fn access_cookie<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
+        self.access.get(headers)
+    }
+
+    /// The refresh-token cookie.
+    pub(crate) fn refresh_cookie<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
+        self.refresh.get(headers)
+    }
+
+    /// The legacy `sIdRefreshToken` cookie.
+    pub(crate) fn legacy_cookie<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
+        self.legacy.get(headers)
+    }
+
+    /// The anonymous-token cookie.
+    pub(crate) fn anonymous_cookie<'a>(&'a self, headers: &'a HeaderMap) -> CookieRef<'a> {
+        self.anonymous.get(headers)
+    }
+
+    /// The access-token cookie's value as the read pass kept it (shared, not copied).
+    pub(crate) fn shared_access_cookie(&self) -> Option<Arc<str>> {
+        match &self.access {
+            Slot::Kept(value) => Some(Arc::clone(value)),
+            _ => None,
+        }
+    }
+
+    /// True when the access-token cookie is present (once or more).
+    pub(crate) fn has_access_cookie(&self) -> bool {
+        !matches!(self.access, Slot::Absent)
+    }
+
+    /// The bearer token ([`bearer`]).
+    pub(crate) fn bearer<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        self.bearer.and_then(|at| at.get(headers, AUTHORIZATION))
+    }
+
+    /// True when a bearer token is present.
+    pub(crate) fn has_bearer(&self) -> bool {
+        self.bearer.is_some()
+    }
+
+    /// True when the bearer token is an anonymous token (`kid` `a-…`).
+    pub(crate) fn bearer_is_anonymous(&self) -> bool {
+        self.bearer_class == Some(KidClass::Anonymous)
+    }
+
+    /// True when a bearer token is present and is not an anonymous token (whatever its shape).
+    pub(crate) fn bearer_is_not_anonymous(&self) -> bool {
+        self.has_bearer() && !self.bearer_is_anonymous()
+    }
+
+    /// True when the request carries something in an access-token position under `transfer`
+    /// (a bearer token that is not anonymous, or the access-token cookie). Such a request is
+    /// signed in, or will refresh; nothing anonymous happens (A7, A22).
+    pub(crate) fn has_access_token(&self, transfer: TokenTransfer) -> bool {
+        (transfer != TokenTransfer::Cookie && self.bearer_is_not_anonymous())
+            || (transfer != TokenTransfer::Header && self.has_access_cookie())
+    }
+}
+
+/// One `name=value` pair of a `Cookie` line: the (decoded) name and where the raw value is.
+struct Pair<'a> {
+    name: Cow<'a, str>,
+    /// The value trimmed and unquoted, not yet decoded.
+    raw: &'a str,
+    line: usize,
+    /// Offset of `raw` in its line.
+    start: usize,
+}
+
+impl<'a> Pair<'a> {
+    /// The percent-decoded value, borrowed when there is nothing to decode.
+    fn value(&self) -> Cow<'a, str> {
+        if memchr::memchr(b'%', self.raw.as_bytes()).is_some() {
+            Cow::Owned(percent_decode(self.raw))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    fn value_at(&self) -> Option<At> {
+        Some(At {
+            line: u32::try_from(self.line).ok()?,
+            start: u32::try_from(self.start).ok()?,
+            end: u32::try_from(self.start + self.raw.len()).ok()?,
+        })
+    }
+}
+
+/// The cookie parser (rule 1): every pair of every `Cookie` line, in order.
+fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = Pair<'_>> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .enumerate()
+        .filter_map(|(n, v)| Some((n, v.to_str().ok()?)))
+        .flat_map(|(n, line)| {
+            split_semicolons(line).filter_map(move |pair| {
+                let eq = memchr::memchr(b'=', pair.as_bytes())?;
+                // `=` is ASCII, so both sides are on character boundaries.
+                let name = pair[..eq].trim();
+                let name = if memchr::memchr(b'%', name.as_bytes()).is_some() {
+                    Cow::Owned(percent_decode(name))
+                } else {
+                    Cow::Borrowed(name)
+                };
+                let raw = pair[eq + 1..].trim().trim_matches('"');
+                // `raw` is a sub-slice of `line`: its offset locates it.
+                let start = raw.as_ptr() as usize - line.as_ptr() as usize;
+                Some(Pair {
+                    name,
+                    raw,
+                    line: n,
+                    start,
+                })
+            })
+        })
+}
+
+/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`, with a SIMD search).
+fn split_semicolons(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b';', current.as_bytes()) {
+            // `;` is ASCII, so both sides are on character boundaries.
+            Some(i) => {
+                rest = Some(&current[i + 1..]);
+                Some(&current[..i])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// Every `(name, value)` pair of the `Cookie` headers, decoded (the fuzz target's view).
+pub(crate) fn all_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    cookie_pairs(headers)
+        .map(|p| (p.value().into_owned(), p.name))
+        .map(|(value, name)| (name.into_owned(), value))
+        .collect()
+}
+
+/// Every non-empty value of the cookie `name`, decoded (duplicated anonymous cookies).
+pub(crate) fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    cookie_pairs(headers)
+        .filter(|p| p.name == name)
+        .map(|p| p.value().into_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// One cookie by name (rule 1).
+pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> CookieRef<'a> {
+    let mut found = CookieRef::Absent;
+    for pair in cookie_pairs(headers).filter(|p| p.name == name) {
+        found = match found {
+            CookieRef::Absent => CookieRef::One(pair.value()),
+            _ => CookieRef::Duplicate,
+        };
+    }
+    found
+}
+
+/// The token of `Authorization: Bearer <token>` (rule 2): exact, case-sensitive prefix,
+/// trimmed, not empty; several `Authorization` headers are ambiguous and give none.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    bearer_at(headers).map(|(_, token)| token)
+}
+
+fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
+    let mut all = headers.get_all(AUTHORIZATION).iter();
+    let (Some(value), None) = (all.next(), all.next()) else {
+        return None;
+    };
+    let line = value.to_str().ok()?;
+    let token = line.strip_prefix("Bearer ")?.trim();
+    if token.is_empty() {
+        return None;
+    }
+    let start = token.as_ptr() as usize - line.as_ptr() as usize;
+    let at = At {
+        line: 0,
+        start: u32::try_from(start).ok()?,
+        end: u32::try_from(start + token.len()).ok()?,
+    };
+    Some((at, token))
+}
+
+/// `st-auth-mode` (rule 4).
+pub(crate) fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
+    let mode = headers.get(&AUTH_MODE)?.to_str().ok()?;
+    if mode.eq_ignore_ascii_case("cookie") {
+        Some(TokenLocation::Cookie)
+    } else if mode.eq_ignore_ascii_case("header") {
+        Some(TokenLocation::Header)
+    } else {
+        None
+    }
+}
+
+/// The custom `rid` header is present and not blank (rule 5): what VIA_CUSTOM_HEADER
+/// requires, and what tells the front end's own calls apart from a cross-site form.
+pub(crate) fn has_rid(headers: &HeaderMap) -> bool {
+    headers
+        .get(&RID)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty())
+}
+
+/// The `anti-csrf` header (VIA_TOKEN).
+pub(crate) fn anti_csrf(headers: &HeaderMap) -> Option<&str> {
+    headers.get(&ANTI_CSRF).and_then(|v| v.to_str().ok())
+}
+
+/// The `kid` of `token` when it has the shape of an access token (three base64url segments, a
+/// header naming a `kid`); `None` otherwise. A bearer value without that shape is another
+/// scheme's token and is ignored, not rejected.
+pub(crate) fn access_token_kid(token: &str) -> Option<String> {
+    with_access_token_kid(token, str::to_owned)
+}
+
+/// The [`KidClass`] of `token` (see [`access_token_kid`]), without the memo.
+pub(crate) fn kid_class(token: &str) -> Option<KidClass> {
+    with_access_token_kid(token, KidClass::of)
+}
+
+/// Runs `f` on the `kid` of `token` (see [`access_token_kid`]) without allocating for the
+/// usual small header.
+fn with_access_token_kid<R>(token: &str, f: impl FnOnce(&str) -> R) -> Option<R> {
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        kid: Cow<'a, str>,
+    }
+    let h = access_token_header(token)?;
+    let mut buf = [0u8; 256];
+    let heap;
+    let bytes = match URL_SAFE_NO_PAD.decode_slice(h, &mut buf) {
+        Ok(n) => buf.get(..n)?,
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            heap = URL_SAFE_NO_PAD.decode(h).ok()?;
+            &heap[..]
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => return None,
+    };
+    serde_json::from_slice::<Header<'_>>(bytes)
+        .ok()
+        .map(|h| f(&h.kid))
+}
+
+/// The header segment of `token` when it has three segments and the last two are not empty.
+fn access_token_header(token: &str) -> Option<&str> {
+    // Three searches for `.` that together read the token once (each a vectorised `memchr`):
+    // the header ends at the first dot, the payload at the second, and the signature must hold
+    // no third.
+    let dot = |s: &str| memchr::memchr(b'.', s.as_bytes());
+    let first = dot(token)?;
+    let (header, rest) = (&token[..first], &token[first + 1..]);
+    let second = dot(rest)?;
+    let (payload, signature) = (&rest[..second], &rest[second + 1..]);
+    (!payload.is_empty() && !signature.is_empty() && dot(signature).is_none()).then_some(header)
+}
+
+/// Remembers the last token header seen and its `kid` class: every token signed with one key
+/// has the same header, so parsing it again is wasted work.
+#[derive(Debug, Default)]
+pub(crate) struct KidMemo(ArcSwapOption<(Box<str>, Option<KidClass>)>);
+
+impl KidMemo {
+    /// The [`KidClass`] of `token`, `None` without the shape of an access token (see
+    /// [`access_token_kid`]).
+    pub(crate) fn class(&self, token: &str) -> Option<KidClass> {
+        let header = access_token_header(token)?;
+        if let Some(last) = &*self.0.load() {
+            if *last.0 == *header {
+                return last.1;
+            }
+        }
+        let class = kid_class(token);
+        if header.len() <= MAX_MEMO_HEADER {
+            self.0.store(Some(Arc::new((header.into(), class))));
+        }
+        class
+    }
+}
+
+/// Longer headers are not remembered (real ones are about 100 bytes).
+const MAX_MEMO_HEADER: usize = 512;
+
+/// Where new tokens go: the configured method, or for `Any` the `st-auth-mode` the browser SDK
+/// sent (header unless it says `cookie`).
+pub(crate) fn output_location(
+    transfer: TokenTransfer,
+    auth_mode: Option<TokenLocation>,
+) -> TokenLocation {
+    match transfer {
+        TokenTransfer::Cookie => TokenLocation::Cookie,
+        TokenTransfer::Header => TokenLocation::Header,
+        TokenTransfer::Any => auth_mode.unwrap_or(TokenLocation::Header),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(headers: &HeaderMap, name: &str) -> CookieRef<'static> {
+        match find_cookie(headers, name) {
+            CookieRef::One(v) => CookieRef::One(Cow::Owned(v.into_owned())),
+            CookieRef::Absent => CookieRef::Absent,
+            CookieRef::Duplicate => CookieRef::Duplicate,
+        }
+    }
+
+    #[test]
+    fn cookies_parse_and_duplicates_are_seen() {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, "a=1; sAccessToken=x%2By; b=2".parse().unwrap());
+        assert_eq!(
+            find_cookie(&h, "sAccessToken"),
+            CookieRef::One(Cow::Owned("x+y".into()))
+        );
+        assert_eq!(find_cookie(&h, "b"), CookieRef::One(Cow::Borrowed("2")));
+        assert_eq!(find_cookie(&h, "zz"), CookieRef::Absent);
+        let memo = KidMemo::default();
+        let tokens = RequestTokens::read(&h, "anon", &memo);
+        assert_eq!(
+            tokens.access_cookie(&h),
+            CookieRef::One(Cow::Owned("x+y".into()))
+        );
+        h.append(COOKIE, "sAccessToken=other".parse().unwrap());
+        assert_eq!(find_cookie(&h, "sAccessToken"), CookieRef::Duplicate);
+        let tokens = RequestTokens::read(&h, "anon", &memo);
+        assert_eq!(tokens.access_cookie(&h), CookieRef::Duplicate);
+    }
+
+    /// The read pass, the lookup by name and the list of all pairs agree (the property the
+    /// fuzz target checks on random input).
+    #[test]
+    fn cookie_lookup_matches_the_full_parse() {
+        let lines = [
+            "a=1; sAccessToken=x%2By; b=2",
+            " sAccessToken = \"quoted\" ",
+            "s%41ccessToken=encoded-name; junk; =; sAccessToken",
+            "sAccessToken=; sAccessToken=two",
+            "sAccessToken=%zz%4",
+            "sRefreshToken=r; sIdRefreshToken=l; anon=g",
+            "",
+        ];
+        let memo = KidMemo::default();
+        for line in lines {
+            let mut h = HeaderMap::new();
+            h.insert(COOKIE, line.parse().unwrap());
+            h.append(COOKIE, "later=1; anon=second-line".parse().unwrap());
+            let all = all_cookies(&h);
+            for name in ["sAccessToken", "a", "b", "junk", "", "anon"] {
+                let mut found = all.iter().filter(|(n, _)| n == name);
+                let full = match (found.next(), found.next()) {
+                    (None, _) => CookieRef::Absent,
+                    (Some((_, v)), None) => CookieRef::One(Cow::Owned(v.clone())),
+                    _ => CookieRef::Duplicate,
+                };
+                assert_eq!(lookup(&h, name), full, "{line:?} / {name:?}");
+            }
+            let tokens = RequestTokens::read(&h, "anon", &memo);
+            for (name, read) in [
+                (names::ACCESS_COOKIE, tokens.access_cookie(&h)),
+                (names::REFRESH_COOKIE, tokens.refresh_cookie(&h)),
+                (names::LEGACY_ID_REFRESH_COOKIE, tokens.legacy_cookie(&h)),
+                ("anon", tokens.anonymous_cookie(&h)),
+            ] {
+                assert_eq!(read, find_cookie(&h, name), "{line:?} / {name:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn kid_memo_answers_like_the_parse() {
+        let memo = KidMemo::default();
+        let d = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
+        let s = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-1","typ":"JWT","alg":"RS256"}"#);
+        let a = URL_SAFE_NO_PAD.encode(r#"{"kid":"a-1","typ":"JWT","alg":"RS256"}"#);
+        let no_kid = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT"}"#);
+        for _ in 0..2 {
+            assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{d}.q.t")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{d}.p.s.x")), None);
+            assert_eq!(memo.class(&format!("{d}..s")), None);
+            assert_eq!(memo.class(&format!("{d}.p.")), None);
+            assert_eq!(memo.class(&format!(".{d}.p")), None);
+            assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
+            assert_eq!(memo.class(&format!("{a}.p.s")), Some(KidClass::Anonymous));
+            assert_eq!(memo.class(&format!("{no_kid}.p.s")), None);
+            assert_eq!(memo.class(&format!("{no_kid}.p.s")), None);
+            assert_eq!(memo.class("x"), None);
+        }
+    }
+
+    #[test]
+    fn kid_of_access_tokens() {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
+        assert_eq!(
+            access_token_kid(&format!("{h}.p.s")).as_deref(),
+            Some("d-123")
+        );
+        assert_eq!(access_token_kid(&format!("{h}.p")), None);
+        assert_eq!(access_token_kid(&format!("{h}..s")), None);
+        assert_eq!(access_token_kid("!!.p.s"), None);
+        let escaped = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-\u0031"}"#);
+        assert_eq!(
+            access_token_kid(&format!("{escaped}.p.s")).as_deref(),
+            Some("s-1")
+        );
+        let long = URL_SAFE_NO_PAD.encode(format!(r#"{{"pad":"{}","kid":"k"}}"#, "x".repeat(400)));
+        assert_eq!(
+            access_token_kid(&format!("{long}.p.s")).as_deref(),
+            Some("k")
+        );
+    }
+
+    #[test]
+    fn bearer_is_exact() {
+        let memo = KidMemo::default();
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Bearer  tok ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("tok"));
+        assert_eq!(RequestTokens::read(&h, "a", &memo).bearer(&h), Some("tok"));
+        h.insert(AUTHORIZATION, "bearer tok".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+        h.insert(AUTHORIZATION, "Basic dXNlcg==".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+        h.insert(AUTHORIZATION, "Bearer a".parse().unwrap());
+        h.append(AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_eq!(bearer(&h), None, "two Authorization headers are ambiguous");
+        assert_eq!(RequestTokens::read(&h, "a", &memo).bearer(&h), None);
+    }
+
+    #[test]
+    fn rid_and_auth_mode() {
+        let mut h = HeaderMap::new();
+        assert!(!has_rid(&h));
+        h.insert(names::RID, " ".parse().unwrap());
+        assert!(!has_rid(&h), "a blank rid is no rid");
+        h.insert(names::RID, "session".parse().unwrap());
+        assert!(has_rid(&h));
+        h.insert(names::AUTH_MODE, "COOKIE".parse().unwrap());
+        assert_eq!(auth_mode(&h), Some(TokenLocation::Cookie));
+        h.insert(names::AUTH_MODE, "other".parse().unwrap());
+        assert_eq!(auth_mode(&h), None);
+    }
+}
