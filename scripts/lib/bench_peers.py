@@ -349,7 +349,7 @@ def rows() -> list[Row]:
         Row("node", v, "bare node:http (node floor)", "bare node:http", start_better_auth(),
             hello, "the Better Auth process, its plain route"),
         # Session creation: one new session per request, nothing sent that identifies one.
-        Row("tessera-create", c, "Tessera: tessera-axum `Sessions::create`, SQLite",
+        Row("tessera-create", c, "Tessera: tessera-axum `SignIn::create`, SQLite",
             "Tessera create", start_bench_app("--mode", "session"),
             Shape("POST", "/login", "ok", answers_cookie="sAccessToken"),
             "RS256-signed access token, refresh token, one row"),
