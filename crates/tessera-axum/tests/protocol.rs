@@ -209,7 +209,14 @@ async fn verify_outcomes_and_no_clearing_without_token(mode: Mode) {
     assert_nothing_cleared(&junk);
 
     let mut tampered: Vec<&str> = at.split('.').collect();
-    let sig = tampered[2].replace('A', "B");
+    // Always a change: the first signature character swapped for another (a signature
+    // without any 'A' made the old `replace('A', "B")` a no-op, about 1 run in 200).
+    let first = if tampered[2].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    let sig = format!("{first}{}", &tampered[2][1..]);
     tampered[2] = &sig;
     let bad = send(
         &app,

@@ -56,6 +56,19 @@ fn epoch() -> SystemTime {
     SystemTime::UNIX_EPOCH
 }
 
+/// Removes the cookie `name` at `path`: an empty value that expired at the epoch.
+fn expire_cookie(changes: &mut ResponseChanges, config: &Config, name: &str, path: &str) {
+    let cookie = set_cookie(
+        config,
+        name,
+        "",
+        path,
+        epoch(),
+        config.cookie_domain.as_deref(),
+    );
+    changes.set_cookie(name, cookie);
+}
+
 /// When the access-token cookie of a device-bound session ends: a tenth of the token's
 /// lifetime (at most 10 s) before the token, so a request the browser sends with the cookie
 /// still reaches the server before the token expires.
@@ -141,15 +154,7 @@ pub(crate) fn clear(changes: &mut ResponseChanges, config: &Config, location: To
                 (names::ACCESS_COOKIE, config.access_token_path.as_str()),
                 (names::REFRESH_COOKIE, config.refresh_path.as_str()),
             ] {
-                let c = set_cookie(
-                    config,
-                    name,
-                    "",
-                    path,
-                    epoch(),
-                    config.cookie_domain.as_deref(),
-                );
-                changes.set_cookie(name, c);
+                expire_cookie(changes, config, name, path);
             }
             changes.set_header(names::ANTI_CSRF, None, false);
             changes.set_header(names::FRONT_TOKEN, Some("remove"), true);
@@ -189,28 +194,22 @@ pub(crate) fn write_bound_access_token(
 
 /// Removes the access-token cookie only (a bound session's plain refresh was refused).
 pub(crate) fn expire_access_cookie(changes: &mut ResponseChanges, config: &Config) {
-    let cookie = set_cookie(
+    expire_cookie(
+        changes,
         config,
         names::ACCESS_COOKIE,
-        "",
         &config.access_token_path,
-        epoch(),
-        config.cookie_domain.as_deref(),
     );
-    changes.set_cookie(names::ACCESS_COOKIE, cookie);
 }
 
 /// Removes the legacy `sIdRefreshToken` cookie.
 pub(crate) fn clear_legacy(changes: &mut ResponseChanges, config: &Config) {
-    let v = set_cookie(
+    expire_cookie(
+        changes,
         config,
         names::LEGACY_ID_REFRESH_COOKIE,
-        "",
         &config.access_token_path,
-        epoch(),
-        config.cookie_domain.as_deref(),
     );
-    changes.set_cookie(names::LEGACY_ID_REFRESH_COOKIE, v);
 }
 
 /// The `front-token` of an anonymous session: `{"ate", "up"}`, no `uid` (A17).
@@ -265,15 +264,7 @@ pub(crate) fn keep_anonymous(changes: &mut ResponseChanges, claims: &AnonymousCl
 /// Removes the AnT (sign-in A15, feature off A18). In header mode the access/refresh slots
 /// are only emptied when `header_slots` is set (they may hold the new signed-in tokens).
 pub(crate) fn clear_anonymous(changes: &mut ResponseChanges, config: &Config, header_slots: bool) {
-    let cookie = set_cookie(
-        config,
-        config.anonymous_cookie_name(),
-        "",
-        "/",
-        epoch(),
-        config.cookie_domain.as_deref(),
-    );
-    changes.set_cookie(config.anonymous_cookie_name(), cookie);
+    expire_cookie(changes, config, config.anonymous_cookie_name(), "/");
     if header_slots {
         changes.set_header(names::ACCESS_HEADER, Some(""), true);
         changes.set_header(names::REFRESH_HEADER, Some(""), true);
