@@ -55,6 +55,23 @@ macro_rules! device_columns {
     };
 }
 
+/// Binds a session row to `$1`–`$10` of [`insert_session_sql`], in its column order.
+macro_rules! bind_session_row {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind(&$r.app_id)
+            .bind(&$r.tenant_id)
+            .bind(&$r.session_handle)
+            .bind(&$r.user_id)
+            .bind(&$r.refresh_token_hash2)
+            .bind(&$r.session_data)
+            .bind(&$r.jwt_user_payload)
+            .bind($crate::store::sql::to_db($r.expires_at))
+            .bind($crate::store::sql::to_db($r.created_at))
+            .bind($r.use_static_key)
+    };
+}
+
 /// A new session and its device row in one call to SQLite's worker thread: two statements,
 /// run inside one transaction by the caller (SQLite has no data-modifying `WITH`).
 pub(crate) const SESSION_WITH_DEVICE_SQLITE: &str = concat!(
@@ -134,18 +151,10 @@ macro_rules! impl_sql_store {
                 &self,
                 r: &$crate::store::SessionRow,
             ) -> Result<(), $crate::error::StoreError> {
-                use $crate::store::sql::to_db;
-                sqlx::query($crate::store::sql::insert_session_sql!())
-                    .bind(&r.app_id)
-                    .bind(&r.tenant_id)
-                    .bind(&r.session_handle)
-                    .bind(&r.user_id)
-                    .bind(&r.refresh_token_hash2)
-                    .bind(&r.session_data)
-                    .bind(&r.jwt_user_payload)
-                    .bind(to_db(r.expires_at))
-                    .bind(to_db(r.created_at))
-                    .bind(r.use_static_key)
+                $crate::store::sql::bind_session_row!(
+                    sqlx::query($crate::store::sql::insert_session_sql!()),
+                    r
+                )
                     .execute(&mut *self.acquire_timed().await?)
                     .await?;
                 Ok(())
@@ -157,17 +166,7 @@ macro_rules! impl_sql_store {
                 d: &$crate::store::DeviceRow,
             ) -> Result<(), $crate::error::StoreError> {
                 use $crate::store::sql::to_db;
-                let query = sqlx::query($with_device)
-                    .bind(&r.app_id)
-                    .bind(&r.tenant_id)
-                    .bind(&r.session_handle)
-                    .bind(&r.user_id)
-                    .bind(&r.refresh_token_hash2)
-                    .bind(&r.session_data)
-                    .bind(&r.jwt_user_payload)
-                    .bind(to_db(r.expires_at))
-                    .bind(to_db(r.created_at))
-                    .bind(r.use_static_key)
+                let query = $crate::store::sql::bind_session_row!(sqlx::query($with_device), r)
                     .bind(&d.user_agent)
                     .bind(&d.ip)
                     .bind(to_db(d.created_at))
@@ -650,4 +649,4 @@ macro_rules! impl_sql_store {
     };
 }
 
-pub(crate) use {fetch_by_session_key, impl_sql_store, insert_session_sql};
+pub(crate) use {bind_session_row, fetch_by_session_key, impl_sql_store, insert_session_sql};
