@@ -113,6 +113,12 @@ pub struct ServeArgs {
     /// Connections open at once; more wait, unaccepted (default 10000; 1 … 1000000).
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<String>,
+    /// Access tokens whose verification each app remembers, so a token seen again skips the
+    /// RSA check (default 10000; 0 turns the cache off; at most 1000000). Memory: about
+    /// 2 KiB per token, so the default holds about 20 MiB once full (measured by
+    /// `scripts/soak.sh`); when full the cache is emptied, not grown.
+    #[arg(long, env = "TESSERA_VERIFIED_TOKEN_CACHE")]
+    pub verified_token_cache: Option<String>,
     /// Operator static signing key: a PKCS#8 PEM or the core's `<spki>|<pkcs8>` form. Only
     /// this key and the previous keys below verify static-key tokens (a replaced key stops at
     /// once). Prefer `--static-signing-key-file`: a value on the command line is visible to
@@ -190,6 +196,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("metrics", &self.metrics)
             .field("metrics_addr", &self.metrics_addr)
             .field("api_key_rate_limit", &self.api_key_rate_limit)
+            .field("verified_token_cache", &self.verified_token_cache)
             .field("api_keys", &set(&self.api_keys))
             .field("static_signing_key", &set(&self.static_signing_key))
             .field("static_signing_key_file", &self.static_signing_key_file)
@@ -477,6 +484,7 @@ const FILE_KEYS: &[&str] = &[
     "header_read_timeout",
     "request_timeout",
     "max_connections",
+    "verified_token_cache",
     "static_signing_key",
     "static_signing_key_file",
     "previous_static_signing_keys",
@@ -546,7 +554,7 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => Raw::new(),
         };
-        let flags: [(&str, Option<String>); 29] = [
+        let flags: [(&str, Option<String>); 30] = [
             ("audit_retention_days", self.audit_retention_days.clone()),
             ("admin_key", self.admin_key.clone()),
             (
@@ -593,6 +601,7 @@ impl ServeArgs {
             ("header_read_timeout", self.header_read_timeout.clone()),
             ("request_timeout", self.request_timeout.clone()),
             ("max_connections", self.max_connections.clone()),
+            ("verified_token_cache", self.verified_token_cache.clone()),
             ("static_signing_key", self.static_signing_key.clone()),
             (
                 "static_signing_key_file",
@@ -749,6 +758,17 @@ pub(crate) fn resolve_raw(raw: &Raw) -> Result<ServerConfig, ConfigError> {
                     "max_connections",
                     Some("TESSERA_MAX_CONNECTIONS"),
                     "must be a whole number from 1 to 1000000",
+                    v,
+                )
+            })?;
+    }
+    if let Some(v) = get("verified_token_cache") {
+        config.app.session.verified_token_cache =
+            v.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| {
+                bad(
+                    "verified_token_cache",
+                    Some("TESSERA_VERIFIED_TOKEN_CACHE"),
+                    "must be a whole number from 0 to 1000000",
                     v,
                 )
             })?;
@@ -1302,7 +1322,8 @@ mod tests {
         let raw = parse_toml(
             "port = 4000\naccess_token_validity = 30\napi_keys = [\"aaaaaaaaaaaaaaaaaaaaaaa\"]\n\
              postgresql_connection_uri = \"postgres://u:p@h/db\"\nunknown = 1\n\
-             header_read_timeout = 2\nrequest_timeout = 0.5\nmax_connections = 7\n",
+             header_read_timeout = 2\nrequest_timeout = 0.5\nmax_connections = 7\n\
+             verified_token_cache = 0\n",
         )
         .unwrap();
         let c = resolve_raw(&raw).unwrap();
@@ -1313,6 +1334,7 @@ mod tests {
         assert_eq!(c.limits.header_read_timeout, Duration::from_secs(2));
         assert_eq!(c.limits.request_timeout, Duration::from_millis(500));
         assert_eq!(c.limits.max_connections, 7);
+        assert_eq!(c.app.session.verified_token_cache, 0);
         assert_eq!(
             c.warnings,
             vec!["ignoring unknown config file setting 'unknown'"]

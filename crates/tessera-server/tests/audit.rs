@@ -190,6 +190,11 @@ both_stores!(
         })
         .await;
         assert_eq!(detail(&row)["cause"], "requested");
+        assert_eq!(
+            row.user_id.as_deref(),
+            Some("audit-bob"),
+            "a revocation by handle still names whose session it was"
+        );
 
         // App created and removed.
         let r = server

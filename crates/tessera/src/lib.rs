@@ -78,9 +78,9 @@ pub use session::{
 };
 pub use session_check::{check_session, SessionCheck};
 pub use store::{
-    AuditQuery, AuditRow, AuditStore, DbscBinding, DbscStore, DeviceListing, DeviceRow,
-    DeviceStore, LineageUpdate, PoolStats, PostgresStore, SessionRow, SqliteStore, Store,
-    StoredKey, MAX_AUDIT_QUERY,
+    AuditQuery, AuditRow, AuditStore, DbscBinding, DbscStore, DeletedSession, DeviceListing,
+    DeviceRow, DeviceStore, LineageUpdate, PoolStats, PostgresStore, SessionRow, SqliteStore,
+    Store, StoredKey, MAX_AUDIT_QUERY,
 };
 pub use token::access::{anti_csrf_matches, strip_sign_in_time, AccessTokenClaims};
 pub use token::anonymous::{

@@ -112,7 +112,14 @@ async fn sessions_crud(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(deleted, vec!["h1".to_string()], "only handles that existed");
+    assert_eq!(
+        deleted,
+        vec![tessera::DeletedSession {
+            session_handle: "h1".into(),
+            user_id: "alice".into(),
+        }],
+        "only sessions that existed, each with its user"
+    );
     assert_eq!(store.count_sessions("public").await.unwrap(), 2);
     assert_eq!(
         store.delete_expired_sessions(2_000, 1_000).await.unwrap(),

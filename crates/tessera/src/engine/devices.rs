@@ -247,12 +247,12 @@ impl SessionEngine {
             .into_iter()
             .map(|l| (l.device.tenant_id, l.device.session_handle))
             .collect();
-        let revoked = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(&self.inner.app_id, &handles)
             .await?;
-        self.emit_revoked(&revoked, Some(user_id), RevokeCause::Cap);
+        self.report_revoked(deleted, RevokeCause::Cap);
         Ok(())
     }
 
@@ -306,7 +306,7 @@ impl SessionEngine {
         if !lapsed {
             return Ok(Some(row));
         }
-        let revoked = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(
@@ -314,7 +314,7 @@ impl SessionEngine {
                 &[(row.tenant_id.clone(), row.session_handle.clone())],
             )
             .await?;
-        self.emit_revoked(&revoked, Some(&row.user_id), RevokeCause::Lifetime);
+        self.report_revoked(deleted, RevokeCause::Lifetime);
         tracing::info!(session = %row.session_handle, "session lifetime ended; session revoked");
         Ok(None)
     }
@@ -429,13 +429,12 @@ impl SessionEngine {
         if row.user_id != user_id {
             return Ok(false);
         }
-        let gone = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(&row.app_id, &[(row.tenant_id, row.session_handle)])
             .await?;
-        self.emit_revoked(&gone, Some(&row.user_id), RevokeCause::Device);
-        Ok(!gone.is_empty())
+        Ok(!self.report_revoked(deleted, RevokeCause::Device).is_empty())
     }
 
     /// Revokes every live session of the user of `current_handle` except that one (rule 7);
@@ -469,13 +468,12 @@ impl SessionEngine {
             .into_iter()
             .filter(|(_, h)| *h != current.session_handle)
             .collect();
-        let revoked = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(&current.app_id, &others)
             .await?;
-        self.emit_revoked(&revoked, Some(&current.user_id), RevokeCause::Device);
-        Ok(revoked)
+        Ok(self.report_revoked(deleted, RevokeCause::Device))
     }
 
     /// After the user re-authenticated: sets the session's sign-in time to now and re-issues

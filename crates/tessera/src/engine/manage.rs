@@ -9,6 +9,7 @@ use crate::protocol::ANONYMOUS_ID_CLAIM;
 use crate::session::{
     plausible_handle, tenant_of_handle, Regenerated, SessionInfo, SessionSummary,
 };
+use crate::store::DeletedSession;
 use crate::token::access::{
     carry_anonymous_id, contains_protected_claim, strip_sign_in_time, AccessTokenClaims,
 };
@@ -228,13 +229,12 @@ impl SessionEngine {
             .filter(|h| plausible_handle(h))
             .map(|h| (tenant_of_handle(h).to_owned(), h.clone()))
             .collect();
-        let revoked = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(&self.inner.app_id, &keyed)
             .await?;
-        self.emit_revoked(&revoked, None, cause);
-        Ok(revoked)
+        Ok(self.report_revoked(deleted, cause))
     }
 
     /// Handles of a user's live sessions, in one tenant or (`None`) all tenants of the app.
@@ -268,31 +268,44 @@ impl SessionEngine {
             .store
             .session_handles_for_user(&self.inner.app_id, tenant_id, user_id, self.now())
             .await?;
-        let revoked = self
+        let deleted = self
             .inner
             .store
             .delete_sessions(&self.inner.app_id, &found)
             .await?;
-        self.emit_revoked(&revoked, Some(user_id), RevokeCause::AllForUser);
-        Ok(revoked)
+        Ok(self.report_revoked(deleted, RevokeCause::AllForUser))
     }
 }
 
 impl SessionEngine {
-    /// Reports a revocation when the store deleted anything.
-    pub(crate) fn emit_revoked(
+    /// Reports what the store deleted — one [`SessionsRevoked`] per user, so every audit row
+    /// names whose session ended, even for a revocation by handle — and returns the handles.
+    ///
+    /// [`SessionsRevoked`]: crate::events::SessionEvent::SessionsRevoked
+    pub(crate) fn report_revoked(
         &self,
-        handles: &[String],
-        user_id: Option<&str>,
+        deleted: Vec<DeletedSession>,
         cause: RevokeCause,
-    ) {
-        if !handles.is_empty() {
+    ) -> Vec<String> {
+        let mut users: Vec<&str> = Vec::new();
+        for d in &deleted {
+            if !users.contains(&d.user_id.as_str()) {
+                users.push(&d.user_id);
+            }
+        }
+        for user_id in users {
+            let handles: Vec<String> = deleted
+                .iter()
+                .filter(|d| d.user_id == user_id)
+                .map(|d| d.session_handle.clone())
+                .collect();
             self.emit(&crate::events::SessionEvent::SessionsRevoked {
                 app_id: &self.inner.app_id,
-                session_handles: handles,
-                user_id,
+                session_handles: &handles,
+                user_id: Some(user_id),
                 cause,
             });
         }
+        deleted.into_iter().map(|d| d.session_handle).collect()
     }
 }

@@ -121,7 +121,7 @@ impl SessionEngine {
                 | RefreshDecision::ChildInWindow
                 | RefreshDecision::LateParent => None,
                 RefreshDecision::Theft(reason) => {
-                    let revoked = self
+                    let deleted = self
                         .inner
                         .store
                         .delete_sessions(
@@ -131,7 +131,7 @@ impl SessionEngine {
                         .await?;
                     tracing::warn!(
                         session = %row.session_handle,
-                        revoked = !revoked.is_empty(),
+                        revoked = !deleted.is_empty(),
                         ?reason,
                         "refresh token reuse: token theft detected, session revoked"
                     );
@@ -142,7 +142,7 @@ impl SessionEngine {
                         user_id: &row.user_id,
                         reason,
                     });
-                    self.emit_revoked(&revoked, Some(&row.user_id), RevokeCause::Theft);
+                    self.report_revoked(deleted, RevokeCause::Theft);
                     return Err(SessionError::TokenTheft {
                         session_handle: row.session_handle,
                         user_id: row.user_id.clone(),

@@ -51,6 +51,16 @@ pub struct SessionRow {
     pub use_static_key: bool,
 }
 
+/// A session [`Store::delete_sessions`] removed: its handle and the user it belonged to (so a
+/// revocation by handle can still say whose session it was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedSession {
+    /// Session handle.
+    pub session_handle: String,
+    /// Recipe user id of the deleted row.
+    pub user_id: String,
+}
+
 /// A promotion: the new lineage values written if the row still has `expected_current`.
 #[derive(Debug, Clone)]
 pub struct LineageUpdate<'a> {
@@ -220,12 +230,12 @@ pub trait Store: DeviceStore + AuditStore + DbscStore {
         now_ms: u64,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes sessions by handle; returns the handles that existed.
+    /// Deletes sessions by `(tenant, handle)`; returns the ones that existed, with their users.
     async fn delete_sessions(
         &self,
         app_id: &str,
         handles: &[(String, String)],
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<DeletedSession>, StoreError>;
 
     /// Handles of a user's sessions with `expires_at >= now`, in one tenant or all.
     async fn session_handles_for_user(

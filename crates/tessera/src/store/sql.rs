@@ -319,20 +319,24 @@ macro_rules! impl_sql_store {
                 &self,
                 app_id: &str,
                 handles: &[(String, String)],
-            ) -> Result<Vec<String>, $crate::error::StoreError> {
+            ) -> Result<Vec<$crate::store::DeletedSession>, $crate::error::StoreError> {
                 let mut deleted = Vec::new();
                 for (tenant_id, handle) in handles {
-                    let done = sqlx::query(
+                    let user_id: Option<String> = sqlx::query_scalar(
                         "DELETE FROM session_info \
-                         WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3",
+                         WHERE app_id = $1 AND tenant_id = $2 AND session_handle = $3 \
+                         RETURNING user_id",
                     )
                     .bind(app_id)
                     .bind(tenant_id)
                     .bind(handle)
-                    .execute(&mut *self.acquire_timed().await?)
+                    .fetch_optional(&mut *self.acquire_timed().await?)
                     .await?;
-                    if done.rows_affected() > 0 {
-                        deleted.push(handle.clone());
+                    if let Some(user_id) = user_id {
+                        deleted.push($crate::store::DeletedSession {
+                            session_handle: handle.clone(),
+                            user_id,
+                        });
                     }
                 }
                 Ok(deleted)
