@@ -17,7 +17,9 @@
 #                                          # writes to a temporary directory and checks only
 #                                          # that every peer answered and the report parses
 # Environment: ROUNDS (3), DURATION (5 s), WARMUP (2 s), CONNECTIONS (32), OUT (docs),
-# ONLY (comma-separated row keys, for trying one peer).
+# ONLY (comma-separated row keys, for trying one peer; node and its peers are installed only if
+# it names one of theirs). Just Tessera's create against the raw RSA-2048 sign rate:
+#   ONLY=tessera-create OUT=/tmp/bench scripts/bench-peers.sh
 #
 # It installs what it needs itself: wrk and gnuplot from Debian, the node peers with `npm ci`
 # from bench/peers/node/package-lock.json (the result is cached per lockfile and node version
@@ -46,29 +48,38 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-command -v node >/dev/null && command -v npm >/dev/null || {
-  log "apt-get install nodejs npm"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-}
-
+# The node peers' rows: better-auth*, supertokens*, express, node.
+NEED_NODE=1
+if [ -n "${ONLY:-}" ]; then
+  case ",$ONLY," in
+    *,better-auth* | *,supertokens* | *,express,* | *,node,*) ;;
+    *) NEED_NODE=0 ;;
+  esac
+fi
 # The node peers: npm ci from the lockfile, unless node_modules already came from this lockfile.
 NODE_DIR=bench/peers/node
-key="$(cat "$NODE_DIR/package-lock.json" <(node --version) <(uname -m) | sha256sum | cut -c1-16)"
-if [ "$(cat "$NODE_DIR/node_modules/.tessera-lock" 2>/dev/null)" != "$key" ]; then
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/tessera/bench-peers-node/$key"
-  rm -rf "$NODE_DIR/node_modules"
-  if [ -f "$cache/node_modules/.tessera-lock" ]; then
-    log "node peers: node_modules from the cache ($cache)"
-    cp -a "$cache/node_modules" "$NODE_DIR/node_modules"
-  else
-    log "node peers: npm ci (better-sqlite3 compiles SQLite: a few minutes once)"
-    # From source: its prebuilt binaries are not on the npm registry.
-    (cd "$NODE_DIR" && npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error)
-    echo "$key" >"$NODE_DIR/node_modules/.tessera-lock"
-    mkdir -p "$(dirname "$cache")"
-    tmp="$(mktemp -d "$(dirname "$cache")/tmp.XXXXXX")"
-    cp -a "$NODE_DIR/node_modules" "$tmp/node_modules"
-    rm -rf "$cache" && mv "$tmp" "$cache"
+if [ "$NEED_NODE" = 1 ]; then
+  command -v node >/dev/null && command -v npm >/dev/null || {
+    log "apt-get install nodejs npm"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  }
+  key="$(cat "$NODE_DIR/package-lock.json" <(node --version) <(uname -m) | sha256sum | cut -c1-16)"
+  if [ "$(cat "$NODE_DIR/node_modules/.tessera-lock" 2>/dev/null)" != "$key" ]; then
+    cache="${XDG_CACHE_HOME:-$HOME/.cache}/tessera/bench-peers-node/$key"
+    rm -rf "$NODE_DIR/node_modules"
+    if [ -f "$cache/node_modules/.tessera-lock" ]; then
+      log "node peers: node_modules from the cache ($cache)"
+      cp -a "$cache/node_modules" "$NODE_DIR/node_modules"
+    else
+      log "node peers: npm ci (better-sqlite3 compiles SQLite: a few minutes once)"
+      # From source: its prebuilt binaries are not on the npm registry.
+      (cd "$NODE_DIR" && npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error)
+      echo "$key" >"$NODE_DIR/node_modules/.tessera-lock"
+      mkdir -p "$(dirname "$cache")"
+      tmp="$(mktemp -d "$(dirname "$cache")/tmp.XXXXXX")"
+      cp -a "$NODE_DIR/node_modules" "$tmp/node_modules"
+      rm -rf "$cache" && mv "$tmp" "$cache"
+    fi
   fi
 fi
 

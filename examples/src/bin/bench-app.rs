@@ -9,6 +9,11 @@
 //! anonymous sessions on: a request with an anonymous-token cookie is verified, one without
 //! gets a new anonymous session minted. Used by `scripts/bench-anonymous.sh`.
 //!
+//! `--mode sign` serves nothing: it signs a 400-byte message with a fresh RSA-2048 key in a
+//! loop, on the one thread, for `--seconds`, then prints `signed <n> in <s> s` and exits. The
+//! raw signing rate a core manages, measured beside the creates by `scripts/bench-peers.sh`
+//! (a create signs one access token: issue 16 asks for ≥ 0.75 × this rate).
+//!
 //! `--metrics` installs a Prometheus recorder (`metrics-exporter-prometheus`) and the SDK's
 //! `MetricsSink` on the engine, as an app exporting metrics would: `scripts/bench-sdk.sh` with
 //! `BENCH_METRICS=1` compares it with the same app without (issue 13).
@@ -28,6 +33,7 @@ enum Mode {
     Bare,
     Session,
     Anonymous,
+    Sign,
 }
 
 /// Flags.
@@ -48,6 +54,32 @@ struct Args {
     /// Record the SDK's metrics into an installed Prometheus recorder.
     #[arg(long)]
     metrics: bool,
+    /// `--mode sign`: how long to sign, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+}
+
+/// `--mode sign`: RS256 signatures over a 400-byte message (about a create's access token)
+/// for `seconds`, on this thread. Returns the count and the time taken.
+fn sign_loop(seconds: f64) -> Result<(u64, std::time::Duration), Box<dyn std::error::Error>> {
+    let now_ms = tessera::Clock::now_ms(&tessera::SystemClock);
+    let key = tessera::SigningKey::generate(
+        format!("d-{now_ms}"),
+        tessera::KeyKind::Dynamic,
+        now_ms,
+        u64::MAX,
+    )?;
+    let message = [7u8; 400];
+    let budget = std::time::Duration::try_from_secs_f64(seconds)?;
+    let started = std::time::Instant::now();
+    let mut signed = 0u64;
+    while started.elapsed() < budget {
+        for _ in 0..16 {
+            std::hint::black_box(key.sign_rs256(std::hint::black_box(&message))?);
+        }
+        signed += 16;
+    }
+    Ok((signed, started.elapsed()))
 }
 
 async fn hello() -> &'static str {
@@ -69,13 +101,25 @@ async fn login(sign_in: SignIn) -> Result<&'static str, SessionRejection> {
     Ok("ok")
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Mode::Sign = args.mode {
+        let (signed, took) = sign_loop(args.seconds)?;
+        println!("signed {signed} in {:.6} s", took.as_secs_f64());
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let port = listener.local_addr()?.port();
     let app = match args.mode {
         Mode::Bare => Router::new().route("/hello", get(hello)),
+        Mode::Sign => return Err("--mode sign serves nothing".into()),
         Mode::Session | Mode::Anonymous => {
             let path = match args.db {
                 Some(path) => path,

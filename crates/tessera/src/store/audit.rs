@@ -93,7 +93,8 @@ macro_rules! impl_audit_store {
                 rows: &[$crate::store::audit::AuditRow],
             ) -> Result<(), $crate::error::StoreError> {
                 use $crate::store::sql::to_db;
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.writer().await?;
+                let mut tx = Self::begin_write(&mut conn).await?;
                 for r in rows {
                     sqlx::query(
                         "INSERT INTO tessera_audit_event (at_ms, app_id, kind, user_id, \
@@ -163,7 +164,7 @@ macro_rules! impl_audit_store {
                 )
                 .bind(to_db(before_ms))
                 .bind(to_db(limit))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected())
             }

@@ -140,7 +140,7 @@ macro_rules! impl_dbsc_store {
                 .bind(&b.algorithm)
                 .bind(to_db(b.bound_at))
                 .bind(to_db(now_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 self.get_dbsc_binding(&b.app_id, &b.tenant_id, &b.session_handle)
                     .await
@@ -182,7 +182,7 @@ macro_rules! impl_dbsc_store {
                 .bind(app_id)
                 .bind(nonce)
                 .bind(to_db(expires_at))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -207,7 +207,7 @@ macro_rules! impl_dbsc_store {
                 .bind(&b.algorithm)
                 .bind(to_db(b.bound_at))
                 .bind(to_db(expires_at))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(self
                     .get_dbsc_guest(&b.app_id, &b.session_handle, 0)
@@ -245,7 +245,7 @@ macro_rules! impl_dbsc_store {
                 for table in ["tessera_dbsc_used_challenge", "tessera_dbsc_guest_binding"] {
                     let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                         .bind(to_db(now_ms))
-                        .execute(&mut *self.acquire_timed().await?)
+                        .execute(&mut *self.writer().await?)
                         .await?;
                     count += done.rows_affected();
                 }

@@ -108,7 +108,7 @@ macro_rules! impl_device_store {
                 .bind(to_db(r.created_at))
                 .bind(to_db(r.last_active_at))
                 .bind(to_db(r.signed_in_at))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }
@@ -162,7 +162,7 @@ macro_rules! impl_device_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(to_db(stale_before))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -188,7 +188,7 @@ macro_rules! impl_device_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(to_db(at_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }

@@ -74,15 +74,42 @@ impl PostgresStore {
         self.waits.record(started.elapsed());
         conn
     }
+
+    /// The connection to write through: any pooled one (PostgreSQL has no single write
+    /// lock to queue for).
+    pub(crate) async fn writer(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+        self.acquire_timed().await
+    }
+
+    /// No connection outside the pool.
+    pub(crate) fn writer_stats(&self) -> (u32, u32) {
+        (0, 0)
+    }
+
+    /// A transaction on a writer connection.
+    pub(crate) async fn begin_write(
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+        sqlx::Connection::begin(conn).await
+    }
+
+    /// The session row and its device row in one statement, atomic on its own.
+    pub(crate) async fn insert_session_rows(
+        &self,
+        r: &super::SessionRow,
+        d: &super::DeviceRow,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(super::sql::SESSION_WITH_DEVICE_POSTGRES);
+        super::sql::bind_device_row!(super::sql::bind_session_row!(query, r), d)
+            .execute(&mut *self.writer().await?)
+            .await?;
+        Ok(())
+    }
 }
 
-super::sql::impl_sql_store!(
-    PostgresStore,
-    Some(KEY_LOCK),
-    super::sql::SESSION_WITH_DEVICE_POSTGRES,
-    false,
-    super::CLEANUP_BATCH
-);
+super::sql::impl_sql_store!(PostgresStore, Some(KEY_LOCK), super::CLEANUP_BATCH);
 super::devices::impl_device_store!(PostgresStore);
 super::audit::impl_audit_store!(PostgresStore);
 super::dbsc::impl_dbsc_store!(PostgresStore);

@@ -72,13 +72,42 @@ macro_rules! bind_session_row {
     };
 }
 
-/// A new session and its device row in one call to SQLite's worker thread: two statements,
-/// run inside one transaction by the caller (SQLite has no data-modifying `WITH`).
-pub(crate) const SESSION_WITH_DEVICE_SQLITE: &str = concat!(
+/// Binds a device row's values after its key to `$11`–`$15` of [`SESSION_WITH_DEVICE_SQLITE`]
+/// and [`SESSION_WITH_DEVICE_POSTGRES`].
+macro_rules! bind_device_row {
+    ($query:expr, $d:expr) => {
+        $query
+            .bind(&$d.user_agent)
+            .bind(&$d.ip)
+            .bind($crate::store::sql::to_db($d.created_at))
+            .bind($crate::store::sql::to_db($d.last_active_at))
+            .bind($crate::store::sql::to_db($d.signed_in_at))
+    };
+}
+
+/// The device row's `INSERT` of [`SESSION_WITH_DEVICE_SQLITE`].
+macro_rules! sqlite_device_insert {
+    () => {
+        concat!(
+            device_columns!(),
+            "VALUES ($1, $2, $3, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+        )
+    };
+}
+
+/// A new session and its device row: two statements, run inside one transaction by the caller
+/// (SQLite has no data-modifying `WITH`).
+pub(crate) const SESSION_WITH_DEVICE_SQLITE: &str =
+    concat!(insert_session_sql!(), "; ", sqlite_device_insert!());
+
+/// [`SESSION_WITH_DEVICE_SQLITE`] as one transaction in one call to SQLite's worker thread
+/// (the store's writer connection; see `store/sqlite.rs`).
+pub(crate) const SESSION_WITH_DEVICE_SQLITE_IN_TX: &str = concat!(
+    "BEGIN IMMEDIATE; ",
     insert_session_sql!(),
     "; ",
-    device_columns!(),
-    "VALUES ($1, $2, $3, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+    sqlite_device_insert!(),
+    "; COMMIT"
 );
 
 /// A new session and its device row in one PostgreSQL statement (atomic on its own): the
@@ -137,14 +166,14 @@ where
     })
 }
 
-/// Implements [`crate::store::Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
+/// Implements [`crate::store::Store`] for a struct with a `pool: sqlx::Pool<$db>` field (reads)
+/// and these methods: `acquire_timed` (a pooled connection for a read), `writer` (the
+/// connection to write through), `begin_write` (a transaction on it), `writer_stats` and
+/// `insert_session_rows` (a session and its device row, both or neither).
 /// `$key_lock` is an optional statement run first in the key-insertion transaction, with the
-/// app id as `$1`. `$with_device` inserts a session and its device row
-/// ([`SESSION_WITH_DEVICE_SQLITE`] or [`SESSION_WITH_DEVICE_POSTGRES`]); `$with_device_tx`
-/// says whether it needs a transaction around it to be atomic. `$cleanup_batch` is
-/// [`crate::store::Store::cleanup_batch`].
+/// app id as `$1`. `$cleanup_batch` is [`crate::store::Store::cleanup_batch`].
 macro_rules! impl_sql_store {
-    ($store:ty, $key_lock:expr, $with_device:expr, $with_device_tx:expr, $cleanup_batch:expr) => {
+    ($store:ty, $key_lock:expr, $cleanup_batch:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn insert_session(
@@ -155,7 +184,7 @@ macro_rules! impl_sql_store {
                     sqlx::query($crate::store::sql::insert_session_sql!()),
                     r
                 )
-                    .execute(&mut *self.acquire_timed().await?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 Ok(())
             }
@@ -165,25 +194,7 @@ macro_rules! impl_sql_store {
                 r: &$crate::store::SessionRow,
                 d: &$crate::store::DeviceRow,
             ) -> Result<(), $crate::error::StoreError> {
-                use $crate::store::sql::to_db;
-                let query = $crate::store::sql::bind_session_row!(sqlx::query($with_device), r)
-                    .bind(&d.user_agent)
-                    .bind(&d.ip)
-                    .bind(to_db(d.created_at))
-                    .bind(to_db(d.last_active_at))
-                    .bind(to_db(d.signed_in_at));
-                if $with_device_tx {
-                    // Dropped before the commit (an error, a cancelled call), it rolls back.
-                    // The connection comes through `acquire_timed`, so the pool metrics
-                    // count this create like every other query.
-                    let mut conn = self.acquire_timed().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    query.execute(&mut *tx).await?;
-                    tx.commit().await?;
-                } else {
-                    query.execute(&mut *self.acquire_timed().await?).await?;
-                }
-                Ok(())
+                self.insert_session_rows(r, d).await
             }
 
             async fn get_session(
@@ -246,7 +257,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind(u.expected_current)
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -266,7 +277,7 @@ macro_rules! impl_sql_store {
                 .bind(app_id)
                 .bind(tenant_id)
                 .bind(handle)
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }
@@ -288,7 +299,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -310,7 +321,7 @@ macro_rules! impl_sql_store {
                 .bind(tenant_id)
                 .bind(handle)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -321,6 +332,7 @@ macro_rules! impl_sql_store {
                 handles: &[(String, String)],
             ) -> Result<Vec<$crate::store::DeletedSession>, $crate::error::StoreError> {
                 let mut deleted = Vec::new();
+                let mut conn = self.writer().await?;
                 for (tenant_id, handle) in handles {
                     let user_id: Option<String> = sqlx::query_scalar(
                         "DELETE FROM session_info \
@@ -330,7 +342,7 @@ macro_rules! impl_sql_store {
                     .bind(app_id)
                     .bind(tenant_id)
                     .bind(handle)
-                    .fetch_optional(&mut *self.acquire_timed().await?)
+                    .fetch_optional(&mut *conn)
                     .await?;
                     if let Some(user_id) = user_id {
                         deleted.push($crate::store::DeletedSession {
@@ -378,7 +390,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind($crate::store::sql::to_db(now_ms))
                 .bind($crate::store::sql::to_db(limit))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -428,7 +440,8 @@ macro_rules! impl_sql_store {
                 fresh_since: u64,
             ) -> Result<bool, $crate::error::StoreError> {
                 use $crate::store::sql::to_db;
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.writer().await?;
+                let mut tx = Self::begin_write(&mut conn).await?;
                 if let Some(lock) = $key_lock {
                     sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
                 }
@@ -459,7 +472,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind($crate::store::sql::to_db(created_before))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected())
             }
@@ -492,7 +505,8 @@ macro_rules! impl_sql_store {
                 app_id: &str,
                 key: &$crate::store::StoredKey,
             ) -> Result<bool, $crate::error::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.writer().await?;
+                let mut tx = Self::begin_write(&mut conn).await?;
                 if let Some(lock) = $key_lock {
                     sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
                 }
@@ -525,7 +539,7 @@ macro_rules! impl_sql_store {
                 .bind(&key.kid)
                 .bind(&key.value)
                 .bind($crate::store::sql::to_db(key.created_at))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(())
             }
@@ -540,7 +554,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(app_id)
                 .bind(kid)
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -560,7 +574,7 @@ macro_rules! impl_sql_store {
                 .bind(name)
                 .bind(value)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 let stored: String = sqlx::query_scalar(
                     "SELECT value FROM key_value \
@@ -579,10 +593,13 @@ macro_rules! impl_sql_store {
             }
 
             fn pool_stats(&self) -> Option<$crate::store::PoolStats> {
+                let (writer_size, writer_idle) = self.writer_stats();
                 Some($crate::store::PoolStats {
-                    size: self.pool.size(),
-                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-                    max: self.pool.options().get_max_connections(),
+                    size: self.pool.size() + writer_size,
+                    idle: u32::try_from(self.pool.num_idle())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(writer_idle),
+                    max: self.pool.options().get_max_connections() + writer_size,
                     acquires: self.waits.totals().0,
                     acquire_wait: self.waits.totals().1,
                 })
@@ -601,7 +618,7 @@ macro_rules! impl_sql_store {
                 .bind(app_id)
                 .bind(config_json)
                 .bind($crate::store::sql::to_db(now_ms))
-                .execute(&mut *self.acquire_timed().await?)
+                .execute(&mut *self.writer().await?)
                 .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(true);
@@ -609,7 +626,7 @@ macro_rules! impl_sql_store {
                 sqlx::query("UPDATE tessera_app_config SET core_config = $1 WHERE app_id = $2")
                     .bind(config_json)
                     .bind(app_id)
-                    .execute(&mut *self.acquire_timed().await?)
+                    .execute(&mut *self.writer().await?)
                     .await?;
                 Ok(false)
             }
@@ -618,7 +635,8 @@ macro_rules! impl_sql_store {
                 if app_id == $crate::session::PUBLIC {
                     return Ok(false);
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.writer().await?;
+                let mut tx = Self::begin_write(&mut conn).await?;
                 if let Some(lock) = $key_lock {
                     // Serialised with key creation for this app on other instances.
                     sqlx::query(lock).bind(app_id).execute(&mut *tx).await?;
@@ -653,4 +671,6 @@ macro_rules! impl_sql_store {
     };
 }
 
-pub(crate) use {bind_session_row, fetch_by_session_key, impl_sql_store, insert_session_sql};
+pub(crate) use {
+    bind_device_row, bind_session_row, fetch_by_session_key, impl_sql_store, insert_session_sql,
+};
