@@ -16,7 +16,11 @@
 //! 4. Transactions on the writer begin with `BEGIN IMMEDIATE`: the write lock is taken at the
 //!    start, so a transaction never fails half-way on a lock another process holds (a
 //!    SuperTokens core or a second instance sharing the file); it waits in the busy handler.
-//! 5. The in-memory store has one connection for everything (a private `:memory:` database
+//! 5. A writer whose worker thread has ended (sqlx ends it on a panic, or when the rollback of
+//!    a dropped transaction fails) would fail every write until a restart. At most once a
+//!    second ([`WRITER_CHECK_EVERY`]) the next write pings it first, and a dead one is
+//!    replaced by a new connection: one round trip a second under load, none per write.
+//! 6. The in-memory store has one connection for everything (a private `:memory:` database
 //!    exists per connection), so there the writer is that pool's connection.
 
 use crate::error::StoreError;
@@ -45,11 +49,17 @@ pub struct SqliteStore {
     pub(crate) waits: Arc<super::AcquireWaits>,
 }
 
-/// The writer connection and whether a transaction may be left open on it (rule 3).
+/// How often the writer's connection is checked before a write (rule 5).
+const WRITER_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer connection, whether a transaction may be left open on it (rule 3), and what
+/// rule 5 needs to check and replace it.
 #[derive(Debug)]
 struct Writer {
     conn: SqliteConnection,
     open_tx: bool,
+    options: SqliteConnectOptions,
+    checked: std::time::Instant,
 }
 
 impl SqliteStore {
@@ -80,6 +90,8 @@ impl SqliteStore {
             writer: Some(Arc::new(Mutex::new(Writer {
                 conn,
                 open_tx: false,
+                options,
+                checked: std::time::Instant::now(),
             }))),
             waits: Arc::default(),
         })
@@ -117,7 +129,7 @@ impl SqliteStore {
 }
 
 /// A connection to write through: the held writer (rule 1), or a pooled connection for an
-/// in-memory store (rule 5).
+/// in-memory store (rule 6).
 pub(crate) enum WriterGuard {
     Held(HeldWriter),
     Pooled(sqlx::pool::PoolConnection<sqlx::Sqlite>),
@@ -142,6 +154,21 @@ impl Drop for HeldWriter {
 }
 
 impl Writer {
+    /// Ready for a write: a transaction a cancelled call left open is rolled back (rule 3),
+    /// and at most once per [`WRITER_CHECK_EVERY`] a dead connection is replaced (rule 5).
+    async fn ready(&mut self) -> Result<(), sqlx::Error> {
+        self.end_open_tx().await;
+        if self.checked.elapsed() >= WRITER_CHECK_EVERY {
+            if sqlx::Connection::ping(&mut self.conn).await.is_err() {
+                tracing::warn!("the SQLite writer connection had ended; opening a new one");
+                self.conn = self.options.connect().await?;
+                self.open_tx = false;
+            }
+            self.checked = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
     /// Rolls back a transaction that may be open. "No transaction is active" (the call had
     /// committed, or had not begun) is the expected error and is ignored like any other: a
     /// connection still in a transaction fails its next `BEGIN` loudly.
@@ -219,15 +246,15 @@ impl SqliteStore {
         conn
     }
 
-    /// The connection to write through (rules 1 and 5), the wait counted like
+    /// The connection to write through (rules 1 and 6), the wait counted like
     /// [`Self::acquire_timed`]'s. A transaction a cancelled call left open is rolled back
-    /// first (rule 3).
+    /// first (rule 3); a dead writer is replaced (rule 5).
     pub(crate) async fn writer(&self) -> Result<WriterGuard, sqlx::Error> {
         let started = std::time::Instant::now();
         let guard = match &self.writer {
             Some(writer) => {
                 let mut held = Arc::clone(writer).lock_owned().await;
-                held.end_open_tx().await;
+                held.ready().await?;
                 WriterGuard::Held(HeldWriter(held))
             }
             None => WriterGuard::Pooled(self.pool.acquire().await?),
