@@ -147,8 +147,21 @@ pub(crate) struct RequestTokens {
 impl RequestTokens {
     /// One pass over `headers`; `anonymous_cookie` is the configured anonymous cookie name and
     /// `memo` remembers the last token header's `kid` class.
+    #[cfg(test)]
     pub(crate) fn read(headers: &HeaderMap, anonymous_cookie: &str, memo: &KidMemo) -> Self {
+        Self::read_seeing_guest(headers, anonymous_cookie, memo).0
+    }
+
+    /// [`Self::read`], and the anonymous cookie's value as the pass saw it in `headers` when
+    /// it is kept as a position (one copy, no escape): the layer's guest plan uses it while it
+    /// still holds the headers, instead of finding the line again.
+    pub(crate) fn read_seeing_guest<'a>(
+        headers: &'a HeaderMap,
+        anonymous_cookie: &str,
+        memo: &KidMemo,
+    ) -> (Self, Option<&'a str>) {
         let mut tokens = Self::default();
+        let mut guest = None;
         let wanted = [
             names::ACCESS_COOKIE,
             names::REFRESH_COOKIE,
@@ -171,13 +184,23 @@ impl RequestTokens {
                         // The access token is kept: the `Session` shares it (one copy, instead
                         // of reading the header again in the extractor and copying then).
                         Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
-                        Cow::Borrowed(_) => match pair.value_at() {
-                            Some(at) => Slot::At(at),
+                        Cow::Borrowed(value) => match pair.value_at() {
+                            Some(at) => {
+                                if i == 3 {
+                                    guest = Some(value);
+                                }
+                                Slot::At(at)
+                            }
                             None => Slot::Kept(Arc::from(pair.raw)),
                         },
                         Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
                     },
-                    _ => Slot::Duplicate,
+                    _ => {
+                        if i == 3 {
+                            guest = None;
+                        }
+                        Slot::Duplicate
+                    }
                 };
             }
         }
@@ -187,7 +210,7 @@ impl RequestTokens {
         }
         tokens.auth_mode = auth_mode(headers);
         tokens.rid = has_rid(headers);
-        tokens
+        (tokens, guest)
     }
 
     /// The access-token cookie.
@@ -260,12 +283,15 @@ struct Pair<'a> {
     line: usize,
     /// Offset of `raw` in its line.
     start: usize,
+    /// The pair holds a `%` somewhere (seen by the search for `;`): only then is the name or
+    /// the value searched for escapes.
+    escaped: bool,
 }
 
 impl<'a> Pair<'a> {
     /// The percent-decoded value, borrowed when there is nothing to decode.
     fn value(&self) -> Cow<'a, str> {
-        if memchr::memchr(b'%', self.raw.as_bytes()).is_some() {
+        if self.escaped && memchr::memchr(b'%', self.raw.as_bytes()).is_some() {
             Cow::Owned(percent_decode(self.raw))
         } else {
             Cow::Borrowed(self.raw)
@@ -289,11 +315,11 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = Pair<'_>> {
         .enumerate()
         .filter_map(|(n, v)| Some((n, v.to_str().ok()?)))
         .flat_map(|(n, line)| {
-            split_semicolons(line).filter_map(move |pair| {
+            split_semicolons(line).filter_map(move |(pair, escaped)| {
                 let eq = memchr::memchr(b'=', pair.as_bytes())?;
                 // `=` is ASCII, so both sides are on character boundaries.
                 let name = pair[..eq].trim();
-                let name = if memchr::memchr(b'%', name.as_bytes()).is_some() {
+                let name = if escaped && memchr::memchr(b'%', name.as_bytes()).is_some() {
                     Cow::Owned(percent_decode(name))
                 } else {
                     Cow::Borrowed(name)
@@ -306,25 +332,40 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = Pair<'_>> {
                     raw,
                     line: n,
                     start,
+                    escaped,
                 })
             })
         })
 }
 
-/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`, with a SIMD search).
-fn split_semicolons(line: &str) -> impl Iterator<Item = &str> {
+/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`), each with whether it
+/// holds a `%`: one vectorised search for both bytes reads the line once, so a pair without
+/// escapes (the usual case) is not searched again for them.
+fn split_semicolons(line: &str) -> impl Iterator<Item = (&str, bool)> {
     let mut rest = Some(line);
     std::iter::from_fn(move || {
         let current = rest?;
-        match memchr::memchr(b';', current.as_bytes()) {
-            // `;` is ASCII, so both sides are on character boundaries.
-            Some(i) => {
-                rest = Some(&current[i + 1..]);
-                Some(&current[..i])
-            }
-            None => {
-                rest = None;
-                Some(current)
+        let bytes = current.as_bytes();
+        let (mut from, mut escaped) = (0, false);
+        loop {
+            let found = match escaped {
+                false => memchr::memchr2(b';', b'%', &bytes[from..]),
+                true => memchr::memchr(b';', &bytes[from..]),
+            };
+            match found.map(|i| from + i) {
+                Some(i) if bytes[i] == b'%' => {
+                    escaped = true;
+                    from = i + 1;
+                }
+                // `;` is ASCII, so both sides are on character boundaries.
+                Some(i) => {
+                    rest = Some(&current[i + 1..]);
+                    return Some((&current[..i], escaped));
+                }
+                None => {
+                    rest = None;
+                    return Some((current, escaped));
+                }
             }
         }
     })
@@ -544,6 +585,9 @@ mod tests {
             "sAccessToken=%zz%4",
             "sRefreshToken=r; sIdRefreshToken=l; anon=g",
             "",
+            "anon=first",
+            "anon=%41",
+            "x=1; anon=a.b.c ; y=%42",
         ];
         let memo = KidMemo::default();
         for line in lines {
@@ -560,7 +604,14 @@ mod tests {
                 };
                 assert_eq!(lookup(&h, name), full, "{line:?} / {name:?}");
             }
-            let tokens = RequestTokens::read(&h, "anon", &memo);
+            let (tokens, seen) = RequestTokens::read_seeing_guest(&h, "anon", &memo);
+            if let Some(value) = seen {
+                assert_eq!(
+                    tokens.anonymous_cookie(&h),
+                    CookieRef::One(Cow::Borrowed(value)),
+                    "{line:?}"
+                );
+            }
             for (name, read) in [
                 (names::ACCESS_COOKIE, tokens.access_cookie(&h)),
                 (names::REFRESH_COOKIE, tokens.refresh_cookie(&h)),
@@ -569,6 +620,47 @@ mod tests {
             ] {
                 assert_eq!(read, find_cookie(&h, name), "{line:?} / {name:?}");
             }
+        }
+    }
+
+    /// The guest value the read pass hands the layer is the anonymous cookie's value, and is
+    /// handed exactly when that value is kept as a position (one copy, no escape).
+    #[test]
+    fn the_seen_guest_is_the_anonymous_cookie() {
+        let memo = KidMemo::default();
+        let cases = [
+            ("anon=first", Some("first")),
+            ("x=1; anon = \"q\" ; y=%42", Some("q")),
+            ("anon=", Some("")),
+            ("anon=%41", None),
+            ("anon=a; anon=b", None),
+            ("other=1", None),
+        ];
+        for (line, expected) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(COOKIE, line.parse().unwrap());
+            let (tokens, seen) = RequestTokens::read_seeing_guest(&h, "anon", &memo);
+            assert_eq!(seen, expected, "{line:?}");
+            if let Some(value) = seen {
+                assert_eq!(
+                    tokens.anonymous_cookie(&h),
+                    CookieRef::One(Cow::Borrowed(value))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_semicolons_is_split_with_the_escape_flag() {
+        let lines = [
+            "", ";", ";;", "a=1", "a=1;b=2", "a=%41;b=2", "a=1;b=%", "%;%", "a=1;", ";a",
+            "x%;y;z%%;%w", "only%", "a=1; b=2;c=%3B",
+        ];
+        for line in lines {
+            let ours: Vec<(&str, bool)> = split_semicolons(line).collect();
+            let expected: Vec<(&str, bool)> =
+                line.split(';').map(|p| (p, p.contains('%'))).collect();
+            assert_eq!(ours, expected, "{line:?}");
         }
     }
 
