@@ -14,7 +14,7 @@
 //!    (three dot-separated segments, the last two not empty); a value without that shape is
 //!    another scheme's token and has no class.
 //! 4. **`st-auth-mode`**: `cookie` or `header` (any case); anything else is no preference.
-//! 5. **`rid`**: present and not blank ([`has_rid`], the one `rid` check of the SDK).
+//! 5. **`rid`**: present and not blank (`rid_in`, the one `rid` check of the SDK).
 //!
 //! Values are kept as positions in the request's headers: nothing is copied and nothing is
 //! allocated unless a cookie value holds a `%` escape.
@@ -25,7 +25,7 @@ use crate::config::TokenTransfer;
 use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::header::{HeaderName, AUTHORIZATION, COOKIE};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -168,49 +168,78 @@ impl RequestTokens {
             names::LEGACY_ID_REFRESH_COOKIE,
             anonymous_cookie,
         ];
-        for pair in cookie_pairs(headers) {
-            for (i, name) in wanted.iter().enumerate() {
-                if pair.name != *name {
+        // One walk over the headers (cheaper than a hashed lookup per name): the `Cookie`
+        // lines in order, and the first value of each other header the rules read.
+        let (mut cookie_lines, mut authorizations) = (0usize, 0usize);
+        let (mut authorization, mut mode, mut rid) = (None, None, None);
+        for (name, value) in headers {
+            if *name == COOKIE {
+                let n = cookie_lines;
+                cookie_lines += 1;
+                let Ok(line) = value.to_str() else {
                     continue;
+                };
+                for pair in line_pairs(n, line) {
+                    tokens.keep(&wanted, pair, &mut guest);
                 }
-                let slot = match i {
-                    0 => &mut tokens.access,
-                    1 => &mut tokens.refresh,
-                    2 => &mut tokens.legacy,
-                    _ => &mut tokens.anonymous,
-                };
-                *slot = match slot {
-                    Slot::Absent => match pair.value() {
-                        // The access token is kept: the `Session` shares it (one copy, instead
-                        // of reading the header again in the extractor and copying then).
-                        Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
-                        Cow::Borrowed(value) => match pair.value_at() {
-                            Some(at) => {
-                                if i == 3 {
-                                    guest = Some(value);
-                                }
-                                Slot::At(at)
-                            }
-                            None => Slot::Kept(Arc::from(pair.raw)),
-                        },
-                        Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
-                    },
-                    _ => {
-                        if i == 3 {
-                            guest = None;
-                        }
-                        Slot::Duplicate
-                    }
-                };
+            } else if *name == AUTHORIZATION {
+                authorizations += 1;
+                authorization.get_or_insert(value);
+            } else if *name == AUTH_MODE {
+                mode.get_or_insert(value);
+            } else if *name == RID {
+                rid.get_or_insert(value);
             }
         }
-        if let Some((at, token)) = bearer_at(headers) {
+        // Exactly one `Authorization` header (rule 2).
+        let bearer = authorization.filter(|_| authorizations == 1);
+        if let Some((at, token)) = bearer.and_then(bearer_in) {
             tokens.bearer = Some(at);
             tokens.bearer_class = memo.class(token);
         }
-        tokens.auth_mode = auth_mode(headers);
-        tokens.rid = has_rid(headers);
+        tokens.auth_mode = mode.and_then(auth_mode_in);
+        tokens.rid = rid.is_some_and(rid_in);
         (tokens, guest)
+    }
+
+    /// Rule 1 for one pair: fills the slot of the session cookie it names (`wanted`: access,
+    /// refresh, legacy, anonymous), or marks it duplicated; `guest` follows the anonymous
+    /// cookie's value while it is kept as a position.
+    fn keep<'a>(&mut self, wanted: &[&str; 4], pair: Pair<'a>, guest: &mut Option<&'a str>) {
+        for (i, name) in wanted.iter().enumerate() {
+            if pair.name != *name {
+                continue;
+            }
+            let slot = match i {
+                0 => &mut self.access,
+                1 => &mut self.refresh,
+                2 => &mut self.legacy,
+                _ => &mut self.anonymous,
+            };
+            *slot = match slot {
+                Slot::Absent => match pair.value() {
+                    // The access token is kept: the `Session` shares it (one copy, instead of
+                    // reading the header again in the extractor and copying then).
+                    Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
+                    Cow::Borrowed(value) => match pair.value_at() {
+                        Some(at) => {
+                            if i == 3 {
+                                *guest = Some(value);
+                            }
+                            Slot::At(at)
+                        }
+                        None => Slot::Kept(Arc::from(pair.raw)),
+                    },
+                    Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
+                },
+                _ => {
+                    if i == 3 {
+                        *guest = None;
+                    }
+                    Slot::Duplicate
+                }
+            };
+        }
     }
 
     /// The access-token cookie.
@@ -314,28 +343,31 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = Pair<'_>> {
         .iter()
         .enumerate()
         .filter_map(|(n, v)| Some((n, v.to_str().ok()?)))
-        .flat_map(|(n, line)| {
-            split_semicolons(line).filter_map(move |(pair, escaped)| {
-                let eq = memchr::memchr(b'=', pair.as_bytes())?;
-                // `=` is ASCII, so both sides are on character boundaries.
-                let name = pair[..eq].trim();
-                let name = if escaped && memchr::memchr(b'%', name.as_bytes()).is_some() {
-                    Cow::Owned(percent_decode(name))
-                } else {
-                    Cow::Borrowed(name)
-                };
-                let raw = pair[eq + 1..].trim().trim_matches('"');
-                // `raw` is a sub-slice of `line`: its offset locates it.
-                let start = raw.as_ptr() as usize - line.as_ptr() as usize;
-                Some(Pair {
-                    name,
-                    raw,
-                    line: n,
-                    start,
-                    escaped,
-                })
-            })
+        .flat_map(|(n, line)| line_pairs(n, line))
+}
+
+/// The pairs of the `n`-th `Cookie` line (rule 1), already known to be visible ASCII.
+fn line_pairs(n: usize, line: &str) -> impl Iterator<Item = Pair<'_>> {
+    split_semicolons(line).filter_map(move |(pair, escaped)| {
+        let eq = memchr::memchr(b'=', pair.as_bytes())?;
+        // `=` is ASCII, so both sides are on character boundaries.
+        let name = pair[..eq].trim();
+        let name = if escaped && memchr::memchr(b'%', name.as_bytes()).is_some() {
+            Cow::Owned(percent_decode(name))
+        } else {
+            Cow::Borrowed(name)
+        };
+        let raw = pair[eq + 1..].trim().trim_matches('"');
+        // `raw` is a sub-slice of `line`: its offset locates it.
+        let start = raw.as_ptr() as usize - line.as_ptr() as usize;
+        Some(Pair {
+            name,
+            raw,
+            line: n,
+            start,
+            escaped,
         })
+    })
 }
 
 /// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`), each with whether it
@@ -411,6 +443,11 @@ fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
     let (Some(value), None) = (all.next(), all.next()) else {
         return None;
     };
+    bearer_in(value)
+}
+
+/// The bearer token of the one `Authorization` header `value`, and where it sits.
+fn bearer_in(value: &HeaderValue) -> Option<(At, &str)> {
     let line = value.to_str().ok()?;
     let token = line.strip_prefix("Bearer ")?.trim();
     if token.is_empty() {
@@ -426,8 +463,14 @@ fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
 }
 
 /// `st-auth-mode` (rule 4).
+#[cfg(test)] // the read pass finds the value in its walk over the headers
 pub(crate) fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
-    let mode = headers.get(&AUTH_MODE)?.to_str().ok()?;
+    auth_mode_in(headers.get(&AUTH_MODE)?)
+}
+
+/// Rule 4 for the first `st-auth-mode` value.
+fn auth_mode_in(value: &HeaderValue) -> Option<TokenLocation> {
+    let mode = value.to_str().ok()?;
     if mode.eq_ignore_ascii_case("cookie") {
         Some(TokenLocation::Cookie)
     } else if mode.eq_ignore_ascii_case("header") {
@@ -439,11 +482,14 @@ pub(crate) fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
 
 /// The custom `rid` header is present and not blank (rule 5): what VIA_CUSTOM_HEADER
 /// requires, and what tells the front end's own calls apart from a cross-site form.
+#[cfg(test)] // the read pass finds the value in its walk over the headers
 pub(crate) fn has_rid(headers: &HeaderMap) -> bool {
-    headers
-        .get(&RID)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !v.trim().is_empty())
+    headers.get(&RID).is_some_and(rid_in)
+}
+
+/// Rule 5 for the first `rid` value.
+fn rid_in(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| !v.trim().is_empty())
 }
 
 /// The `anti-csrf` header (VIA_TOKEN).
@@ -509,8 +555,26 @@ impl KidMemo {
     /// The [`KidClass`] of `token`, `None` without the shape of an access token (see
     /// [`access_token_kid`]).
     pub(crate) fn class(&self, token: &str) -> Option<KidClass> {
+        let last = self.0.load();
+        // The usual case: the token starts with the remembered header (which holds no dot)
+        // and a dot, so the header's search is skipped; the rest must have the shape (as in
+        // `access_token_header`).
+        if let Some(last) = &*last {
+            let rest = token
+                .strip_prefix(&*last.0)
+                .and_then(|r| r.strip_prefix('.'));
+            if let Some(rest) = rest {
+                if let Some(i) = memchr::memchr(b'.', rest.as_bytes()) {
+                    let (payload, signature) = (&rest[..i], &rest[i + 1..]);
+                    let shaped = !payload.is_empty() && !signature.is_empty();
+                    if shaped && memchr::memchr(b'.', signature.as_bytes()).is_none() {
+                        return last.1;
+                    }
+                }
+            }
+        }
         let header = access_token_header(token)?;
-        if let Some(last) = &*self.0.load() {
+        if let Some(last) = &*last {
             if *last.0 == *header {
                 return last.1;
             }
@@ -678,6 +742,17 @@ mod tests {
             assert_eq!(memo.class(&format!("{d}..s")), None);
             assert_eq!(memo.class(&format!("{d}.p.")), None);
             assert_eq!(memo.class(&format!(".{d}.p")), None);
+            // Right after the memo holds `d`: near misses of its fast path.
+            assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{d}x.p.s")), None, "another header");
+            assert_eq!(memo.class(&format!("{d}.p..")), None);
+            assert_eq!(memo.class(&format!("{d}.p.s.")), None);
+            assert_eq!(memo.class(&format!("{d}..")), None);
+            assert_eq!(memo.class(&format!("{d}.")), None);
+            assert_eq!(memo.class(&d), None);
+            assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
+            assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
             assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
             assert_eq!(memo.class(&format!("{a}.p.s")), Some(KidClass::Anonymous));
             assert_eq!(memo.class(&format!("{no_kid}.p.s")), None);
@@ -737,5 +812,31 @@ mod tests {
         assert_eq!(auth_mode(&h), Some(TokenLocation::Cookie));
         h.insert(names::AUTH_MODE, "other".parse().unwrap());
         assert_eq!(auth_mode(&h), None);
+    }
+
+    /// The read pass's one walk over the headers answers as the lookups by name do: the first
+    /// value of `rid` and `st-auth-mode`, exactly one `Authorization`.
+    #[test]
+    fn the_read_pass_agrees_with_the_lookups() {
+        let memo = KidMemo::default();
+        let values = ["", " ", "cookie", "HEADER", "x", "Bearer t", "Bearer  ", "s"];
+        for first in values {
+            for second in [None, Some("cookie"), Some("Bearer u"), Some(" ")] {
+                let mut h = HeaderMap::new();
+                h.insert("host", "x".parse().unwrap());
+                for name in [names::RID, names::AUTH_MODE, "authorization"] {
+                    h.append(name, first.parse().unwrap());
+                    if let Some(second) = second {
+                        h.append(name, second.parse().unwrap());
+                    }
+                }
+                h.append(COOKIE, "a=1".parse().unwrap());
+                let tokens = RequestTokens::read(&h, "anon", &memo);
+                let case = format!("{first:?} then {second:?}");
+                assert_eq!(tokens.rid, has_rid(&h), "{case}");
+                assert_eq!(tokens.auth_mode, auth_mode(&h), "{case}");
+                assert_eq!(tokens.bearer(&h), bearer(&h), "{case}");
+            }
+        }
     }
 }
