@@ -7,8 +7,8 @@
 //! with anonymous sessions on, beside bare axum receiving the same bytes.
 //!
 //! `cargo bench -p tessera-axum --bench layer`. With `LAYER_BENCH_ITERS=N` the bench skips
-//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|session|nocache|anonymous|bare-anonymous`,
-//! default session with the cache on), for instruction counts of the request loop alone:
+//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|noop|session|nocache|anonymous|bare-anonymous`,
+//! default session with the cache on; `noop` is bare axum behind a layer that does nothing), for instruction counts of the request loop alone:
 //! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -191,7 +191,8 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| one(&session, &cookie, false))
     });
     group.bench_function("session_uncached", |b| {
-        b.to_async(&rt).iter(|| one(&nocache, &nocache_cookie, false))
+        b.to_async(&rt)
+            .iter(|| one(&nocache, &nocache_cookie, false))
     });
     group.bench_function("bare_anonymous", |b| {
         b.to_async(&rt).iter(|| one(&bare, &guest_cookie, true))
@@ -207,13 +208,7 @@ criterion_group!(benches, bench);
 /// The measured loop, a function of its own so that callgrind can count only it:
 /// `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #[inline(never)]
-fn drive(
-    rt: &tokio::runtime::Runtime,
-    router: &Router,
-    cookie: &str,
-    auth_mode: bool,
-    iters: u64,
-) {
+fn drive(rt: &tokio::runtime::Runtime, router: &Router, cookie: &str, auth_mode: bool, iters: u64) {
     rt.block_on(async {
         for _ in 0..iters {
             one(router, cookie, auth_mode).await;
@@ -240,6 +235,16 @@ fn main() {
                 (router, cookie, true)
             }
             "bare-anonymous" => (bare(), rt.block_on(anonymous_app()).1, true),
+            // Bare axum behind a layer that does nothing: what `Router::layer` itself costs
+            // per request (the floor under any layer's own work).
+            "noop" => (
+                Router::new()
+                    .route("/hello", get(hello))
+                    .layer(tower::layer::layer_fn(|inner| inner))
+                    .with_state(()),
+                rt.block_on(session_app(0)).1,
+                false,
+            ),
             _ => {
                 let (router, cookie) = rt.block_on(session_app(10_000));
                 (router, cookie, false)

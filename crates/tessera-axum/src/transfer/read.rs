@@ -717,8 +717,19 @@ mod tests {
     #[test]
     fn split_semicolons_is_split_with_the_escape_flag() {
         let lines = [
-            "", ";", ";;", "a=1", "a=1;b=2", "a=%41;b=2", "a=1;b=%", "%;%", "a=1;", ";a",
-            "x%;y;z%%;%w", "only%", "a=1; b=2;c=%3B",
+            "",
+            ";",
+            ";;",
+            "a=1",
+            "a=1;b=2",
+            "a=%41;b=2",
+            "a=1;b=%",
+            "%;%",
+            "a=1;",
+            ";a",
+            "x%;y;z%%;%w",
+            "only%",
+            "a=1; b=2;c=%3B",
         ];
         for line in lines {
             let ours: Vec<(&str, bool)> = split_semicolons(line).collect();
@@ -819,7 +830,9 @@ mod tests {
     #[test]
     fn the_read_pass_agrees_with_the_lookups() {
         let memo = KidMemo::default();
-        let values = ["", " ", "cookie", "HEADER", "x", "Bearer t", "Bearer  ", "s"];
+        let values = [
+            "", " ", "cookie", "HEADER", "x", "Bearer t", "Bearer  ", "s",
+        ];
         for first in values {
             for second in [None, Some("cookie"), Some("Bearer u"), Some(" ")] {
                 let mut h = HeaderMap::new();

@@ -115,11 +115,12 @@ pub(crate) fn hot_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (a_words, a_rest) = a.as_chunks::<8>();
-    let (b_words, b_rest) = b.as_chunks::<8>();
+    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a_words.remainder(), b_words.remainder());
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or_default());
     let mut diff = 0u64;
-    for (x, y) in a_words.iter().zip(b_words) {
-        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+    for (x, y) in a_words.zip(b_words) {
+        diff |= word(x) ^ word(y);
     }
     for (x, y) in a_rest.iter().zip(b_rest) {
         diff |= u64::from(x ^ y);
@@ -242,7 +243,11 @@ mod tests {
         assert!(cache.get("x", 0).is_some());
         assert!(cache.get("\0\0", 0).is_none());
         assert!(cache.get("y", 0).is_none());
-        assert_ne!(slot(""), slot("\0"), "the length is part of a short token's slot");
+        assert_ne!(
+            slot(""),
+            slot("\0"),
+            "the length is part of a short token's slot"
+        );
     }
 
     #[test]
@@ -258,7 +263,10 @@ mod tests {
                 for bit in 0..8 {
                     let mut b = a.clone();
                     b[i] ^= 1 << bit;
-                    assert!(!hot_constant_time_eq(&a, &b), "len {len}, byte {i}, bit {bit}");
+                    assert!(
+                        !hot_constant_time_eq(&a, &b),
+                        "len {len}, byte {i}, bit {bit}"
+                    );
                 }
             }
         }
