@@ -2,9 +2,13 @@
 //! with a valid session cookie sent to a bare axum router and to the router behind
 //! [`tessera_axum::SessionLayer`] (extractor `Session`, verified-token cache on and off).
 //!
+//! A returning guest is measured too: `GET /hello` with an anonymous-token cookie (and
+//! `st-auth-mode: cookie`, as `scripts/bench-anonymous.sh` sends) to an [`AnySession`] handler
+//! with anonymous sessions on, beside bare axum receiving the same bytes.
+//!
 //! `cargo bench -p tessera-axum --bench layer`. With `LAYER_BENCH_ITERS=N` the bench skips
-//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|session|nocache`, default session
-//! with the cache on), for instruction counts of the request loop alone:
+//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|noop|session|nocache|anonymous|bare-anonymous`,
+//! default session with the cache on; `noop` is bare axum behind a layer that does nothing), for instruction counts of the request loop alone:
 //! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -15,7 +19,7 @@ use criterion::{criterion_group, Criterion};
 use http::{Method, Request};
 use std::sync::Arc;
 use tessera::{SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{Config, Session, SessionRejection, SignIn, Tessera};
+use tessera_axum::{AnySession, Config, Session, SessionRejection, SignIn, Tessera};
 use tower::ServiceExt;
 
 async fn hello() -> &'static str {
@@ -23,6 +27,10 @@ async fn hello() -> &'static str {
 }
 
 async fn hello_session(_session: Session) -> &'static str {
+    "hello"
+}
+
+async fn hello_any(_session: AnySession) -> &'static str {
     "hello"
 }
 
@@ -82,20 +90,81 @@ async fn session_app(cache: usize) -> (Router, String) {
     (router, cookie)
 }
 
-fn request(cookie: &str) -> Request<Body> {
-    Request::builder()
+/// The guest router (anonymous sessions on, an [`AnySession`] handler) and a `Cookie` header
+/// value holding an anonymous token it minted.
+async fn anonymous_app() -> (Router, String) {
+    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
+    let engine = SessionEngine::builder(store)
+        .config(SessionConfig {
+            verified_token_cache: 10_000,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .expect("engine");
+    let origin = "http://localhost:8090";
+    let config = Config::builder(origin, origin)
+        .anonymous_sessions(true)
+        .secure(true)
+        .build()
+        .expect("config");
+    let tessera = Tessera::new(config, Arc::new(engine));
+    let router = Router::new()
+        .route("/hello", get(hello_any))
+        .layer(tessera.layer())
+        .with_state(());
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get("/hello")
+                .header("st-auth-mode", "cookie")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("mint");
+    let cookie = response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .filter(|c| c.contains("AnonymousToken="))
+        })
+        .expect("anonymous-token cookie")
+        .to_owned();
+    // The measured request is a returning guest's: answered without a new token.
+    let again = router
+        .clone()
+        .oneshot(request(&cookie, true))
+        .await
+        .expect("infallible");
+    assert!(again.status().is_success(), "{}", again.status());
+    assert!(
+        again.headers().get(http::header::SET_COOKIE).is_none(),
+        "a returning guest got a new token"
+    );
+    (router, cookie)
+}
+
+fn request(cookie: &str, auth_mode: bool) -> Request<Body> {
+    let mut request = Request::builder()
         .method(Method::GET)
         .uri("/hello")
         .header("host", "127.0.0.1:8090")
-        .header("cookie", cookie)
-        .body(Body::empty())
-        .expect("request")
+        .header("cookie", cookie);
+    if auth_mode {
+        request = request.header("st-auth-mode", "cookie");
+    }
+    request.body(Body::empty()).expect("request")
 }
 
-async fn one(router: &Router, cookie: &str) {
+async fn one(router: &Router, cookie: &str, auth_mode: bool) {
     let response = router
         .clone()
-        .oneshot(request(cookie))
+        .oneshot(request(cookie, auth_mode))
         .await
         .expect("infallible");
     assert!(response.status().is_success(), "{}", response.status());
@@ -112,14 +181,24 @@ fn bench(c: &mut Criterion) {
     let rt = runtime();
     let (session, cookie) = rt.block_on(session_app(10_000));
     let (nocache, nocache_cookie) = rt.block_on(session_app(0));
+    let (guest, guest_cookie) = rt.block_on(anonymous_app());
     let bare = Router::new().route("/hello", get(hello)).with_state(());
     let mut group = c.benchmark_group("layer");
-    group.bench_function("bare", |b| b.to_async(&rt).iter(|| one(&bare, &cookie)));
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter(|| one(&bare, &cookie, false))
+    });
     group.bench_function("session_cached", |b| {
-        b.to_async(&rt).iter(|| one(&session, &cookie))
+        b.to_async(&rt).iter(|| one(&session, &cookie, false))
     });
     group.bench_function("session_uncached", |b| {
-        b.to_async(&rt).iter(|| one(&nocache, &nocache_cookie))
+        b.to_async(&rt)
+            .iter(|| one(&nocache, &nocache_cookie, false))
+    });
+    group.bench_function("bare_anonymous", |b| {
+        b.to_async(&rt).iter(|| one(&bare, &guest_cookie, true))
+    });
+    group.bench_function("returning_guest", |b| {
+        b.to_async(&rt).iter(|| one(&guest, &guest_cookie, true))
     });
     group.finish();
 }
@@ -129,10 +208,10 @@ criterion_group!(benches, bench);
 /// The measured loop, a function of its own so that callgrind can count only it:
 /// `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #[inline(never)]
-fn drive(rt: &tokio::runtime::Runtime, router: &Router, cookie: &str, iters: u64) {
+fn drive(rt: &tokio::runtime::Runtime, router: &Router, cookie: &str, auth_mode: bool, iters: u64) {
     rt.block_on(async {
         for _ in 0..iters {
-            one(router, cookie).await;
+            one(router, cookie, auth_mode).await;
         }
     });
 }
@@ -144,18 +223,34 @@ fn main() {
     {
         let rt = runtime();
         let mode = std::env::var("LAYER_BENCH_MODE").unwrap_or_default();
-        let (router, cookie) = match mode.as_str() {
-            "bare" => {
-                let (_, cookie) = rt.block_on(session_app(0));
-                (
-                    Router::new().route("/hello", get(hello)).with_state(()),
-                    cookie,
-                )
+        let bare = || Router::new().route("/hello", get(hello)).with_state(());
+        let (router, cookie, auth_mode) = match mode.as_str() {
+            "bare" => (bare(), rt.block_on(session_app(0)).1, false),
+            "nocache" => {
+                let (router, cookie) = rt.block_on(session_app(0));
+                (router, cookie, false)
             }
-            "nocache" => rt.block_on(session_app(0)),
-            _ => rt.block_on(session_app(10_000)),
+            "anonymous" => {
+                let (router, cookie) = rt.block_on(anonymous_app());
+                (router, cookie, true)
+            }
+            "bare-anonymous" => (bare(), rt.block_on(anonymous_app()).1, true),
+            // Bare axum behind a layer that does nothing: what `Router::layer` itself costs
+            // per request (the floor under any layer's own work).
+            "noop" => (
+                Router::new()
+                    .route("/hello", get(hello))
+                    .layer(tower::layer::layer_fn(|inner| inner))
+                    .with_state(()),
+                rt.block_on(session_app(0)).1,
+                false,
+            ),
+            _ => {
+                let (router, cookie) = rt.block_on(session_app(10_000));
+                (router, cookie, false)
+            }
         };
-        drive(&rt, &router, &cookie, iters);
+        drive(&rt, &router, &cookie, auth_mode, iters);
         return;
     }
     benches();

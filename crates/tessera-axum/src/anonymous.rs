@@ -97,6 +97,18 @@ pub(crate) fn find_anonymous_token<'a>(
     headers: &'a HeaderMap,
     tokens: &'a RequestTokens,
 ) -> FoundAnonymous<'a> {
+    find_seen_anonymous_token(tessera, headers, tokens, None)
+}
+
+/// [`find_anonymous_token`] with the anonymous cookie's value as the read pass saw it
+/// (`seen`, see [`RequestTokens::read_seeing_guest`]): the same answer, without finding the
+/// cookie line again.
+fn find_seen_anonymous_token<'a>(
+    tessera: &Tessera,
+    headers: &'a HeaderMap,
+    tokens: &'a RequestTokens,
+    seen: Option<&'a str>,
+) -> FoundAnonymous<'a> {
     let config = tessera.config();
     if config.transfer != TokenTransfer::Cookie && tokens.bearer_is_anonymous() {
         if let Some(token) = tokens.bearer(headers) {
@@ -106,7 +118,11 @@ pub(crate) fn find_anonymous_token<'a>(
     if config.transfer == TokenTransfer::Header {
         return FoundAnonymous::None;
     }
-    match tokens.anonymous_cookie(headers) {
+    let cookie = match seen {
+        Some(value) => CookieRef::One(Cow::Borrowed(value)),
+        None => tokens.anonymous_cookie(headers),
+    };
+    match cookie {
         CookieRef::One(token) if !token.is_empty() => {
             FoundAnonymous::Token(token, TokenLocation::Cookie)
         }
@@ -191,20 +207,23 @@ pub(crate) fn anonymous_location(config: &Config, tokens: &RequestTokens) -> Tok
 }
 
 /// Decides, without I/O, what the layer does for a request to `path` (A7), from the layer's
-/// one read pass (`tokens`). A request that carries an access token needs no anonymous work
+/// one read pass (`tokens`, and `seen_guest` from [`RequestTokens::read_seeing_guest`]); a
+/// guest found ready is bound to the request's `sink`. A request that carries an access token needs no anonymous work
 /// at all (A7; an expired one is refreshed as usual, A22).
 pub(crate) fn plan(
     tessera: &Tessera,
+    sink: &ChangeSink,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     tokens: &RequestTokens,
+    seen_guest: Option<&str>,
 ) -> Plan {
     let config = tessera.config();
     if tokens.has_access_token(config.transfer) {
         return Plan::Nothing;
     }
-    let found = find_anonymous_token(tessera, headers, tokens);
+    let found = find_seen_anonymous_token(tessera, headers, tokens, seen_guest);
     if !config.anonymous_sessions() {
         return match found {
             FoundAnonymous::Token(_, location) => Plan::Clear(location),
@@ -260,7 +279,7 @@ pub(crate) fn plan(
                 claims: verified.claims,
                 location,
                 tessera: tessera.clone(),
-                sink: ChangeSink::default(),
+                sink: sink.clone(),
             }))
         }
         Err(rejection) if mints => {
@@ -315,7 +334,7 @@ pub(crate) fn run_now(
 ) -> Result<AnonymousState, Plan> {
     match plan {
         Plan::Nothing => Ok(AnonymousState::None),
-        Plan::Ready(state) => Ok(state.with_sink(sink)),
+        Plan::Ready(state) => Ok(state),
         Plan::Clear(location) => {
             sink.with(|c| {
                 write::clear_anonymous(c, tessera.config(), location == TokenLocation::Header)
@@ -365,7 +384,7 @@ pub(crate) async fn run_later(
         Plan::Mint {
             unknown_key: true, ..
         } if tessera.core().refresh_anonymous_keys().await => {
-            match self::plan(tessera, method, path, headers, tokens) {
+            match self::plan(tessera, sink, method, path, headers, tokens, None) {
                 Plan::Mint {
                     request, location, ..
                 } => Plan::Mint {

@@ -83,16 +83,38 @@ impl ResponseChanges {
 
 /// Shared by the layer and the extractors of one request.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct ChangeSink(Arc<Mutex<ResponseChanges>>);
+pub(crate) struct ChangeSink(Arc<Mutex<Pending>>);
+
+/// What the sink holds: the response changes, and the access tokens that replaced a
+/// [`crate::Session`]'s own in this request (by session id), which outlive the response.
+#[derive(Debug, Default)]
+struct Pending {
+    changes: ResponseChanges,
+    session_tokens: Vec<(u64, Arc<str>)>,
+}
 
 impl ChangeSink {
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut ResponseChanges) -> R) -> R {
         let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        f(&mut guard.changes)
     }
 
     pub(crate) fn take(&self) -> ResponseChanges {
         self.with(std::mem::take)
+    }
+
+    /// The access token that replaced session `id`'s own (see [`Self::set_session_token`]).
+    pub(crate) fn session_token(&self, id: u64) -> Option<Arc<str>> {
+        let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = guard.session_tokens.iter().find(|(i, _)| *i == id);
+        found.map(|(_, token)| Arc::clone(token))
+    }
+
+    /// Records `token` as session `id`'s current access token (seen by every clone of it).
+    pub(crate) fn set_session_token(&self, id: u64, token: Arc<str>) {
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.session_tokens.retain(|(i, _)| *i != id);
+        guard.session_tokens.push((id, token));
     }
 
     /// Takes the pending changes and writes them into `headers` (nothing when none).

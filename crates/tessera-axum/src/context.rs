@@ -45,19 +45,6 @@ pub(crate) enum AnonymousState {
     AntiCsrfFailed,
 }
 
-impl AnonymousState {
-    /// Binds a ready state to the request's sink (so payload updates reach the response).
-    pub(crate) fn with_sink(self, sink: &ChangeSink) -> Self {
-        match self {
-            Self::Present(mut s) => {
-                s.sink = sink.clone();
-                Self::Present(s)
-            }
-            other => other,
-        }
-    }
-}
-
 impl RequestContext {
     /// The anonymous session the request had when it reached the app, for sign-in (A3, B3).
     pub(crate) fn guest(&self) -> Option<&AnonymousSession> {

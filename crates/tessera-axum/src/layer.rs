@@ -89,7 +89,7 @@ where
         let is_refresh = is_post && path == config.refresh_path();
         // The one read pass over the request's headers (cookies, Authorization, st-auth-mode,
         // rid): the routes and the extractors all use it.
-        let tokens = RequestTokens::read(
+        let (tokens, seen_guest) = RequestTokens::read_seeing_guest(
             request.headers(),
             config.anonymous_cookie_name(),
             tessera.kid_memo(),
@@ -144,12 +144,17 @@ where
                 }),
             }
         } else {
-            // Call the service that was driven to readiness; leave a clone in its place.
-            let clone = self.inner.clone();
-            let mut inner = std::mem::replace(&mut self.inner, clone);
             // The anonymous middleware (A7): decided without I/O; only a remote mint (or a
             // key refetch) takes the async path.
-            let plan = anonymous::plan(tessera, request.method(), path, request.headers(), &tokens);
+            let plan = anonymous::plan(
+                tessera,
+                &sink,
+                request.method(),
+                path,
+                request.headers(),
+                &tokens,
+                seen_guest,
+            );
             if let Some(limited) = tessera
                 .limiter()
                 .filter(|l| l.limits_mints() && anonymous::mints(&plan))
@@ -172,11 +177,16 @@ where
                         anonymous: state,
                         tokens,
                     });
+                    // The service driven to readiness is called now: no clone of it.
                     Kind::Inner {
-                        future: inner.call(request),
+                        future: self.inner.call(request),
                     }
                 }
                 Err(later) => {
+                    // The service driven to readiness is called later: it moves into the
+                    // future and a clone takes its place.
+                    let clone = self.inner.clone();
+                    let mut inner = std::mem::replace(&mut self.inner, clone);
                     let (tessera, route_sink) = (tessera.clone(), sink.clone());
                     Kind::Route {
                         future: Box::pin(async move {

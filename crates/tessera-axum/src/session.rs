@@ -9,7 +9,8 @@ use crate::transfer::TokenLocation;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tessera::protocol::ANONYMOUS_ID_CLAIM;
 use tessera::AnonymousClaims;
 use tessera::{AccessTokenClaims, SessionError, SessionSummary};
@@ -18,18 +19,29 @@ use tessera::{MintAnonymous, MintedAnonymous};
 /// A verified session. As an extractor it requires one: without a session the request is
 /// answered 401 (`try refresh token` or `unauthorised`) before the handler runs.
 #[derive(Clone)]
-pub struct Session(Arc<State>);
+pub struct Session(State);
 
+/// A session's parts, held inline (no allocation of its own per request). Its current access
+/// token, which a re-issue replaces for every clone, lives in the request's sink by `id`.
+#[derive(Clone)]
 struct State {
     tessera: Tessera,
     sink: ChangeSink,
     location: TokenLocation,
     identity: Identity,
-    access_token: Mutex<Arc<str>>,
+    /// Tells this session (and its clones) apart from others in the same request.
+    id: u64,
+    /// The access token the session was verified (or created) with.
+    access_token: Arc<str>,
 }
+
+/// Session ids: unique in the process, so a re-issued token reaches exactly the clones of the
+/// session it was issued for.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Who the session is: the verified claims as the core's cache shares them (the hot path,
 /// nothing copied), or the summary of a session the core answered for.
+#[derive(Clone)]
 pub(crate) enum Identity {
     Claims(Arc<AccessTokenClaims>),
     Summary {
@@ -140,13 +152,14 @@ impl Session {
         identity: Identity,
         access_token: Arc<str>,
     ) -> Self {
-        Self(Arc::new(State {
+        Self(State {
             tessera,
             sink,
             location,
             identity,
-            access_token: Mutex::new(access_token),
-        }))
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            access_token,
+        })
     }
 
     /// The user id (`sub`).
@@ -187,11 +200,11 @@ impl Session {
 
     /// The current access token (after any replacement in this request).
     pub fn access_token(&self) -> String {
-        self.0
-            .access_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .to_string()
+        let st = &self.0;
+        match st.sink.session_token(st.id) {
+            Some(replaced) => replaced.to_string(),
+            None => st.access_token.to_string(),
+        }
     }
 
     /// The whole access-token payload, protected claims included.
@@ -245,18 +258,7 @@ impl Session {
             .await
             .map_err(|e| engine_error(&st.tessera, &st.sink, e, st.location))?;
         if let Some(token) = regenerated.access_token {
-            st.sink.with(|c| {
-                write::write_access_token(
-                    c,
-                    st.tessera.config(),
-                    st.location,
-                    st.identity.user_id(),
-                    &token,
-                )
-            });
-            *st.access_token
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = token.token.into();
+            self.replace_access_token(token);
         }
         Ok(())
     }
@@ -273,9 +275,7 @@ impl Session {
                 &token,
             )
         });
-        *st.access_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = token.token.into();
+        st.sink.set_session_token(st.id, token.token.into());
     }
 
     /// The user's sessions with their devices (every tenant), most recently active first, this

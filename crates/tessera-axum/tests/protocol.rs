@@ -46,12 +46,24 @@ async fn app_with(
             .map(|s| s.user_id().to_owned())
             .unwrap_or_else(|| "none".into())
     }
-    async fn merge(session: Session) -> Result<String, SessionRejection> {
+    /// Answers with the payload a clone of the session sees after the merge, and in
+    /// `x-other-kept` whether a second session extracted from the same request kept its token.
+    async fn merge(
+        session: Session,
+        other: Option<Session>,
+    ) -> Result<([(&'static str, String); 1], String), SessionRejection> {
+        let copy = session.clone();
+        let before = session.access_token();
         let mut update = Map::new();
         update.insert("role".into(), json!("admin"));
         update.insert("custom".into(), Value::Null);
         session.merge_into_access_token_payload(update).await?;
-        Ok(Value::Object(session.access_token_payload()).to_string())
+        let other_kept = other.is_some_and(|o| o.access_token() == before);
+        let replaced = copy.access_token() != before;
+        Ok((
+            [("x-other-kept", (other_kept && replaced).to_string())],
+            Value::Object(copy.access_token_payload()).to_string(),
+        ))
     }
     let router = Router::new()
         .route("/login", post(login))
@@ -716,7 +728,12 @@ async fn merge_into_payload_reissues_the_token(mode: Mode) {
     .await;
     assert_eq!(r.status, StatusCode::OK);
     let payload: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(payload["role"], "admin");
+    assert_eq!(payload["role"], "admin", "a clone sees the re-issued token");
+    assert_eq!(
+        r.header("x-other-kept"),
+        Some("true"),
+        "another session of the same request keeps its own token"
+    );
     assert!(payload.get("custom").is_none(), "null deletes");
     assert_eq!(payload["sub"], "user-1", "protected claims kept");
     let ft = decode_front_token(r.header("front-token").unwrap());

@@ -14,7 +14,7 @@
 //!    (three dot-separated segments, the last two not empty); a value without that shape is
 //!    another scheme's token and has no class.
 //! 4. **`st-auth-mode`**: `cookie` or `header` (any case); anything else is no preference.
-//! 5. **`rid`**: present and not blank ([`has_rid`], the one `rid` check of the SDK).
+//! 5. **`rid`**: present and not blank (`rid_in`, the one `rid` check of the SDK).
 //!
 //! Values are kept as positions in the request's headers: nothing is copied and nothing is
 //! allocated unless a cookie value holds a `%` escape.
@@ -25,7 +25,7 @@ use crate::config::TokenTransfer;
 use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::header::{HeaderName, AUTHORIZATION, COOKIE};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use http::HeaderMap;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -147,47 +147,99 @@ pub(crate) struct RequestTokens {
 impl RequestTokens {
     /// One pass over `headers`; `anonymous_cookie` is the configured anonymous cookie name and
     /// `memo` remembers the last token header's `kid` class.
+    #[cfg(test)]
     pub(crate) fn read(headers: &HeaderMap, anonymous_cookie: &str, memo: &KidMemo) -> Self {
+        Self::read_seeing_guest(headers, anonymous_cookie, memo).0
+    }
+
+    /// [`Self::read`], and the anonymous cookie's value as the pass saw it in `headers` when
+    /// it is kept as a position (one copy, no escape): the layer's guest plan uses it while it
+    /// still holds the headers, instead of finding the line again.
+    pub(crate) fn read_seeing_guest<'a>(
+        headers: &'a HeaderMap,
+        anonymous_cookie: &str,
+        memo: &KidMemo,
+    ) -> (Self, Option<&'a str>) {
         let mut tokens = Self::default();
+        let mut guest = None;
         let wanted = [
             names::ACCESS_COOKIE,
             names::REFRESH_COOKIE,
             names::LEGACY_ID_REFRESH_COOKIE,
             anonymous_cookie,
         ];
-        for pair in cookie_pairs(headers) {
-            for (i, name) in wanted.iter().enumerate() {
-                if pair.name != *name {
+        // One walk over the headers (cheaper than a hashed lookup per name): the `Cookie`
+        // lines in order, and the first value of each other header the rules read.
+        let (mut cookie_lines, mut authorizations) = (0usize, 0usize);
+        let (mut authorization, mut mode, mut rid) = (None, None, None);
+        for (name, value) in headers {
+            if *name == COOKIE {
+                let n = cookie_lines;
+                cookie_lines += 1;
+                let Ok(line) = value.to_str() else {
                     continue;
+                };
+                for pair in line_pairs(n, line) {
+                    tokens.keep(&wanted, pair, &mut guest);
                 }
-                let slot = match i {
-                    0 => &mut tokens.access,
-                    1 => &mut tokens.refresh,
-                    2 => &mut tokens.legacy,
-                    _ => &mut tokens.anonymous,
-                };
-                *slot = match slot {
-                    Slot::Absent => match pair.value() {
-                        // The access token is kept: the `Session` shares it (one copy, instead
-                        // of reading the header again in the extractor and copying then).
-                        Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
-                        Cow::Borrowed(_) => match pair.value_at() {
-                            Some(at) => Slot::At(at),
-                            None => Slot::Kept(Arc::from(pair.raw)),
-                        },
-                        Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
-                    },
-                    _ => Slot::Duplicate,
-                };
+            } else if *name == AUTHORIZATION {
+                authorizations += 1;
+                authorization.get_or_insert(value);
+            } else if *name == AUTH_MODE {
+                mode.get_or_insert(value);
+            } else if *name == RID {
+                rid.get_or_insert(value);
             }
         }
-        if let Some((at, token)) = bearer_at(headers) {
+        // Exactly one `Authorization` header (rule 2).
+        let bearer = authorization.filter(|_| authorizations == 1);
+        if let Some((at, token)) = bearer.and_then(bearer_in) {
             tokens.bearer = Some(at);
             tokens.bearer_class = memo.class(token);
         }
-        tokens.auth_mode = auth_mode(headers);
-        tokens.rid = has_rid(headers);
-        tokens
+        tokens.auth_mode = mode.and_then(auth_mode_in);
+        tokens.rid = rid.is_some_and(rid_in);
+        (tokens, guest)
+    }
+
+    /// Rule 1 for one pair: fills the slot of the session cookie it names (`wanted`: access,
+    /// refresh, legacy, anonymous), or marks it duplicated; `guest` follows the anonymous
+    /// cookie's value while it is kept as a position.
+    fn keep<'a>(&mut self, wanted: &[&str; 4], pair: Pair<'a>, guest: &mut Option<&'a str>) {
+        for (i, name) in wanted.iter().enumerate() {
+            if pair.name != *name {
+                continue;
+            }
+            let slot = match i {
+                0 => &mut self.access,
+                1 => &mut self.refresh,
+                2 => &mut self.legacy,
+                _ => &mut self.anonymous,
+            };
+            *slot = match slot {
+                Slot::Absent => match pair.value() {
+                    // The access token is kept: the `Session` shares it (one copy, instead of
+                    // reading the header again in the extractor and copying then).
+                    Cow::Borrowed(value) if i == 0 => Slot::Kept(Arc::from(value)),
+                    Cow::Borrowed(value) => match pair.value_at() {
+                        Some(at) => {
+                            if i == 3 {
+                                *guest = Some(value);
+                            }
+                            Slot::At(at)
+                        }
+                        None => Slot::Kept(Arc::from(pair.raw)),
+                    },
+                    Cow::Owned(decoded) => Slot::Kept(Arc::from(decoded)),
+                },
+                _ => {
+                    if i == 3 {
+                        *guest = None;
+                    }
+                    Slot::Duplicate
+                }
+            };
+        }
     }
 
     /// The access-token cookie.
@@ -260,12 +312,15 @@ struct Pair<'a> {
     line: usize,
     /// Offset of `raw` in its line.
     start: usize,
+    /// The pair holds a `%` somewhere (seen by the search for `;`): only then is the name or
+    /// the value searched for escapes.
+    escaped: bool,
 }
 
 impl<'a> Pair<'a> {
     /// The percent-decoded value, borrowed when there is nothing to decode.
     fn value(&self) -> Cow<'a, str> {
-        if memchr::memchr(b'%', self.raw.as_bytes()).is_some() {
+        if self.escaped && memchr::memchr(b'%', self.raw.as_bytes()).is_some() {
             Cow::Owned(percent_decode(self.raw))
         } else {
             Cow::Borrowed(self.raw)
@@ -288,43 +343,61 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = Pair<'_>> {
         .iter()
         .enumerate()
         .filter_map(|(n, v)| Some((n, v.to_str().ok()?)))
-        .flat_map(|(n, line)| {
-            split_semicolons(line).filter_map(move |pair| {
-                let eq = memchr::memchr(b'=', pair.as_bytes())?;
-                // `=` is ASCII, so both sides are on character boundaries.
-                let name = pair[..eq].trim();
-                let name = if memchr::memchr(b'%', name.as_bytes()).is_some() {
-                    Cow::Owned(percent_decode(name))
-                } else {
-                    Cow::Borrowed(name)
-                };
-                let raw = pair[eq + 1..].trim().trim_matches('"');
-                // `raw` is a sub-slice of `line`: its offset locates it.
-                let start = raw.as_ptr() as usize - line.as_ptr() as usize;
-                Some(Pair {
-                    name,
-                    raw,
-                    line: n,
-                    start,
-                })
-            })
-        })
+        .flat_map(|(n, line)| line_pairs(n, line))
 }
 
-/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`, with a SIMD search).
-fn split_semicolons(line: &str) -> impl Iterator<Item = &str> {
+/// The pairs of the `n`-th `Cookie` line (rule 1), already known to be visible ASCII.
+fn line_pairs(n: usize, line: &str) -> impl Iterator<Item = Pair<'_>> {
+    split_semicolons(line).filter_map(move |(pair, escaped)| {
+        let eq = memchr::memchr(b'=', pair.as_bytes())?;
+        // `=` is ASCII, so both sides are on character boundaries.
+        let name = pair[..eq].trim();
+        let name = if escaped && memchr::memchr(b'%', name.as_bytes()).is_some() {
+            Cow::Owned(percent_decode(name))
+        } else {
+            Cow::Borrowed(name)
+        };
+        let raw = pair[eq + 1..].trim().trim_matches('"');
+        // `raw` is a sub-slice of `line`: its offset locates it.
+        let start = raw.as_ptr() as usize - line.as_ptr() as usize;
+        Some(Pair {
+            name,
+            raw,
+            line: n,
+            start,
+            escaped,
+        })
+    })
+}
+
+/// The `;`-separated pairs of one `Cookie` line (as `line.split(';')`), each with whether it
+/// holds a `%`: one vectorised search for both bytes reads the line once, so a pair without
+/// escapes (the usual case) is not searched again for them.
+fn split_semicolons(line: &str) -> impl Iterator<Item = (&str, bool)> {
     let mut rest = Some(line);
     std::iter::from_fn(move || {
         let current = rest?;
-        match memchr::memchr(b';', current.as_bytes()) {
-            // `;` is ASCII, so both sides are on character boundaries.
-            Some(i) => {
-                rest = Some(&current[i + 1..]);
-                Some(&current[..i])
-            }
-            None => {
-                rest = None;
-                Some(current)
+        let bytes = current.as_bytes();
+        let (mut from, mut escaped) = (0, false);
+        loop {
+            let found = match escaped {
+                false => memchr::memchr2(b';', b'%', &bytes[from..]),
+                true => memchr::memchr(b';', &bytes[from..]),
+            };
+            match found.map(|i| from + i) {
+                Some(i) if bytes[i] == b'%' => {
+                    escaped = true;
+                    from = i + 1;
+                }
+                // `;` is ASCII, so both sides are on character boundaries.
+                Some(i) => {
+                    rest = Some(&current[i + 1..]);
+                    return Some((&current[..i], escaped));
+                }
+                None => {
+                    rest = None;
+                    return Some((current, escaped));
+                }
             }
         }
     })
@@ -370,6 +443,11 @@ fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
     let (Some(value), None) = (all.next(), all.next()) else {
         return None;
     };
+    bearer_in(value)
+}
+
+/// The bearer token of the one `Authorization` header `value`, and where it sits.
+fn bearer_in(value: &HeaderValue) -> Option<(At, &str)> {
     let line = value.to_str().ok()?;
     let token = line.strip_prefix("Bearer ")?.trim();
     if token.is_empty() {
@@ -385,8 +463,14 @@ fn bearer_at(headers: &HeaderMap) -> Option<(At, &str)> {
 }
 
 /// `st-auth-mode` (rule 4).
+#[cfg(test)] // the read pass finds the value in its walk over the headers
 pub(crate) fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
-    let mode = headers.get(&AUTH_MODE)?.to_str().ok()?;
+    auth_mode_in(headers.get(&AUTH_MODE)?)
+}
+
+/// Rule 4 for the first `st-auth-mode` value.
+fn auth_mode_in(value: &HeaderValue) -> Option<TokenLocation> {
+    let mode = value.to_str().ok()?;
     if mode.eq_ignore_ascii_case("cookie") {
         Some(TokenLocation::Cookie)
     } else if mode.eq_ignore_ascii_case("header") {
@@ -398,11 +482,14 @@ pub(crate) fn auth_mode(headers: &HeaderMap) -> Option<TokenLocation> {
 
 /// The custom `rid` header is present and not blank (rule 5): what VIA_CUSTOM_HEADER
 /// requires, and what tells the front end's own calls apart from a cross-site form.
+#[cfg(test)] // the read pass finds the value in its walk over the headers
 pub(crate) fn has_rid(headers: &HeaderMap) -> bool {
-    headers
-        .get(&RID)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !v.trim().is_empty())
+    headers.get(&RID).is_some_and(rid_in)
+}
+
+/// Rule 5 for the first `rid` value.
+fn rid_in(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| !v.trim().is_empty())
 }
 
 /// The `anti-csrf` header (VIA_TOKEN).
@@ -468,8 +555,26 @@ impl KidMemo {
     /// The [`KidClass`] of `token`, `None` without the shape of an access token (see
     /// [`access_token_kid`]).
     pub(crate) fn class(&self, token: &str) -> Option<KidClass> {
+        let last = self.0.load();
+        // The usual case: the token starts with the remembered header (which holds no dot)
+        // and a dot, so the header's search is skipped; the rest must have the shape (as in
+        // `access_token_header`).
+        if let Some(last) = &*last {
+            let rest = token
+                .strip_prefix(&*last.0)
+                .and_then(|r| r.strip_prefix('.'));
+            if let Some(rest) = rest {
+                if let Some(i) = memchr::memchr(b'.', rest.as_bytes()) {
+                    let (payload, signature) = (&rest[..i], &rest[i + 1..]);
+                    let shaped = !payload.is_empty() && !signature.is_empty();
+                    if shaped && memchr::memchr(b'.', signature.as_bytes()).is_none() {
+                        return last.1;
+                    }
+                }
+            }
+        }
         let header = access_token_header(token)?;
-        if let Some(last) = &*self.0.load() {
+        if let Some(last) = &*last {
             if *last.0 == *header {
                 return last.1;
             }
@@ -544,6 +649,9 @@ mod tests {
             "sAccessToken=%zz%4",
             "sRefreshToken=r; sIdRefreshToken=l; anon=g",
             "",
+            "anon=first",
+            "anon=%41",
+            "x=1; anon=a.b.c ; y=%42",
         ];
         let memo = KidMemo::default();
         for line in lines {
@@ -560,7 +668,14 @@ mod tests {
                 };
                 assert_eq!(lookup(&h, name), full, "{line:?} / {name:?}");
             }
-            let tokens = RequestTokens::read(&h, "anon", &memo);
+            let (tokens, seen) = RequestTokens::read_seeing_guest(&h, "anon", &memo);
+            if let Some(value) = seen {
+                assert_eq!(
+                    tokens.anonymous_cookie(&h),
+                    CookieRef::One(Cow::Borrowed(value)),
+                    "{line:?}"
+                );
+            }
             for (name, read) in [
                 (names::ACCESS_COOKIE, tokens.access_cookie(&h)),
                 (names::REFRESH_COOKIE, tokens.refresh_cookie(&h)),
@@ -569,6 +684,58 @@ mod tests {
             ] {
                 assert_eq!(read, find_cookie(&h, name), "{line:?} / {name:?}");
             }
+        }
+    }
+
+    /// The guest value the read pass hands the layer is the anonymous cookie's value, and is
+    /// handed exactly when that value is kept as a position (one copy, no escape).
+    #[test]
+    fn the_seen_guest_is_the_anonymous_cookie() {
+        let memo = KidMemo::default();
+        let cases = [
+            ("anon=first", Some("first")),
+            ("x=1; anon = \"q\" ; y=%42", Some("q")),
+            ("anon=", Some("")),
+            ("anon=%41", None),
+            ("anon=a; anon=b", None),
+            ("other=1", None),
+        ];
+        for (line, expected) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(COOKIE, line.parse().unwrap());
+            let (tokens, seen) = RequestTokens::read_seeing_guest(&h, "anon", &memo);
+            assert_eq!(seen, expected, "{line:?}");
+            if let Some(value) = seen {
+                assert_eq!(
+                    tokens.anonymous_cookie(&h),
+                    CookieRef::One(Cow::Borrowed(value))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_semicolons_is_split_with_the_escape_flag() {
+        let lines = [
+            "",
+            ";",
+            ";;",
+            "a=1",
+            "a=1;b=2",
+            "a=%41;b=2",
+            "a=1;b=%",
+            "%;%",
+            "a=1;",
+            ";a",
+            "x%;y;z%%;%w",
+            "only%",
+            "a=1; b=2;c=%3B",
+        ];
+        for line in lines {
+            let ours: Vec<(&str, bool)> = split_semicolons(line).collect();
+            let expected: Vec<(&str, bool)> =
+                line.split(';').map(|p| (p, p.contains('%'))).collect();
+            assert_eq!(ours, expected, "{line:?}");
         }
     }
 
@@ -586,6 +753,17 @@ mod tests {
             assert_eq!(memo.class(&format!("{d}..s")), None);
             assert_eq!(memo.class(&format!("{d}.p.")), None);
             assert_eq!(memo.class(&format!(".{d}.p")), None);
+            // Right after the memo holds `d`: near misses of its fast path.
+            assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{d}x.p.s")), None, "another header");
+            assert_eq!(memo.class(&format!("{d}.p..")), None);
+            assert_eq!(memo.class(&format!("{d}.p.s.")), None);
+            assert_eq!(memo.class(&format!("{d}..")), None);
+            assert_eq!(memo.class(&format!("{d}.")), None);
+            assert_eq!(memo.class(&d), None);
+            assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
+            assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
+            assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
             assert_eq!(memo.class(&format!("{s}.p.s")), Some(KidClass::Static));
             assert_eq!(memo.class(&format!("{a}.p.s")), Some(KidClass::Anonymous));
             assert_eq!(memo.class(&format!("{no_kid}.p.s")), None);
@@ -645,5 +823,33 @@ mod tests {
         assert_eq!(auth_mode(&h), Some(TokenLocation::Cookie));
         h.insert(names::AUTH_MODE, "other".parse().unwrap());
         assert_eq!(auth_mode(&h), None);
+    }
+
+    /// The read pass's one walk over the headers answers as the lookups by name do: the first
+    /// value of `rid` and `st-auth-mode`, exactly one `Authorization`.
+    #[test]
+    fn the_read_pass_agrees_with_the_lookups() {
+        let memo = KidMemo::default();
+        let values = [
+            "", " ", "cookie", "HEADER", "x", "Bearer t", "Bearer  ", "s",
+        ];
+        for first in values {
+            for second in [None, Some("cookie"), Some("Bearer u"), Some(" ")] {
+                let mut h = HeaderMap::new();
+                h.insert("host", "x".parse().unwrap());
+                for name in [names::RID, names::AUTH_MODE, "authorization"] {
+                    h.append(name, first.parse().unwrap());
+                    if let Some(second) = second {
+                        h.append(name, second.parse().unwrap());
+                    }
+                }
+                h.append(COOKIE, "a=1".parse().unwrap());
+                let tokens = RequestTokens::read(&h, "anon", &memo);
+                let case = format!("{first:?} then {second:?}");
+                assert_eq!(tokens.rid, has_rid(&h), "{case}");
+                assert_eq!(tokens.auth_mode, auth_mode(&h), "{case}");
+                assert_eq!(tokens.bearer(&h), bearer(&h), "{case}");
+            }
+        }
     }
 }

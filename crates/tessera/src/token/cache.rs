@@ -1,21 +1,21 @@
 //! A small bounded cache of access tokens that already passed verification, so a token seen
-//! again skips the RSA check (the hot path's dominant cost). Entries are found by a keyed hash
-//! (SipHash with a per-process random key, so nobody can aim collisions) and then the whole
-//! token is compared in constant time, so only byte-identical tokens hit; an entry is used
-//! only until the token's `exp`; the cache is emptied whenever a signing key is withdrawn;
-//! when full it is emptied rather than grown.
+//! again skips the signature check (the hot path's dominant cost). Only verified tokens are
+//! ever inserted, so an entry's slot can come straight from the token's last bytes (its
+//! signature, which nobody but the signer chooses), mixed with a per-process random key; a hit
+//! still needs the whole token to compare equal in constant time, so only byte-identical tokens
+//! hit; an entry is used only until the token's `exp`; the cache is emptied whenever a signing
+//! key is withdrawn; when full it is emptied rather than grown.
 
 use super::access::AccessTokenClaims;
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
 
 type Entry<T> = (Box<[u8]>, Arc<T>);
 
-/// How many trailing bytes of a token pick its slot.
-const SLOT_BYTES: usize = 64;
+/// How many trailing bytes of a token pick its slot: 16 base64url characters of the signature,
+/// 96 bits that the signer, not the presenter, decides.
+const SLOT_BYTES: usize = 16;
 
 /// Verified claims that know when they expire.
 pub trait Expiring {
@@ -33,8 +33,7 @@ impl Expiring for AccessTokenClaims {
 #[derive(Debug)]
 pub struct VerifiedTokenCache<T = AccessTokenClaims> {
     capacity: usize,
-    hasher: RandomState,
-    entries: RwLock<HashMap<u64, Entry<T>>>,
+    entries: RwLock<HashMap<u64, Entry<T>, Mix>>,
 }
 
 impl<T: Expiring> VerifiedTokenCache<T> {
@@ -42,8 +41,7 @@ impl<T: Expiring> VerifiedTokenCache<T> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            hasher: RandomState::new(),
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(HashMap::with_hasher(Mix::random())),
         }
     }
 
@@ -53,8 +51,8 @@ impl<T: Expiring> VerifiedTokenCache<T> {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let (cached, claims) = entries.get(&self.slot(token))?;
-        let same = verify_slices_are_equal(cached, token.as_bytes()).is_ok();
+        let (cached, claims) = entries.get(&slot(token))?;
+        let same = hot_constant_time_eq(cached, token.as_bytes());
         (same && claims.exp_s().saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
     }
 
@@ -67,18 +65,7 @@ impl<T: Expiring> VerifiedTokenCache<T> {
         if entries.len() >= self.capacity {
             entries.clear();
         }
-        let key = self.slot(token);
-        entries.insert(key, (token.as_bytes().into(), claims));
-    }
-
-    /// The map key of `token`: a keyed hash of its last 64 bytes (the signature, unique per
-    /// token), which costs a fraction of hashing the whole token. Only a slot: a hit still needs
-    /// the whole token to compare equal in constant time, and colliding tokens just evict each
-    /// other.
-    fn slot(&self, token: &str) -> u64 {
-        let bytes = token.as_bytes();
-        self.hasher
-            .hash_one(&bytes[bytes.len().saturating_sub(SLOT_BYTES)..])
+        entries.insert(slot(token), (token.as_bytes().into(), claims));
     }
 
     /// Forgets everything (a key was withdrawn).
@@ -100,6 +87,95 @@ impl<T: Expiring> VerifiedTokenCache<T> {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The map key of `token`: its last [`SLOT_BYTES`] bytes (the signature, unique per token) as
+/// two words folded into one. Only a slot: a hit still needs the whole token to compare equal
+/// in constant time, and colliding tokens just evict each other. The map's hasher ([`Mix`])
+/// spreads the key with a per-process random seed, so nobody can aim tokens at one bucket.
+fn slot(token: &str) -> u64 {
+    let bytes = token.as_bytes();
+    let mut tail = [0u8; SLOT_BYTES];
+    let from = bytes.len().saturating_sub(SLOT_BYTES);
+    let n = bytes.len() - from;
+    tail[SLOT_BYTES - n..].copy_from_slice(&bytes[from..]);
+    let (lo, hi) = tail.split_at(8);
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+    word(lo) ^ word(hi).rotate_left(29) ^ n as u64
+}
+
+/// Equality of two byte strings in time that depends only on their lengths (which are not
+/// secret: a token's length is public), eight bytes at a time: the differences are OR-ed
+/// together and only the total is looked at, after the last byte. The cache's own compare, on
+/// the request hot path of every cached token: the same guarantee as
+/// [`crate::encoding::constant_time_eq`] (ROB-05) at an eighth of the steps of aws-lc's
+/// byte-at-a-time loop; tested against `==` on every length and bit position and by proptest.
+pub(crate) fn hot_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a_words.remainder(), b_words.remainder());
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or_default());
+    let mut diff = 0u64;
+    for (x, y) in a_words.zip(b_words) {
+        diff |= word(x) ^ word(y);
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        diff |= u64::from(x ^ y);
+    }
+    // Opaque to the optimiser, so it cannot turn the total into an early exit.
+    std::hint::black_box(diff) == 0
+}
+
+/// The map's hasher for slots: a folded 64×64→128-bit multiply of the slot with a
+/// per-process random seed (a few instructions, where SipHash costs a few hundred).
+#[derive(Debug, Clone, Copy)]
+struct Mix {
+    seed: u64,
+}
+
+impl Mix {
+    fn random() -> Self {
+        // The standard library's per-process random keys, drawn once.
+        Self {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1,
+        }
+    }
+}
+
+impl BuildHasher for Mix {
+    type Hasher = MixHasher;
+    fn build_hasher(&self) -> MixHasher {
+        MixHasher {
+            seed: self.seed,
+            state: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MixHasher {
+    seed: u64,
+    state: u64,
+}
+
+impl Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by a `u64` key; correct for any input all the same.
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let m = u128::from(self.state ^ x ^ 0x9e37_79b9_7f4a_7c15) * u128::from(self.seed);
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.state
     }
 }
 
@@ -154,5 +230,57 @@ mod tests {
         let off = VerifiedTokenCache::new(0);
         off.insert("a", claims(10));
         assert!(off.get("a", 0).is_none());
+    }
+
+    #[test]
+    fn short_tokens_and_tails_differing_only_in_length_are_apart() {
+        let cache = VerifiedTokenCache::new(10);
+        cache.insert("", claims(10));
+        cache.insert("\0", claims(10));
+        cache.insert("x", claims(10));
+        assert!(cache.get("", 0).is_some());
+        assert!(cache.get("\0", 0).is_some());
+        assert!(cache.get("x", 0).is_some());
+        assert!(cache.get("\0\0", 0).is_none());
+        assert!(cache.get("y", 0).is_none());
+        assert_ne!(
+            slot(""),
+            slot("\0"),
+            "the length is part of a short token's slot"
+        );
+    }
+
+    #[test]
+    fn hot_constant_time_eq_is_equality() {
+        assert!(hot_constant_time_eq(b"", b""));
+        assert!(!hot_constant_time_eq(b"a", b""));
+        assert!(!hot_constant_time_eq(b"ab", b"abc"));
+        // Every length around the word size, a difference at every position, in every bit.
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert!(hot_constant_time_eq(&a, &a.clone()));
+            for i in 0..len {
+                for bit in 0..8 {
+                    let mut b = a.clone();
+                    b[i] ^= 1 << bit;
+                    assert!(
+                        !hot_constant_time_eq(&a, &b),
+                        "len {len}, byte {i}, bit {bit}"
+                    );
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hot_constant_time_eq_agrees_with_eq(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            same in proptest::prelude::any::<bool>(),
+        ) {
+            let b = if same { a.clone() } else { b };
+            proptest::prop_assert_eq!(hot_constant_time_eq(&a, &b), a == b);
+        }
     }
 }
