@@ -75,19 +75,23 @@ async fn session_app(cache: usize) -> (Router, String) {
         )
         .await
         .expect("login");
-    let cookie = response
+    let cookie = set_cookie_pair(&response, |c| c.starts_with("sAccessToken="))
+        .expect("access-token cookie");
+    (router, cookie)
+}
+
+/// The `name=value` pair of the first `Set-Cookie` of `response` that `wanted` picks.
+fn set_cookie_pair(
+    response: &http::Response<Body>,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<String> {
+    response
         .headers()
         .get_all(http::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.starts_with("sAccessToken="))
-        })
-        .expect("access-token cookie")
-        .to_owned();
-    (router, cookie)
+        .find_map(|v| v.split(';').next().filter(|c| wanted(c)))
+        .map(str::to_owned)
 }
 
 /// The guest router (anonymous sessions on, an [`AnySession`] handler) and a `Cookie` header
@@ -123,18 +127,8 @@ async fn anonymous_app() -> (Router, String) {
         )
         .await
         .expect("mint");
-    let cookie = response
-        .headers()
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .filter(|c| c.contains("AnonymousToken="))
-        })
-        .expect("anonymous-token cookie")
-        .to_owned();
+    let cookie = set_cookie_pair(&response, |c| c.contains("AnonymousToken="))
+        .expect("anonymous-token cookie");
     // The measured request is a returning guest's: answered without a new token.
     let again = router
         .clone()
