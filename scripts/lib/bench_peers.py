@@ -484,13 +484,7 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int,
         PROCS.running.append(proc)  # stopped with the servers if this run is interrupted
         # wait4 for wrk's own CPU time. wrk stops itself after `seconds`; the timer is the bound
         # if it did not.
-        guard = threading.Timer(seconds + 60, proc.kill)
-        guard.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            guard.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = wait_bounded(proc, seconds + 60)
         wall = time.monotonic() - began
     out = log.read_text(errors="replace")
     if proc.returncode != 0:
@@ -594,13 +588,7 @@ def measure_sign(ctx: Context, args: argparse.Namespace) -> Sample:
     try:
         proc = PROCS.start([str(ctx.bins / "bench-app"), "--mode", "sign", "--seconds",
                             str(seconds)], log)  # pinned to core 0 by PROCS
-        guard = threading.Timer(seconds + 60, proc.kill)  # it stops itself; this is the bound
-        guard.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            guard.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = wait_bounded(proc, seconds + 60)  # it stops itself; this is the bound
     finally:
         PROCS.stop_all()
     out = log.read_text(errors="replace")
@@ -807,6 +795,19 @@ def parse_report(text: str, table: list[Row]) -> int:
         if not m or not float(m.group(1).replace(",", "")) > 0:
             raise RuntimeError(f"report: no figure for {SIGN_LABEL!r}")
     return found
+
+
+def wait_bounded(proc, bound_s: float):
+    """Waits for `proc` (killed after `bound_s` if it has not stopped itself), sets its
+    `returncode` and returns its resource usage (its own CPU time, from wait4)."""
+    guard = threading.Timer(bound_s, proc.kill)
+    guard.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        guard.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
 
 
 def kept_sections(path: Path) -> str:
