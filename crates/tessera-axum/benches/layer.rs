@@ -41,9 +41,10 @@ async fn login(sign_in: SignIn) -> Result<&'static str, SessionRejection> {
     Ok("ok")
 }
 
-/// The session router (cache of `cache` tokens) and a `Cookie` header value holding a valid
-/// access token.
-async fn session_app(cache: usize) -> (Router, String) {
+/// A `Tessera` on an in-memory store with a verified-token cache of `cache` tokens, Secure
+/// cookies (the __Host- anonymous cookie; browsers accept Secure on localhost) and anonymous
+/// sessions on (the default).
+async fn tessera(cache: usize) -> Tessera {
     let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
     let engine = SessionEngine::builder(store)
         .config(SessionConfig {
@@ -55,10 +56,16 @@ async fn session_app(cache: usize) -> (Router, String) {
         .expect("engine");
     let origin = "http://localhost:8090";
     let config = Config::builder(origin, origin)
-        .secure(true) // the __Host- anonymous cookie (browsers accept Secure on localhost)
+        .secure(true)
         .build()
         .expect("config");
-    let tessera = Tessera::new(config, Arc::new(engine));
+    Tessera::new(config, Arc::new(engine))
+}
+
+/// The session router (cache of `cache` tokens) and a `Cookie` header value holding a valid
+/// access token.
+async fn session_app(cache: usize) -> (Router, String) {
+    let tessera = tessera(cache).await;
     let router = Router::new()
         .route("/hello", get(hello_session))
         .route("/login", post(login))
@@ -97,22 +104,7 @@ fn set_cookie_pair(
 /// The guest router (anonymous sessions on, an [`AnySession`] handler) and a `Cookie` header
 /// value holding an anonymous token it minted.
 async fn anonymous_app() -> (Router, String) {
-    let store = Arc::new(SqliteStore::in_memory().await.expect("store"));
-    let engine = SessionEngine::builder(store)
-        .config(SessionConfig {
-            verified_token_cache: 10_000,
-            ..Default::default()
-        })
-        .build()
-        .await
-        .expect("engine");
-    let origin = "http://localhost:8090";
-    let config = Config::builder(origin, origin)
-        .anonymous_sessions(true)
-        .secure(true)
-        .build()
-        .expect("config");
-    let tessera = Tessera::new(config, Arc::new(engine));
+    let tessera = tessera(10_000).await;
     let router = Router::new()
         .route("/hello", get(hello_any))
         .layer(tessera.layer())
