@@ -100,14 +100,20 @@ pub(crate) fn find_anonymous_token<'a>(
     find_seen_anonymous_token(tessera, headers, tokens, None)
 }
 
-/// [`find_anonymous_token`] with the anonymous cookie's value as the read pass saw it
-/// (`seen`, see [`RequestTokens::read_seeing_guest`]): the same answer, without finding the
-/// cookie line again.
+/// True when the request's AnT is read from its anonymous cookie (B4): the transfer allows
+/// cookies and no anonymous bearer token comes first.
+fn reads_anonymous_cookie(config: &Config, tokens: &RequestTokens) -> bool {
+    let bearer_first = config.transfer != TokenTransfer::Cookie && tokens.bearer_is_anonymous();
+    config.transfer != TokenTransfer::Header && !bearer_first
+}
+
+/// [`find_anonymous_token`] with the anonymous cookie's bytes as the read pass saw them
+/// (`seen`, see [`read::Seen`]): the same answer, without finding the cookie line again.
 fn find_seen_anonymous_token<'a>(
     tessera: &Tessera,
     headers: &'a HeaderMap,
     tokens: &'a RequestTokens,
-    seen: Option<&'a str>,
+    seen: Option<&'a [u8]>,
 ) -> FoundAnonymous<'a> {
     let config = tessera.config();
     if config.transfer != TokenTransfer::Cookie && tokens.bearer_is_anonymous() {
@@ -115,11 +121,12 @@ fn find_seen_anonymous_token<'a>(
             return FoundAnonymous::Token(Cow::Borrowed(token), TokenLocation::Header);
         }
     }
-    if config.transfer == TokenTransfer::Header {
+    if !reads_anonymous_cookie(config, tokens) {
         return FoundAnonymous::None;
     }
-    let cookie = match seen {
-        Some(value) => CookieRef::One(Cow::Borrowed(value)),
+    let cookie = match seen.map(std::str::from_utf8) {
+        Some(Ok(value)) => CookieRef::One(Cow::Borrowed(value)),
+        Some(Err(_)) => CookieRef::Absent,
         None => tokens.anonymous_cookie(headers),
     };
     match cookie {
@@ -207,9 +214,11 @@ pub(crate) fn anonymous_location(config: &Config, tokens: &RequestTokens) -> Tok
 }
 
 /// Decides, without I/O, what the layer does for a request to `path` (A7), from the layer's
-/// one read pass (`tokens`, and `seen_guest` from [`RequestTokens::read_seeing_guest`]); a
-/// guest found ready is bound to the request's `sink`. A request that carries an access token needs no anonymous work
-/// at all (A7; an expired one is refreshed as usual, A22).
+/// one read pass (`tokens`, and `seen_guest`, the anonymous cookie's bytes, see
+/// [`read::Seen`]); a guest found ready is bound to the request's `sink`. A request that
+/// carries an access token needs no anonymous work at all (A7; an expired one is refreshed as
+/// usual, A22). A returning guest's cookie is looked up in the verified-token cache while its
+/// bytes are still borrowed: a hit is neither checked as UTF-8 nor parsed.
 pub(crate) fn plan(
     tessera: &Tessera,
     sink: &ChangeSink,
@@ -217,28 +226,46 @@ pub(crate) fn plan(
     path: &str,
     headers: &HeaderMap,
     tokens: &RequestTokens,
-    seen_guest: Option<&str>,
+    seen_guest: Option<&[u8]>,
 ) -> Plan {
     let config = tessera.config();
     if tokens.has_access_token(config.transfer) {
         return Plan::Nothing;
     }
-    let found = find_seen_anonymous_token(tessera, headers, tokens, seen_guest);
+    let core = tessera.core();
+    let cached = match seen_guest {
+        Some(bytes)
+            if config.anonymous_sessions()
+                && !bytes.is_empty()
+                && reads_anonymous_cookie(config, tokens) =>
+        {
+            core.cached_anonymous(bytes)
+        }
+        _ => None,
+    };
+    let found = match cached {
+        Some(_) => None,
+        None => Some(find_seen_anonymous_token(
+            tessera, headers, tokens, seen_guest,
+        )),
+    };
     if !config.anonymous_sessions() {
         return match found {
-            FoundAnonymous::Token(_, location) => Plan::Clear(location),
-            FoundAnonymous::Ambiguous => Plan::Clear(TokenLocation::Cookie),
-            FoundAnonymous::None => Plan::Nothing,
+            Some(FoundAnonymous::Token(_, location)) => Plan::Clear(location),
+            Some(FoundAnonymous::Ambiguous) => Plan::Clear(TokenLocation::Cookie),
+            _ => Plan::Nothing,
         };
     }
-    let core = tessera.core();
     let mints = config.anonymous_mints_on(path)
         && may_mint(method, headers, tokens)
         && !is_undecided_navigation(config, headers, tokens);
-    let (token, location) = match found {
-        FoundAnonymous::Token(token, location) => (token, location),
-        FoundAnonymous::Ambiguous => return Plan::Ready(AnonymousState::None),
-        FoundAnonymous::None if mints => {
+    let (verified, token, location) = match (cached, found) {
+        (Some(hit), _) => (Ok(hit), None, TokenLocation::Cookie),
+        (None, Some(FoundAnonymous::Token(token, location))) => {
+            (core.verify_anonymous(&token), Some(token), location)
+        }
+        (None, Some(FoundAnonymous::Ambiguous)) => return Plan::Ready(AnonymousState::None),
+        (None, _) if mints => {
             let location = anonymous_location(config, tokens);
             return Plan::Mint {
                 request: mint_request(config, location, None),
@@ -246,9 +273,9 @@ pub(crate) fn plan(
                 unknown_key: false,
             };
         }
-        FoundAnonymous::None => return Plan::Nothing,
+        (None, _) => return Plan::Nothing,
     };
-    match core.verify_anonymous(&token) {
+    match verified {
         Ok(verified) => {
             if location == TokenLocation::Cookie
                 && method != Method::GET
@@ -283,7 +310,7 @@ pub(crate) fn plan(
             }))
         }
         Err(rejection) if mints => {
-            let keep = core.readable_anonymous_id(&token);
+            let keep = token.and_then(|t| core.readable_anonymous_id(&t));
             Plan::Mint {
                 request: mint_request(config, location, keep),
                 location,

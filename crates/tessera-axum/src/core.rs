@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tessera::{
-    AccessTokenClaims, AnonymousRejection, DbscBinding, DbscError, Device, DeviceInfo, DevicePage,
-    MintAnonymous, MintError, MintedAnonymous, NewSession, RefreshOptions, Regenerated,
-    SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason, VerifiedAnonymous,
-    VerifiedSession, VerifyOptions,
+    AccessTokenClaims, AnonymousRejection, CachedAccessToken, DbscBinding, DbscError, Device,
+    DeviceInfo, DevicePage, MintAnonymous, MintError, MintedAnonymous, NewSession, RefreshOptions,
+    Regenerated, SessionEngine, SessionError, SessionInfo, SessionTokens, UnauthorisedReason,
+    VerifiedAnonymous, VerifiedSession, VerifyOptions,
 };
 
 /// A session verified without I/O by [`SessionCore::verify_session_local`].
@@ -77,6 +77,23 @@ pub trait SessionCore: Send + Sync + 'static {
         let _ = (access_token, options);
         None
     }
+    /// The verified-token cache's entry for `access_token` (the request's bytes, not yet
+    /// checked as UTF-8): a probe with no other check and no event, which the layer runs while
+    /// it still borrows the request's headers. `None` (the default: a core without a shared
+    /// cache) leaves the request to [`Self::verify_session_local`].
+    fn cached_access_token(&self, access_token: &[u8]) -> Option<CachedAccessToken> {
+        let _ = access_token;
+        None
+    }
+    /// [`Self::verify_session_local`] for a token [`Self::cached_access_token`] found.
+    fn verify_cached_session(
+        &self,
+        cached: &CachedAccessToken,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Verified, SessionError>> {
+        let _ = (cached, options);
+        None
+    }
     /// Rotates a refresh token.
     async fn refresh_session(
         &self,
@@ -126,6 +143,13 @@ pub trait SessionCore: Send + Sync + 'static {
 
     /// Verifies an anonymous token without I/O (A7, A10).
     fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection>;
+    /// [`Self::verify_anonymous`] from the core's verified-token cache alone, for a token
+    /// given as the request's bytes; `None` (the default: a core without a shared cache) sends
+    /// the caller to [`Self::verify_anonymous`].
+    fn cached_anonymous(&self, token: &[u8]) -> Option<VerifiedAnonymous> {
+        let _ = token;
+        None
+    }
     /// The anonymousId of a genuine anonymous token, even an expired one (A20).
     fn readable_anonymous_id(&self, token: &str) -> Option<String>;
     /// Mints an anonymous token without I/O when this core holds the key; otherwise hands the
@@ -305,6 +329,16 @@ impl SessionCore for SessionEngine {
         SessionEngine::verify_session_local(self, access_token, options)
             .map(|r| r.map(Verified::Cached))
     }
+    fn cached_access_token(&self, access_token: &[u8]) -> Option<CachedAccessToken> {
+        SessionEngine::cached_access_token(self, access_token)
+    }
+    fn verify_cached_session(
+        &self,
+        cached: &CachedAccessToken,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Verified, SessionError>> {
+        SessionEngine::verify_cached_session(self, cached, options).map(|r| r.map(Verified::Cached))
+    }
     async fn refresh_session(
         &self,
         refresh_token: &str,
@@ -392,6 +426,9 @@ impl SessionCore for SessionEngine {
     }
     fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
         SessionEngine::verify_anonymous(self, token)
+    }
+    fn cached_anonymous(&self, token: &[u8]) -> Option<VerifiedAnonymous> {
+        SessionEngine::cached_anonymous(self, token)
     }
     fn readable_anonymous_id(&self, token: &str) -> Option<String> {
         SessionEngine::readable_anonymous_id(self, token)

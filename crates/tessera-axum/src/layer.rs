@@ -89,11 +89,16 @@ where
         let is_refresh = is_post && path == config.refresh_path();
         // The one read pass over the request's headers (cookies, Authorization, st-auth-mode,
         // rid): the routes and the extractors all use it.
-        let (tokens, seen_guest) = RequestTokens::read_seeing_guest(
+        let (mut tokens, seen) = RequestTokens::read_seeing(
             request.headers(),
             config.anonymous_cookie_name(),
             tessera.kid_memo(),
         );
+        // The access-token cookie, looked up in the verified-token cache while its bytes are
+        // still borrowed: a hit is neither checked as UTF-8 nor copied.
+        tokens.settle_access(seen.access, |token| {
+            tessera.core().cached_access_token(token)
+        });
         if let Some(limited) = tessera
             .limiter()
             .filter(|l| is_refresh && l.limits_refresh())
@@ -153,7 +158,7 @@ where
                 path,
                 request.headers(),
                 &tokens,
-                seen_guest,
+                seen.guest,
             );
             if let Some(limited) = tessera
                 .limiter()

@@ -14,7 +14,8 @@
 //! 5. Anti-CSRF, for a cookie token on every method but GET (or as the caller says):
 //!    VIA_CUSTOM_HEADER needs `rid` (401 `try refresh token` without it); VIA_TOKEN hands the
 //!    `anti-csrf` header to the core.
-//! 6. The core: the verified-token cache first (nothing copied on a hit), then the full check.
+//! 6. The core: the verified-token cache first (for the cookie, the layer looked it up while it
+//!    read the headers; nothing copied on a hit), then the full check.
 //!    Unauthorised or theft clears every token and leaves an anonymous session in the same
 //!    response (A21, A23), with no anonymousId kept (a failed token proves none, SEC2-H2).
 //!    A promotion writes the new access token into the response.
@@ -86,10 +87,17 @@ pub(crate) async fn get_session(
         None => match tokens.access_cookie(headers) {
             CookieRef::Duplicate => return reject(RejectionKind::TryRefreshToken),
             CookieRef::Absent => return none(),
-            CookieRef::One(token) => match tessera.kid_memo().class(&token) {
-                Some(class) => (token, class, TokenLocation::Cookie),
-                None => return none(),
-            },
+            CookieRef::One(token) => {
+                // A token the cache holds has the shape already: only its header is looked at.
+                let class = match tokens.cached_access_cookie() {
+                    Some(_) => tessera.kid_memo().class_of_verified(&token),
+                    None => tessera.kid_memo().class(&token),
+                };
+                match class {
+                    Some(class) => (token, class, TokenLocation::Cookie),
+                    None => return none(),
+                }
+            }
         },
     };
     // 4. The key kind the config asks for.
@@ -102,10 +110,12 @@ pub(crate) async fn get_session(
     if do_check && config.anti_csrf == AntiCsrfMode::ViaCustomHeader && !tokens.rid {
         return reject(RejectionKind::TryRefreshToken);
     }
+    // The `anti-csrf` header is looked up only when the check reads it.
+    let anti_csrf_check = do_check && config.anti_csrf == AntiCsrfMode::ViaToken;
     let options = VerifyOptions {
         check_database: request.check_database.unwrap_or(config.check_database),
-        anti_csrf_check: do_check && config.anti_csrf == AntiCsrfMode::ViaToken,
-        anti_csrf_token: read::anti_csrf(headers),
+        anti_csrf_check,
+        anti_csrf_token: anti_csrf_check.then(|| read::anti_csrf(headers)).flatten(),
     };
     // The token for the `Session`: the cookie value the read pass kept, else a copy.
     let shared = |token: &str| match location {
@@ -116,7 +126,15 @@ pub(crate) async fn get_session(
     };
     // 6. The core: the cache first.
     let core = tessera.core();
-    let outcome = match core.verify_session_local(&token, options) {
+    let cached = match location {
+        TokenLocation::Cookie => tokens.cached_access_cookie(),
+        TokenLocation::Header => None,
+    };
+    let local = match cached {
+        Some(cached) => core.verify_cached_session(cached, options),
+        None => core.verify_session_local(&token, options),
+    };
+    let outcome = match local {
         Some(outcome) => outcome,
         None => core
             .verify_session(&token, options)

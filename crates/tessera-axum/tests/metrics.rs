@@ -79,6 +79,7 @@ async fn app() -> App {
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/whoami", get(whoami))
+        .route("/public", get(|| async { "ok" }))
         .layer(tessera.layer());
     App {
         router,
@@ -138,6 +139,24 @@ async fn engine_events_and_layer_actions_reach_the_apps_exporter() {
                 1.0
             ),
         ])
+    );
+    before = after;
+
+    // The same token as a cookie: the layer finds it in the cache while it reads the headers.
+    // A route that extracts the session counts one hit; a route behind the layer that never
+    // asks for the session counts nothing.
+    let cookie = format!("sAccessToken={at}");
+    let r = send(&app, Method::GET, "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(r.body, "ada");
+    let r = send(&app, Method::GET, "/public", &[("cookie", &cookie)]).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"));
+    let after = scrape(&handle);
+    assert_eq!(
+        moved(&before, &after),
+        expect(&[(
+            r#"tessera_verify_cache_total{app="public",result="hit"}"#,
+            1.0
+        )])
     );
     before = after;
 

@@ -241,6 +241,36 @@ async fn verify_outcomes_and_no_clearing_without_token(mode: Mode) {
     assert_eq!(bad.json(), json!({"message": "try refresh token"}));
     assert_nothing_cleared(&bad);
 
+    // The genuine token is in the verified-token cache now (the layer looks the cookie up
+    // there while it reads it): the same signature under another payload (the cache slot
+    // comes from the signature's tail) must still be refused.
+    let parts: Vec<&str> = at.split('.').collect();
+    let payload = parts[1];
+    let swapped = if payload.ends_with('A') { "B" } else { "A" };
+    let forged = format!(
+        "{}.{}{swapped}.{}",
+        parts[0],
+        &payload[..payload.len() - 1],
+        parts[2]
+    );
+    let again = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={at}"))],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "the genuine token, cached");
+    let bad = send(
+        &app,
+        Method::GET,
+        "/me",
+        &[("cookie", &format!("sAccessToken={forged}"))],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.json(), json!({"message": "try refresh token"}));
+
     // A minute of margin: a remote core mints on the real clock, the SDK judges on this one.
     app.clock.advance_ms(120_000);
     let expired = send(

@@ -315,6 +315,13 @@ impl AnonymousSessions {
         Ok(self.verified_result(&entry, now_ms))
     }
 
+    /// [`Self::verify`] answered from the verified-token cache alone, for a token given as the
+    /// request's bytes (not yet checked as UTF-8); `None` when the cache does not hold it.
+    pub fn verify_cached(&self, token: &[u8], now_ms: u64) -> Option<VerifiedAnonymous> {
+        let hit = self.verified.get(token, now_ms)?;
+        Some(self.verified_result(&hit, now_ms))
+    }
+
     /// The anonymousId of a genuine token (our key, valid signature and schema) even if it has
     /// expired, so the visitor keeps it (A20). `None` for anything not genuinely ours.
     pub fn readable_anonymous_id(&self, token: &str, now_ms: u64) -> Option<String> {

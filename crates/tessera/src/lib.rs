@@ -60,8 +60,8 @@ pub use engine::devices::{
     MAX_PAGE, MAX_USER_AGENT_LEN,
 };
 pub use engine::{
-    CleanupReport, EngineBuilder, SessionEngine, StatelessVerified, CLEANUP_BATCH,
-    DBSC_CHALLENGE_TTL_MS,
+    CachedAccessToken, CleanupReport, EngineBuilder, SessionEngine, StatelessVerified,
+    CLEANUP_BATCH, DBSC_CHALLENGE_TTL_MS,
 };
 pub use error::{
     EngineError, InputError, SessionError, StoreError, TryRefreshReason, UnauthorisedReason,

@@ -8,7 +8,7 @@ mod keys;
 mod lifecycle;
 pub use dbsc::DBSC_CHALLENGE_TTL_MS;
 pub use lifecycle::{CleanupReport, CLEANUP_BATCH};
-pub use verify::StatelessVerified;
+pub use verify::{CachedAccessToken, StatelessVerified};
 mod manage;
 mod refresh;
 mod verify;
@@ -350,6 +350,21 @@ impl SessionEngine {
     /// Verifies an anonymous token now (engine clock). No store access (A1).
     pub fn verify_anonymous(&self, token: &str) -> Result<VerifiedAnonymous, AnonymousRejection> {
         self.inner.anonymous.verify(token, self.now())
+    }
+
+    /// [`Self::verify_anonymous`] from the verified-token cache alone, for a token given as the
+    /// request's bytes (not yet checked as UTF-8): a returning guest's cookie, looked up while
+    /// the SDK still borrows the headers. `None` when the cache does not hold it.
+    ///
+    /// ```no_run
+    /// # fn f(engine: &tessera::SessionEngine, cookie: &[u8]) {
+    /// if let Some(guest) = engine.cached_anonymous(cookie) {
+    ///     println!("visitor {}", guest.claims.anonymous_id);
+    /// }
+    /// # }
+    /// ```
+    pub fn cached_anonymous(&self, token: &[u8]) -> Option<VerifiedAnonymous> {
+        self.inner.anonymous.verify_cached(token, self.now())
     }
 
     /// The anonymousId of a genuine anonymous token, even an expired one (A20).

@@ -18,6 +18,33 @@ use std::sync::Arc;
 /// (tabs of one browser) that all succeed.
 pub(super) const MAX_CAS_ATTEMPTS: usize = 64;
 
+/// An access token the verified-token cache holds, found by
+/// [`SessionEngine::cached_access_token`]: the cache's own copy of the token and its claims,
+/// both shared. `Debug` shows neither (the token is a bearer credential).
+#[derive(Clone)]
+pub struct CachedAccessToken {
+    token: Arc<str>,
+    claims: Arc<AccessTokenClaims>,
+}
+
+impl CachedAccessToken {
+    /// The token (the cache's copy, equal to the request's bytes).
+    pub fn token(&self) -> &Arc<str> {
+        &self.token
+    }
+
+    /// Its verified claims.
+    pub fn claims(&self) -> &Arc<AccessTokenClaims> {
+        &self.claims
+    }
+}
+
+impl std::fmt::Debug for CachedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedAccessToken(..)")
+    }
+}
+
 impl SessionEngine {
     pub(super) fn verify_policy(&self) -> VerifyPolicy {
         VerifyPolicy {
@@ -102,6 +129,57 @@ impl SessionEngine {
         };
         match check_session(&claims, options) {
             Ok(SessionCheck::TokenSuffices) => Some(Ok(claims)),
+            Ok(SessionCheck::NeedsRow) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The verified-token cache's entry for `token` (the request's bytes, not yet checked as
+    /// UTF-8), when it holds exactly that token unexpired: a probe with no event and no other
+    /// check, for an SDK that reads the token while it still borrows the request's headers.
+    /// [`Self::verify_cached_session`] then answers for it.
+    ///
+    /// ```no_run
+    /// # fn f(engine: &tessera::SessionEngine, cookie: &[u8]) {
+    /// if let Some(cached) = engine.cached_access_token(cookie) {
+    ///     let _ = engine.verify_cached_session(&cached, tessera::VerifyOptions::default());
+    /// }
+    /// # }
+    /// ```
+    pub fn cached_access_token(&self, token: &[u8]) -> Option<CachedAccessToken> {
+        let (token, claims) = self.inner.verified.get_shared(token, self.now())?;
+        Some(CachedAccessToken { token, claims })
+    }
+
+    /// [`Self::verify_session_local`] for a token [`Self::cached_access_token`] found: counts
+    /// the cache hit, then [`check_session`].
+    ///
+    /// ```no_run
+    /// # fn f(engine: &tessera::SessionEngine, cached: &tessera::CachedAccessToken) {
+    /// match engine.verify_cached_session(cached, tessera::VerifyOptions::default()) {
+    ///     Some(Ok(claims)) => println!("user {}", claims.sub),
+    ///     Some(Err(_)) => println!("try refresh"),
+    ///     None => println!("needs the async path"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `Some(Err(_))`: [`SessionError::TryRefreshToken`] when the anti-CSRF check fails.
+    pub fn verify_cached_session(
+        &self,
+        cached: &CachedAccessToken,
+        options: VerifyOptions<'_>,
+    ) -> Option<Result<Arc<AccessTokenClaims>, SessionError>> {
+        if options.check_database {
+            return None;
+        }
+        self.emit(&crate::events::SessionEvent::VerifyCache {
+            app_id: &self.inner.app_id,
+            hit: true,
+        });
+        match check_session(&cached.claims, options) {
+            Ok(SessionCheck::TokenSuffices) => Some(Ok(Arc::clone(&cached.claims))),
             Ok(SessionCheck::NeedsRow) => None,
             Err(e) => Some(Err(e)),
         }

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
 
-type Entry<T> = (Box<[u8]>, Arc<T>);
+/// A cached token (shared: a hit hands it out instead of a copy of the request's) and its
+/// claims.
+type Entry<T> = (Arc<str>, Arc<T>);
 
 /// How many trailing bytes of a token pick its slot: 16 base64url characters of the signature,
 /// 96 bits that the signer, not the presenter, decides.
@@ -46,14 +48,30 @@ impl<T: Expiring> VerifiedTokenCache<T> {
     }
 
     /// The claims of `token` if it was verified before and has not expired at `now_ms`.
-    pub fn get(&self, token: &str, now_ms: u64) -> Option<Arc<T>> {
+    /// The token may be given as the request's bytes, not yet checked as UTF-8: a hit means
+    /// they equal a verified token's.
+    pub fn get(&self, token: impl AsRef<[u8]>, now_ms: u64) -> Option<Arc<T>> {
+        self.find(token.as_ref(), now_ms, |(_, claims)| Arc::clone(claims))
+    }
+
+    /// [`Self::get`] for a token as the request's bytes, and the cached copy of the token
+    /// itself: a hit needs no UTF-8 check of the request's bytes (they equal a verified
+    /// token's) and no copy of them.
+    pub fn get_shared(&self, token: &[u8], now_ms: u64) -> Option<(Arc<str>, Arc<T>)> {
+        self.find(token, now_ms, |(cached, claims)| {
+            (Arc::clone(cached), Arc::clone(claims))
+        })
+    }
+
+    /// `f` of the entry that holds exactly `token`, unexpired at `now_ms`.
+    fn find<R>(&self, token: &[u8], now_ms: u64, f: impl FnOnce(&Entry<T>) -> R) -> Option<R> {
         if self.capacity == 0 {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let (cached, claims) = entries.get(&slot(token))?;
-        let same = hot_constant_time_eq(cached, token.as_bytes());
-        (same && claims.exp_s().saturating_mul(1000) >= now_ms).then(|| Arc::clone(claims))
+        let entry = entries.get(&slot(token))?;
+        let same = hot_constant_time_eq(entry.0.as_bytes(), token);
+        (same && entry.1.exp_s().saturating_mul(1000) >= now_ms).then(|| f(entry))
     }
 
     /// Remembers a token that just passed full verification.
@@ -65,7 +83,7 @@ impl<T: Expiring> VerifiedTokenCache<T> {
         if entries.len() >= self.capacity {
             entries.clear();
         }
-        entries.insert(slot(token), (token.as_bytes().into(), claims));
+        entries.insert(slot(token.as_bytes()), (Arc::from(token), claims));
     }
 
     /// Forgets everything (a key was withdrawn).
@@ -94,8 +112,7 @@ impl<T: Expiring> VerifiedTokenCache<T> {
 /// two words folded into one. Only a slot: a hit still needs the whole token to compare equal
 /// in constant time, and colliding tokens just evict each other. The map's hasher ([`Mix`])
 /// spreads the key with a per-process random seed, so nobody can aim tokens at one bucket.
-fn slot(token: &str) -> u64 {
-    let bytes = token.as_bytes();
+fn slot(bytes: &[u8]) -> u64 {
     let mut tail = [0u8; SLOT_BYTES];
     let from = bytes.len().saturating_sub(SLOT_BYTES);
     let n = bytes.len() - from;
@@ -215,6 +232,26 @@ mod tests {
         assert!(cache.get(&b, 0).is_some());
     }
 
+    /// A hit by the request's bytes hands out the cache's own copy of the token (shared, not
+    /// copied), only for exactly the verified token's bytes, and only until its expiry.
+    #[test]
+    fn a_hit_by_bytes_shares_the_cached_token() {
+        let cache = VerifiedTokenCache::new(10);
+        let token = "header.payload.signature-of-the-token";
+        cache.insert(token, claims(10));
+        let (first, _) = cache.get_shared(token.as_bytes(), 0).unwrap();
+        let (second, _) = cache.get_shared(token.as_bytes(), 10_000).unwrap();
+        assert_eq!(&*first, token);
+        assert!(Arc::ptr_eq(&first, &second), "one shared copy");
+        assert!(cache.get_shared(token.as_bytes(), 10_001).is_none());
+        let mut tampered = token.as_bytes().to_vec();
+        tampered[3] ^= 0x80; // not UTF-8 any more, same slot
+        assert!(cache.get_shared(&tampered, 0).is_none());
+        assert!(cache.get(&tampered, 0).is_none());
+        let shorter = &token.as_bytes()[1..];
+        assert!(cache.get_shared(shorter, 0).is_none());
+    }
+
     #[test]
     fn hits_until_expiry_and_stays_bounded() {
         let cache = VerifiedTokenCache::new(2);
@@ -244,8 +281,8 @@ mod tests {
         assert!(cache.get("\0\0", 0).is_none());
         assert!(cache.get("y", 0).is_none());
         assert_ne!(
-            slot(""),
-            slot("\0"),
+            slot(b""),
+            slot(b"\0"),
             "the length is part of a short token's slot"
         );
     }
