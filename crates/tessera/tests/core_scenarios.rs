@@ -1121,7 +1121,31 @@ async fn verified_token_cache_is_emptied_when_a_key_is_withdrawn(backend: Backen
         ),
         "{r:?}"
     );
+    // A hit an SDK took before the withdrawal (the layer probes the cache while it reads the
+    // request) is not answered from after it: the full check runs again, and fails.
+    let s = engine.create_session(new_session("u")).await.unwrap();
+    let token = s.access_token.token.clone();
+    engine
+        .verify_session(&token, VerifyOptions::default())
+        .await
+        .unwrap();
+    let cached = engine
+        .cached_access_token(token.as_bytes())
+        .expect("verified once: cached");
+    assert!(engine
+        .verify_cached_session(&cached, VerifyOptions::default())
+        .is_some_and(|r| r.is_ok()));
+    let r = withdraw_and_verify(token.clone()).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        engine
+            .verify_cached_session(&cached, VerifyOptions::default())
+            .is_none(),
+        "a hit from before the withdrawal goes to the full check"
+    );
+    assert!(engine.cached_access_token(token.as_bytes()).is_none());
     // Later: the kid is gone altogether.
+    clock.advance_ms(1);
     let s = engine.create_session(new_session("u")).await.unwrap();
     engine
         .verify_session(&s.access_token.token, VerifyOptions::default())

@@ -25,6 +25,8 @@ pub(super) const MAX_CAS_ATTEMPTS: usize = 64;
 pub struct CachedAccessToken {
     token: Arc<str>,
     claims: Arc<AccessTokenClaims>,
+    /// The cache's generation when it was found: a key withdrawn since makes it unusable.
+    generation: u64,
 }
 
 impl CachedAccessToken {
@@ -147,12 +149,19 @@ impl SessionEngine {
     /// # }
     /// ```
     pub fn cached_access_token(&self, token: &[u8]) -> Option<CachedAccessToken> {
+        let generation = self.inner.verified.generation();
         let (token, claims) = self.inner.verified.get_shared(token, self.now())?;
-        Some(CachedAccessToken { token, claims })
+        Some(CachedAccessToken {
+            token,
+            claims,
+            generation,
+        })
     }
 
     /// [`Self::verify_session_local`] for a token [`Self::cached_access_token`] found: counts
-    /// the cache hit, then [`check_session`].
+    /// the cache hit, then [`check_session`]. `None` (the async path, which verifies the token
+    /// again) also when a signing key was withdrawn since the token was found: a retired key
+    /// stops working even for a request already under way.
     ///
     /// ```no_run
     /// # fn f(engine: &tessera::SessionEngine, cached: &tessera::CachedAccessToken) {
@@ -171,7 +180,7 @@ impl SessionEngine {
         cached: &CachedAccessToken,
         options: VerifyOptions<'_>,
     ) -> Option<Result<Arc<AccessTokenClaims>, SessionError>> {
-        if options.check_database {
+        if options.check_database || self.inner.verified.generation() != cached.generation {
             return None;
         }
         self.emit(&crate::events::SessionEvent::VerifyCache {

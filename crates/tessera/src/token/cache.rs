@@ -9,6 +9,7 @@
 use super::access::AccessTokenClaims;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// A cached token (shared: a hit hands it out instead of a copy of the request's) and its
@@ -36,6 +37,9 @@ impl Expiring for AccessTokenClaims {
 pub struct VerifiedTokenCache<T = AccessTokenClaims> {
     capacity: usize,
     entries: RwLock<HashMap<u64, Entry<T>, Mix>>,
+    /// How many times [`Self::clear`] ran (a key was withdrawn): a hit taken before a clear is
+    /// not used after it ([`Self::generation`]).
+    cleared: AtomicU64,
 }
 
 impl<T: Expiring> VerifiedTokenCache<T> {
@@ -44,7 +48,14 @@ impl<T: Expiring> VerifiedTokenCache<T> {
         Self {
             capacity,
             entries: RwLock::new(HashMap::with_hasher(Mix::random())),
+            cleared: AtomicU64::new(0),
         }
+    }
+
+    /// The number of [`Self::clear`]s so far. Read it before a lookup whose hit is used later:
+    /// if it has changed by then, a key was withdrawn in between and the hit must not be used.
+    pub fn generation(&self) -> u64 {
+        self.cleared.load(Ordering::Acquire)
     }
 
     /// The claims of `token` if it was verified before and has not expired at `now_ms`.
@@ -86,12 +97,11 @@ impl<T: Expiring> VerifiedTokenCache<T> {
         entries.insert(slot(token.as_bytes()), (Arc::from(token), claims));
     }
 
-    /// Forgets everything (a key was withdrawn).
+    /// Forgets everything (a key was withdrawn), and moves [`Self::generation`] on.
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        self.cleared.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
     }
 
     /// Number of cached tokens.
@@ -250,6 +260,16 @@ mod tests {
         assert!(cache.get(&tampered, 0).is_none());
         let shorter = &token.as_bytes()[1..];
         assert!(cache.get_shared(shorter, 0).is_none());
+        // A clear (a key withdrawn) moves the generation on; a full cache emptying itself
+        // does not.
+        let before = cache.generation();
+        let small = VerifiedTokenCache::new(1);
+        small.insert("a", claims(10));
+        small.insert("b", claims(10));
+        assert_eq!(small.generation(), 0, "emptied when full: same generation");
+        cache.clear();
+        assert_eq!(cache.generation(), before + 1);
+        assert!(cache.get_shared(token.as_bytes(), 0).is_none());
     }
 
     #[test]
