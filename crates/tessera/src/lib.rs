@@ -80,7 +80,7 @@ pub use session_check::{check_session, SessionCheck};
 pub use store::{
     AuditQuery, AuditRow, AuditStore, DbscBinding, DbscStore, DeletedSession, DeviceListing,
     DeviceRow, DeviceStore, LineageUpdate, PoolStats, PostgresStore, SessionRow, SqliteStore,
-    Store, StoredKey, MAX_AUDIT_QUERY,
+    Store, StoredKey, MAX_AUDIT_QUERY, SQLITE_MAX_GROUP,
 };
 pub use token::access::{anti_csrf_matches, strip_sign_in_time, AccessTokenClaims};
 pub use token::anonymous::{

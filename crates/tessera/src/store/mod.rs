@@ -16,7 +16,7 @@ pub use audit::{AuditQuery, AuditRow, AuditStore, MAX_AUDIT_QUERY};
 pub use dbsc::{DbscBinding, DbscStore};
 pub use devices::{DeviceListing, DeviceRow, DeviceStore};
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, SQLITE_MAX_GROUP};
 
 /// Most expired sessions one clean-up statement deletes (PostgreSQL; see
 /// [`Store::cleanup_batch`]).

@@ -22,6 +22,19 @@
 //!    replaced by a new connection: one round trip a second under load, none per write.
 //! 6. The in-memory store has one connection for everything (a private `:memory:` database
 //!    exists per connection), so there the writer is that pool's connection.
+//! 7. Creates are group-committed: a create queues its rows, lets the tasks already runnable
+//!    queue theirs (one `yield_now`), and whichever create then holds the writer takes the
+//!    whole queue and writes it as one `BEGIN IMMEDIATE … COMMIT` in one call
+//!    ([`group_sql`], at most [`SQLITE_MAX_GROUP`] creates): one commit (WAL frames, checkpoint
+//!    share) and one hand-off to the worker thread for the group instead of per create. A
+//!    create whose rows were taken by another waits for its answer instead of the writer.
+//! 8. One create never fails or loses another of its group: the group is written by a task of
+//!    its own (the caller that took it may be cancelled), a failed group is rolled back and
+//!    each create then written alone, so only the failing one gets the error. A create
+//!    cancelled before its group is written is left out of it; a group whose callers have all
+//!    been cancelled stops as a single cancelled create does (rule 3). A create cancelled
+//!    while its group is being written may still be written: a session nobody was told of,
+//!    never one reported created that is not.
 
 use crate::error::StoreError;
 use sqlx::sqlite::{
@@ -31,7 +44,7 @@ use sqlx::{ConnectOptions, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 /// A SQLite-backed [`crate::Store`].
 ///
@@ -46,7 +59,19 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// The one connection every write of a file store goes through (rule 1).
     writer: Option<Arc<Mutex<Writer>>>,
+    /// Creates waiting for the writer's next group commit (rule 7).
+    creates: Arc<std::sync::Mutex<Vec<QueuedCreate>>>,
     pub(crate) waits: Arc<super::AcquireWaits>,
+}
+
+/// Most creates one group commit writes (rule 7); a longer queue is written in several calls.
+pub const SQLITE_MAX_GROUP: usize = 32;
+
+/// A create waiting in the queue of rule 7: its rows, and where its answer goes.
+#[derive(Debug)]
+struct QueuedCreate {
+    rows: (super::SessionRow, super::DeviceRow),
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// How often the writer's connection is checked before a write (rule 5).
@@ -93,6 +118,7 @@ impl SqliteStore {
                 options,
                 checked: std::time::Instant::now(),
             }))),
+            creates: Arc::default(),
             waits: Arc::default(),
         })
     }
@@ -117,6 +143,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer: None,
+            creates: Arc::default(),
             waits: Arc::default(),
         })
     }
@@ -214,16 +241,7 @@ impl WriterGuard {
         bind: impl FnOnce(&'q str) -> Bound<'q>,
     ) -> Result<(), StoreError> {
         match self {
-            Self::Held(w) => {
-                let w = &mut *w.0;
-                w.open_tx = true;
-                let done = bind(in_tx_sql).execute(&mut w.conn).await;
-                match done {
-                    Ok(_) => w.open_tx = false,
-                    Err(_) => w.end_open_tx().await,
-                }
-                done?;
-            }
+            Self::Held(w) => w.write(bind(in_tx_sql)).await?,
             Self::Pooled(conn) => {
                 // Dropped before the commit (an error, a cancelled call), it rolls back.
                 let mut tx = sqlx::Connection::begin(&mut **conn).await?;
@@ -278,26 +296,179 @@ impl SqliteStore {
         sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await
     }
 
-    /// The session row and its device row, both or neither, in one call (rule 3).
+    /// The session row and its device row, both or neither: group-committed with the other
+    /// creates queued at the time on a file store (rules 7 and 8), in one transaction of
+    /// their own on an in-memory one.
     pub(crate) async fn insert_session_rows(
         &self,
         r: &super::SessionRow,
         d: &super::DeviceRow,
     ) -> Result<(), StoreError> {
-        use super::sql::{SESSION_WITH_DEVICE_SQLITE, SESSION_WITH_DEVICE_SQLITE_IN_TX};
-        self.writer()
-            .await?
-            .execute_in_tx(
-                SESSION_WITH_DEVICE_SQLITE,
-                SESSION_WITH_DEVICE_SQLITE_IN_TX,
-                |sql| {
-                    super::sql::bind_device_row!(
-                        super::sql::bind_session_row!(sqlx::query(sql), r),
-                        d
-                    )
-                },
-            )
-            .await
+        if self.writer.is_none() {
+            return self
+                .writer()
+                .await?
+                .execute_in_tx(
+                    super::sql::SESSION_WITH_DEVICE_SQLITE,
+                    group_sql(1),
+                    |sql| bind_rows(sql, [(r, d)]),
+                )
+                .await;
+        }
+        let (done, mut answer) = oneshot::channel();
+        lock(&self.creates).push(QueuedCreate {
+            rows: (r.clone(), d.clone()),
+            done,
+        });
+        tokio::task::yield_now().await;
+        let guard = tokio::select! {
+            biased;
+            answered = &mut answer => return answered.unwrap_or(Err(GROUP_DROPPED)),
+            guard = self.writer() => guard?,
+        };
+        let group = std::mem::take(&mut *lock(&self.creates));
+        if let (WriterGuard::Held(writer), false) = (guard, group.is_empty()) {
+            tokio::spawn(write_group(writer, group));
+        }
+        answer.await.unwrap_or(Err(GROUP_DROPPED))
+    }
+}
+
+/// The answer of a create whose group ended without one (the runtime shutting down).
+const GROUP_DROPPED: StoreError = StoreError::Database(sqlx::Error::WorkerCrashed);
+
+/// The queue of rule 7, locked. A panic while it was held left it whole (pushes and takes
+/// only), so a poisoned lock is used as it is.
+fn lock(
+    queue: &std::sync::Mutex<Vec<QueuedCreate>>,
+) -> std::sync::MutexGuard<'_, Vec<QueuedCreate>> {
+    queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Values bound per create in [`group_sql`]: a session row's 10 and a device row's 5.
+const ROW_PARAMS: usize = 15;
+
+/// The SQL writing `n` creates (`1..=SQLITE_MAX_GROUP`, [`write_group`] never asks for more)
+/// as one transaction in one call: `BEGIN IMMEDIATE`, each create's two inserts with its
+/// values at `$(15·i + 1)`… and `COMMIT`. Built once per `n`; sqlx prepares each once per
+/// connection.
+fn group_sql(n: usize) -> &'static str {
+    use super::sql::{SESSION_WITH_DEVICE_SQLITE, SESSION_WITH_DEVICE_SQLITE_IN_TX};
+    static SQL: [std::sync::OnceLock<String>; SQLITE_MAX_GROUP + 1] =
+        [const { std::sync::OnceLock::new() }; SQLITE_MAX_GROUP + 1];
+    if n <= 1 {
+        return SESSION_WITH_DEVICE_SQLITE_IN_TX;
+    }
+    SQL[n].get_or_init(|| {
+        let mut sql = String::from("BEGIN IMMEDIATE; ");
+        for i in 0..n {
+            let mut rest = SESSION_WITH_DEVICE_SQLITE;
+            while let Some(at) = rest.find('$') {
+                let digits = rest[at + 1..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len() - at - 1);
+                let number: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+                sql.push_str(&rest[..=at]);
+                sql.push_str(&(number + ROW_PARAMS * i).to_string());
+                rest = &rest[at + 1 + digits..];
+            }
+            sql.push_str(rest);
+            sql.push_str("; ");
+        }
+        sql.push_str("COMMIT");
+        sql
+    })
+}
+
+/// Binds the rows of a group, in order, to `sql` (from [`group_sql`]).
+fn bind_rows<'q>(
+    sql: &'q str,
+    rows: impl IntoIterator<Item = (&'q super::SessionRow, &'q super::DeviceRow)>,
+) -> Bound<'q> {
+    rows.into_iter().fold(sqlx::query(sql), |query, (r, d)| {
+        super::sql::bind_device_row!(super::sql::bind_session_row!(query, r), d)
+    })
+}
+
+/// Rule 8: writes a group on the writer its caller took, answering every create of it.
+/// Creates cancelled already are left out; the rest go [`SQLITE_MAX_GROUP`] at a time.
+async fn write_group(mut writer: HeldWriter, mut group: Vec<QueuedCreate>) {
+    group.retain(|c| !c.done.is_closed());
+    while !group.is_empty() {
+        let rest = group.split_off(group.len().min(SQLITE_MAX_GROUP));
+        let (rows, mut done): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|c| (c.rows, c.done)).unzip();
+        let sql = group_sql(rows.len());
+        let pairs = rows.iter().map(|(r, d)| (r, d));
+        match writer.write_for(&mut done, bind_rows(sql, pairs)).await {
+            None => {}
+            Some(Ok(())) => done.into_iter().for_each(|d| {
+                let _ = d.send(Ok(()));
+            }),
+            Some(Err(e)) if rows.len() == 1 => {
+                if let Some(d) = done.pop() {
+                    let _ = d.send(Err(e));
+                }
+            }
+            // Rolled back: each create alone, so only a failing one fails.
+            Some(Err(_)) => {
+                let one = group_sql(1);
+                for ((r, d), mut answer) in rows.iter().zip(done) {
+                    let alone = bind_rows(one, [(r, d)]);
+                    if let Some(written) = writer
+                        .write_for(std::slice::from_mut(&mut answer), alone)
+                        .await
+                    {
+                        let _ = answer.send(written);
+                    }
+                }
+            }
+        }
+        group = rest;
+    }
+}
+
+impl HeldWriter {
+    /// [`Self::write`] for the creates answered through `done`: stopped part-way and rolled
+    /// back, as a cancelled create is (rule 3), once every one of them has been cancelled
+    /// (`None`).
+    async fn write_for(
+        &mut self,
+        done: &mut [oneshot::Sender<Result<(), StoreError>>],
+        query: Bound<'_>,
+    ) -> Option<Result<(), StoreError>> {
+        let all_cancelled = std::future::poll_fn(|cx| {
+            if done.iter_mut().all(|d| d.poll_closed(cx).is_ready()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        let written = tokio::select! {
+            biased;
+            written = self.write(query) => Some(written),
+            () = all_cancelled => None,
+        };
+        if written.is_none() {
+            self.0.end_open_tx().await;
+        }
+        written
+    }
+
+    /// Runs `query`, a whole transaction (`BEGIN IMMEDIATE … COMMIT`), in one call (rule 3):
+    /// rolled back on failure, and by the next writer (or the drop) if the call is dropped.
+    async fn write(&mut self, query: Bound<'_>) -> Result<(), StoreError> {
+        let w = &mut *self.0;
+        w.open_tx = true;
+        let done = query.execute(&mut w.conn).await;
+        match done {
+            Ok(_) => w.open_tx = false,
+            Err(_) => w.end_open_tx().await,
+        }
+        done?;
+        Ok(())
     }
 }
 
