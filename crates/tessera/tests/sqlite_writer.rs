@@ -44,6 +44,17 @@ async fn open() -> (SqliteStore, tempfile::TempDir) {
     (store, dir)
 }
 
+/// A connection of the store's pool that holds SQLite's write lock (an open
+/// `BEGIN IMMEDIATE`) until `COMMIT`, as another process sharing the file would.
+async fn hold_write_lock(store: &SqliteStore) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    let mut other = store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other
+}
+
 /// A write on another connection than the store's writer, as another process would make it;
 /// it fails ("database is locked") if the writer still held the write lock after the busy
 /// timeout of 10 s.
@@ -97,11 +108,7 @@ async fn a_cancelled_create_leaves_no_transaction_open() {
     let (store, _dir) = open().await;
     // Another connection holds the write lock, so the create's one call to the writer's
     // thread waits in `BEGIN IMMEDIATE` (the busy handler) while the create is cancelled.
-    let mut other = store.pool().acquire().await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&store).await;
     let (r, d) = (row("c"), device("c"));
     let create = store.insert_session_with_device(&r, &d);
     assert!(
@@ -266,11 +273,7 @@ async fn group_commit_interleavings() {
 #[tokio::test]
 async fn a_cancelled_group_does_not_stop_the_ones_queued_after_it() {
     let (store, _dir) = open().await;
-    let mut other = store.pool().acquire().await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&store).await;
     let queued = tessera::SQLITE_MAX_GROUP + 8;
     // One thread: every create queues its rows before the first takes the writer.
     let tasks: Vec<_> = (0..queued)

@@ -847,12 +847,18 @@ mod tests {
         }
     }
 
+    /// Token headers naming a dynamic, a static and an anonymous key.
+    fn kid_headers() -> (String, String, String) {
+        let header = |kid: &str| {
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"kid":"{kid}","typ":"JWT","alg":"RS256"}}"#))
+        };
+        (header("d-123"), header("s-1"), header("a-1"))
+    }
+
     #[test]
     fn kid_memo_answers_like_the_parse() {
         let memo = KidMemo::default();
-        let d = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
-        let s = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-1","typ":"JWT","alg":"RS256"}"#);
-        let a = URL_SAFE_NO_PAD.encode(r#"{"kid":"a-1","typ":"JWT","alg":"RS256"}"#);
+        let (d, s, a) = kid_headers();
         let no_kid = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT"}"#);
         for _ in 0..2 {
             assert_eq!(memo.class(&format!("{d}.p.s")), Some(KidClass::Dynamic));
@@ -886,9 +892,7 @@ mod tests {
     #[test]
     fn kid_memo_of_a_verified_token_answers_like_the_parse() {
         let memo = KidMemo::default();
-        let d = URL_SAFE_NO_PAD.encode(r#"{"kid":"d-123","typ":"JWT","alg":"RS256"}"#);
-        let s = URL_SAFE_NO_PAD.encode(r#"{"kid":"s-1","typ":"JWT","alg":"RS256"}"#);
-        let a = URL_SAFE_NO_PAD.encode(r#"{"kid":"a-1","typ":"JWT","alg":"RS256"}"#);
+        let (d, s, a) = kid_headers();
         let prefix = &d[..d.len() - 4];
         let headers = [d.as_str(), s.as_str(), a.as_str(), prefix, "x"];
         for before in headers {
