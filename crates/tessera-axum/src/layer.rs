@@ -94,11 +94,6 @@ where
             config.anonymous_cookie_name(),
             tessera.kid_memo(),
         );
-        // The access-token cookie, looked up in the verified-token cache while its bytes are
-        // still borrowed: a hit is neither checked as UTF-8 nor copied.
-        tokens.settle_access(seen.access, |token| {
-            tessera.core().cached_access_token(token)
-        });
         if let Some(limited) = tessera
             .limiter()
             .filter(|l| is_refresh && l.limits_refresh())
@@ -149,6 +144,12 @@ where
                 }),
             }
         } else {
+            // The access-token cookie, looked up in the verified-token cache while its bytes
+            // are still borrowed: a hit is neither checked as UTF-8 nor copied. (The SDK's own
+            // routes above read it from its place in the headers.)
+            tokens.settle_access(seen.access, |token| {
+                tessera.core().cached_access_token(token)
+            });
             // The anonymous middleware (A7): decided without I/O; only a remote mint (or a
             // key refetch) takes the async path.
             let plan = anonymous::plan(

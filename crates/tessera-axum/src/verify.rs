@@ -76,6 +76,8 @@ pub(crate) async fn get_session(
     if tokens.legacy_cookie(headers).is_one_non_empty() {
         return reject(RejectionKind::TryRefreshToken);
     }
+    // The access-token cookie as the layer found it in the verified-token cache, if it did.
+    let cached_cookie = tokens.cached_access_cookie();
     // 3. The access token: bearer first, then the cookie.
     let bearer = (config.transfer != TokenTransfer::Cookie)
         .then(|| tokens.bearer_class.filter(|c| *c != KidClass::Anonymous))
@@ -89,7 +91,7 @@ pub(crate) async fn get_session(
             CookieRef::Absent => return none(),
             CookieRef::One(token) => {
                 // A token the cache holds has the shape already: only its header is looked at.
-                let class = match tokens.cached_access_cookie() {
+                let class = match cached_cookie {
                     Some(_) => tessera.kid_memo().class_of_verified(&token),
                     None => tessera.kid_memo().class(&token),
                 };
@@ -126,11 +128,7 @@ pub(crate) async fn get_session(
     };
     // 6. The core: the cache first.
     let core = tessera.core();
-    let cached = match location {
-        TokenLocation::Cookie => tokens.cached_access_cookie(),
-        TokenLocation::Header => None,
-    };
-    let local = match cached {
+    let local = match cached_cookie.filter(|_| location == TokenLocation::Cookie) {
         Some(cached) => core.verify_cached_session(cached, options),
         None => core.verify_session_local(&token, options),
     };

@@ -18,6 +18,19 @@ use std::sync::Arc;
 /// (tabs of one browser) that all succeed.
 pub(super) const MAX_CAS_ATTEMPTS: usize = 64;
 
+/// What the local paths answer for verified `claims`: [`check_session`]'s verdict, `None` when
+/// the row is needed (the async path).
+fn answer_locally(
+    claims: Arc<AccessTokenClaims>,
+    options: VerifyOptions<'_>,
+) -> Option<Result<Arc<AccessTokenClaims>, SessionError>> {
+    match check_session(&claims, options) {
+        Ok(SessionCheck::TokenSuffices) => Some(Ok(claims)),
+        Ok(SessionCheck::NeedsRow) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
 /// An access token the verified-token cache holds, found by
 /// [`SessionEngine::cached_access_token`]: the cache's own copy of the token and its claims,
 /// both shared. `Debug` shows neither (the token is a bearer credential).
@@ -129,11 +142,7 @@ impl SessionEngine {
             Err(reason) => return Some(Err(SessionError::TryRefreshToken(reason))),
             Ok(claims) => claims,
         };
-        match check_session(&claims, options) {
-            Ok(SessionCheck::TokenSuffices) => Some(Ok(claims)),
-            Ok(SessionCheck::NeedsRow) => None,
-            Err(e) => Some(Err(e)),
-        }
+        answer_locally(claims, options)
     }
 
     /// The verified-token cache's entry for `token` (the request's bytes, not yet checked as
@@ -187,11 +196,7 @@ impl SessionEngine {
             app_id: &self.inner.app_id,
             hit: true,
         });
-        match check_session(&cached.claims, options) {
-            Ok(SessionCheck::TokenSuffices) => Some(Ok(Arc::clone(&cached.claims))),
-            Ok(SessionCheck::NeedsRow) => None,
-            Err(e) => Some(Err(e)),
-        }
+        answer_locally(Arc::clone(&cached.claims), options)
     }
 
     /// Verifies a session (the core's `getSession`, CDI ≤ 5.4 semantics):
