@@ -78,6 +78,7 @@ cargo build -p tessera-server -p tessera-examples --bin tessera --bin browser-ap
 
 log "peer benchmarks, smoke mode: every peer answers without errors, the report parses (figures: scripts/bench-peers.sh)"
 SMOKE=1 scripts/bench-peers.sh
+SMOKE=1 scripts/bench-paired.sh
 
 log "growth and scale-out benchmarks, smoke mode: 1,000 sessions, 1 and 2 instances; every measurement answers, the reports parse (figures: scripts/bench-growth.sh, scripts/bench-scale.sh)"
 SMOKE=1 scripts/bench-growth.sh

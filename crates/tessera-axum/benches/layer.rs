@@ -7,8 +7,9 @@
 //! with anonymous sessions on, beside bare axum receiving the same bytes.
 //!
 //! `cargo bench -p tessera-axum --bench layer`. With `LAYER_BENCH_ITERS=N` the bench skips
-//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|noop|session|nocache|anonymous|bare-anonymous`,
-//! default session with the cache on; `noop` is bare axum behind a layer that does nothing), for instruction counts of the request loop alone:
+//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|noop|session|outer|nocache|anonymous|bare-anonymous`,
+//! default session with the cache on; `noop` is bare axum behind a layer that does nothing;
+//! `outer` is the session layer around the whole router instead of on each route), for instruction counts of the request loop alone:
 //! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -19,7 +20,9 @@ use criterion::{criterion_group, Criterion};
 use http::{Method, Request};
 use std::sync::Arc;
 use tessera::{SessionConfig, SessionEngine, SqliteStore};
-use tessera_axum::{AnySession, Config, Session, SessionRejection, SignIn, Tessera};
+use tessera_axum::{
+    AnySession, Config, Session, SessionRejection, SessionService, SignIn, Tessera,
+};
 use tower::ServiceExt;
 
 async fn hello() -> &'static str {
@@ -72,7 +75,29 @@ async fn session_app(cache: usize) -> (Router, String) {
         .layer(tessera.layer())
         // As `axum::serve` does per connection: handlers become routes once, not per request.
         .with_state(());
-    let response = router
+    let cookie = login_cookie(&router).await;
+    (router, cookie)
+}
+
+/// The same app with the layer once around the whole router (`tessera.wrap(router)`) instead
+/// of on each route (`Router::layer`).
+async fn session_service(cache: usize) -> (SessionService<Router>, String) {
+    let tessera = tessera(cache).await;
+    let router = Router::new()
+        .route("/hello", get(hello_session))
+        .route("/login", post(login));
+    let service = tessera.wrap(router);
+    let cookie = login_cookie(&service).await;
+    (service, cookie)
+}
+
+/// Signs in through `service` and returns the access-token cookie pair it set.
+async fn login_cookie<S>(service: &S) -> String
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let response = service
         .clone()
         .oneshot(
             Request::post("/login")
@@ -82,9 +107,7 @@ async fn session_app(cache: usize) -> (Router, String) {
         )
         .await
         .expect("login");
-    let cookie = set_cookie_pair(&response, |c| c.starts_with("sAccessToken="))
-        .expect("access-token cookie");
-    (router, cookie)
+    set_cookie_pair(&response, |c| c.starts_with("sAccessToken=")).expect("access-token cookie")
 }
 
 /// The `name=value` pair of the first `Set-Cookie` of `response` that `wanted` picks.
@@ -147,8 +170,12 @@ fn request(cookie: &str, auth_mode: bool) -> Request<Body> {
     request.body(Body::empty()).expect("request")
 }
 
-async fn one(router: &Router, cookie: &str, auth_mode: bool) {
-    let response = router
+async fn one<S>(service: &S, cookie: &str, auth_mode: bool)
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let response = service
         .clone()
         .oneshot(request(cookie, auth_mode))
         .await
@@ -194,10 +221,14 @@ criterion_group!(benches, bench);
 /// The measured loop, a function of its own so that callgrind can count only it:
 /// `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #[inline(never)]
-fn drive(rt: &tokio::runtime::Runtime, router: &Router, cookie: &str, auth_mode: bool, iters: u64) {
+fn drive<S>(rt: &tokio::runtime::Runtime, service: &S, cookie: &str, auth_mode: bool, iters: u64)
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
     rt.block_on(async {
         for _ in 0..iters {
-            one(router, cookie, auth_mode).await;
+            one(service, cookie, auth_mode).await;
         }
     });
 }
@@ -231,6 +262,12 @@ fn main() {
                 rt.block_on(session_app(0)).1,
                 false,
             ),
+            // The session layer around the whole router rather than on each route.
+            "outer" => {
+                let (service, cookie) = rt.block_on(session_service(10_000));
+                drive(&rt, &service, &cookie, false, iters);
+                return;
+            }
             _ => {
                 let (router, cookie) = rt.block_on(session_app(10_000));
                 (router, cookie, false)

@@ -65,12 +65,18 @@ async fn app_with(
             Value::Object(copy.access_token_payload()).to_string(),
         ))
     }
-    let router = Router::new()
+    let routes = Router::new()
         .route("/login", post(login))
         .route("/me", get(me).post(me))
         .route("/maybe", get(maybe))
-        .route("/merge", post(merge))
-        .layer(tessera.layer());
+        .route("/merge", post(merge));
+    // The layer on each route, or (the `wrapped` runs) once around the whole router; the
+    // outer router only hands every request to the wrapped one.
+    let router = if WRAPPED.try_with(|w| *w).unwrap_or(false) {
+        Router::new().fallback_service(tessera.wrap(routes))
+    } else {
+        routes.layer(tessera.layer())
+    };
     App {
         router,
         clock,
@@ -816,7 +822,78 @@ async fn extractor_without_layer_is_a_500_not_a_panic() {
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
-/// Runs each scenario twice: on the engine in-process and on `tessera serve` over HTTP.
+tokio::task_local! {
+    /// Set for the `wrapped` runs: the app is served as `tessera.wrap(router)`.
+    static WRAPPED: bool;
+}
+
+/// `axum::serve(listener, tessera.wrap(router))` over real TCP: the wrapped service serves
+/// the app's routes with sessions, the SDK's refresh route, and the app's 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrap_serves_the_app_and_the_sdk_routes_over_tcp() {
+    let (core, _server) = core(Mode::Embedded, Arc::new(ManualClock::starting_now())).await;
+    let config = local().anonymous_sessions(false).build().unwrap();
+    let tessera = Tessera::new(config, core);
+    async fn login(sign_in: SignIn) -> Result<&'static str, SessionRejection> {
+        sign_in.create("user-1", Map::new(), json!({})).await?;
+        Ok("ok")
+    }
+    let router = Router::new().route("/login", post(login)).route(
+        "/me",
+        get(|s: Session| async move { s.user_id().to_owned() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move { axum::serve(listener, tessera.wrap(router)).await });
+    let client = reqwest::Client::new();
+    let pair = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.split(';').next().filter(|p| p.starts_with(name)))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let signed_in = client
+        .post(format!("{base}/login"))
+        .header("st-auth-mode", "cookie")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let (access, refresh) = (
+        pair(&signed_in, "sAccessToken="),
+        pair(&signed_in, "sRefreshToken="),
+    );
+    let me = client
+        .get(format!("{base}/me"))
+        .header("cookie", &access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.text().await.unwrap(), "user-1");
+    let anonymous = client.get(format!("{base}/me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let refreshed = client
+        .post(format!("{base}/auth/session/refresh"))
+        .header("cookie", &refresh)
+        .header("st-auth-mode", "cookie")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let renewed = pair(&refreshed, "sAccessToken=");
+    assert_ne!(renewed, access);
+    let missing = client.get(format!("{base}/nowhere")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    served.abort();
+}
+
+/// Runs each scenario three times: on the engine in-process and on `tessera serve` over HTTP
+/// with the layer on each route (`Router::layer`), and on the engine in-process with the layer
+/// once around the router (`Tessera::wrap`).
 macro_rules! on_both_cores {
     ($($name:ident),* $(,)?) => {
         $(
@@ -828,6 +905,12 @@ macro_rules! on_both_cores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn remote() {
                     super::$name(super::Mode::Remote).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn wrapped() {
+                    super::WRAPPED
+                        .scope(true, super::$name(super::Mode::Embedded))
+                        .await;
                 }
             }
         )*

@@ -2,7 +2,8 @@
 //!
 //! `--mode bare` serves `GET /hello` from plain axum; `--mode session` serves the same handler
 //! behind `tessera-axum` with a required `Session` (cookie transfer), and `POST /login` to get
-//! a session cookie. `--no-cache` turns off the verified-token cache, so every request pays
+//! a session cookie. The layer goes once around the router (`tessera.wrap(router)`), or on
+//! each route with `--per-route` (`router.layer(tessera.layer())`). `--no-cache` turns off the verified-token cache, so every request pays
 //! for the RS256 check. Used by `scripts/bench-sdk.sh`.
 //!
 //! `--mode anonymous` serves the same handler with an [`AnySession`] behind the layer with
@@ -51,6 +52,10 @@ struct Args {
     /// Disable the verified-token cache.
     #[arg(long)]
     no_cache: bool,
+    /// Put the session layer on each route (`router.layer(tessera.layer())`) instead of once
+    /// around the router (`tessera.wrap(router)`, the default).
+    #[arg(long)]
+    per_route: bool,
     /// Record the SDK's metrics into an installed Prometheus recorder.
     #[arg(long)]
     metrics: bool,
@@ -161,14 +166,26 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 Router::new().route("/hello", get(hello_session))
             };
-            router.route("/login", post(login)).layer(tessera.layer())
+            let router = router.route("/login", post(login));
+            if args.per_route {
+                router.layer(tessera.layer())
+            } else {
+                println!("listening on http://127.0.0.1:{port}");
+                axum::serve(listener, tessera.wrap(router))
+                    .with_graceful_shutdown(shutdown())
+                    .await?;
+                return Ok(());
+            }
         }
     };
     println!("listening on http://127.0.0.1:{port}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())
+}
+
+/// Until Ctrl-C (or SIGINT from the scripts).
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
 }
