@@ -727,7 +727,12 @@ def report(results: dict[str, list[Sample]], table: list[Row], meta: dict, chart
                 create = median([x.rps for x in results["tessera-create"]])
                 notes.append(f"- Tessera create ÷ raw RSA-2048 sign (same run, same core): "
                              f"**{fmt_ratio(create / sign)}** (issue 16 asks for ≥ 0.75; a create "
-                             "signs one access token, and here also crosses HTTP and the layer).")
+                             "signs one access token, and here also crosses HTTP and the layer). "
+                             "The ratio moves with the CPU's RSA speed, since the rest of a create "
+                             "(the refresh token's PBKDF2, the row, HTTP) does not scale with it: "
+                             "the slower the sign, the higher the ratio. CPU per sign, per create "
+                             "and per PBKDF2 on this machine: `cargo bench -p tessera --bench "
+                             "create_cpu` and `cargo bench -p tessera --bench engine -- sign`.")
             notes.append(f"- {SIGN_LABEL}: signatures/s of `bench-app --mode sign` (aws-lc, "
                          "400-byte message), one per round, pinned like the servers.")
         lines += [""] + notes + [""]

@@ -80,6 +80,24 @@ fn token_paths(c: &mut Criterion) {
     g.bench_function("access_token", |b| {
         b.iter(|| encode_access_token(black_box(&claims), &key).expect("mint"))
     });
+    // What the refresh-token format adds to every create and refresh (core-api §6.1): the
+    // token's AES key, PBKDF2-HMAC-SHA512 over 100 iterations of the master key's string
+    // (`1000:<128 hex>:<128 hex>`) salted with the token's 12-byte IV.
+    let master = format!("1000:{}:{}", "ab".repeat(64), "cd".repeat(64));
+    let iterations = std::num::NonZeroU32::new(100).expect("non-zero");
+    g.bench_function("refresh_token_key_pbkdf2", |b| {
+        b.iter(|| {
+            let mut aes_key = [0u8; 32];
+            aws_lc_rs::pbkdf2::derive(
+                aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+                iterations,
+                black_box(&[7u8; 12]),
+                master.as_bytes(),
+                &mut aes_key,
+            );
+            aes_key
+        })
+    });
     g.finish();
 }
 
