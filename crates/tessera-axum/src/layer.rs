@@ -36,7 +36,7 @@ impl SessionLayer {
 
 impl Tessera {
     /// The tower layer that serves the refresh and sign-out routes and makes the extractors
-    /// work.
+    /// work. [`Tessera::wrap`] puts it once around a whole router, for less work per request.
     ///
     /// ```no_run
     /// # fn demo(tessera: tessera_axum::Tessera) {

@@ -33,6 +33,9 @@
 //!     .layer(tessera.layer());
 //! # Ok(()) }
 //! ```
+//!
+//! [`Tessera::wrap`] puts the same layer once around the whole router instead, ready for
+//! `axum::serve`: the lowest cost per request.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
