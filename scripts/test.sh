@@ -46,6 +46,9 @@ cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+log "cargo doc -D warnings (every intra-doc link resolves, none points at a private item)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 log "cargo test (unit, integration, doc)"
 cargo test --workspace
 

@@ -1,6 +1,6 @@
 //! Anonymous sessions in the SDK: every visitor without a signed-in session gets one, carried
 //! by an anonymous token (AnT) and costing no database row. This module holds the layer's guest
-//! plan ([`plan`] without I/O, then `run_now`/`run_later`) and the recovery after
+//! plan (`plan` without I/O, then `run_now`/`run_later`) and the recovery after
 //! unauthorised, theft and sign-out; the guest value ([`AnonymousSession`]) is in
 //! `session.rs`, its extractor in `extract.rs`, and the token writes in `transfer/write.rs`.
 //!

@@ -1,5 +1,5 @@
 //! The request hot path: finding and verifying the session of a request, top to bottom in one
-//! function ([`get_session`]), from the layer's one read pass over the headers.
+//! function (`get_session`), from the layer's one read pass over the headers.
 //!
 //! The rules, in the order they are applied:
 //! 1. `OPTIONS` and `TRACE` carry no session (401 `unauthorised` when one is required).

@@ -40,7 +40,7 @@ pub async fn core(
     core_on(mode, clock, store).await
 }
 
-/// [`core`] on a given store (the embedded engine's, or the remote server's).
+/// [`core()`] on a given store (the embedded engine's, or the remote server's).
 pub async fn core_on(
     mode: Mode,
     clock: Arc<ManualClock>,

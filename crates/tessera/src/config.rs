@@ -28,7 +28,7 @@ pub struct SessionConfig {
     pub dynamic_key_update_interval_ms: u64,
     /// How long a new dynamic key is published before it signs (60 s; tests shrink it).
     pub key_overlap_ms: u64,
-    /// The rotation grace window `G` of [`crate::lineage`]: above 0, children are derived
+    /// The rotation grace window `G` of `crate::lineage`: above 0, children are derived
     /// from their parent, the previous token is a late request for `G` after a promotion, and
     /// promotions are at least `G` apart; 0 … 300 s, default 30 s. 0 gives the strict
     /// SuperTokens CDI ≤ 5.4 behaviour (random children).
@@ -41,7 +41,7 @@ pub struct SessionConfig {
     /// verification requires it to match.
     pub issuer: Option<String>,
     /// How many verified access tokens to remember so a repeat skips the RSA check
-    /// (default 10 000; 0 disables the cache). See [`crate::token::cache`].
+    /// (default 10 000; 0 disables the cache). See `crate::token::cache`.
     pub verified_token_cache: usize,
 }
 

@@ -81,7 +81,7 @@ impl DbscAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProofRejection {
-    /// Longer than [`MAX_PROOF_LEN`], or a decoded part longer than [`MAX_JSON_LEN`].
+    /// Longer than [`MAX_PROOF_LEN`], or a decoded part longer than `MAX_JSON_LEN`.
     #[error("proof too large")]
     TooLarge,
     /// Not three strict base64url segments of JSON objects.

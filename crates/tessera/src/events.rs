@@ -27,7 +27,7 @@
 
 use crate::lineage::{RefreshDecision, TheftReason};
 
-/// How a refresh was answered (the lineage decision, [`crate::lineage`]).
+/// How a refresh was answered (the lineage decision, `crate::lineage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RefreshOutcome {

@@ -12,13 +12,13 @@
 //! and its helper (`NODE_PORT=8080`). A second instance on 8082 serves the cross-origin tests.
 //!
 //! How it maps onto tessera-axum:
-//! - every `POST /test/setup/st` builds a new [`Tessera`] over a [`RemoteCore`] for the given
+//! - every `POST /test/setup/st` builds a new [`Tessera`](tessera_axum::Tessera) over a [`RemoteCore`](tessera_axum::RemoteCore) for the given
 //!   `coreUrl` and swaps it in atomically ([`ArcSwap`]); each request runs under the session
 //!   layer of the `Tessera` that was current when it arrived, so re-initialising never blocks
 //!   or breaks requests in flight;
 //! - the SDK's layer answers `POST /auth/session/refresh` itself; a middleware in front of it
 //!   counts attempts and successful calls and replaces the success body with the suite's text;
-//! - `onUnauthorised → 401 {}` is an error handler ([`Tessera::with_error_handler`]).
+//! - `onUnauthorised → 401 {}` is an error handler ([`Tessera::with_error_handler`](tessera_axum::Tessera::with_error_handler)).
 //!
 //! Not served (they need features outside the session protocol or a legacy core):
 //! `POST /login-2.18` (a CDI 2.18 session), `/auth/jwt/jwks.json` and

@@ -1,4 +1,4 @@
-//! Token transfer: reading tokens from a request ([`read`], one pass) and writing them into
+//! Token transfer: reading tokens from a request (`read`, one pass) and writing them into
 //! the response ([`write`]: HttpOnly cookies or `st-*` headers, with the `front-token` the
 //! browser SDK keeps as its record of the session).
 

@@ -11,7 +11,7 @@
 //!    logged at most once a minute.
 //! 3. Stored records older than the retention are deleted by a task every hour, in statements
 //!    of at most [`tessera::CLEANUP_BATCH`] rows with pauses between them.
-//! 4. Records carry no token, token hash, key or secret (see [`record`]).
+//! 4. Records carry no token, token hash, key or secret (see `record`).
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn tessera::Store>) {

@@ -1,7 +1,7 @@
 //! The admin page at `/dashboard`, on only when an admin key is configured (`--admin-key`,
 //! `TESSERA_ADMIN_KEY`, config key `admin_key`). Plain HTML, one stylesheet and one script,
 //! all compiled into the binary (no CDN); the script talks to the JSON endpoints under
-//! `/dashboard/api/` with `fetch`. Who may do what: [`auth`]; the endpoints: [`api`].
+//! `/dashboard/api/` with `fetch`. Who may do what: `auth`; the endpoints: `api`.
 //!
 //! The page is served on the server's own paths, outside the core API's base path, and is
 //! the only part of `tessera serve` a browser may call.

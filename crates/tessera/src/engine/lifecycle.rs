@@ -99,7 +99,7 @@ impl SessionEngine {
     }
 
     /// [`Self::create_session`] recording the device the sign-in came from (user agent,
-    /// client IP; see [`super::devices`]). Applies the per-user cap first.
+    /// client IP; see `super::devices`). Applies the per-user cap first.
     ///
     /// ```no_run
     /// # async fn demo(engine: tessera::SessionEngine) -> Result<(), tessera::SessionError> {

@@ -115,13 +115,13 @@ impl EngineBuilder {
         self
     }
 
-    /// Device, lifetime, cap and freshness settings (see [`devices`]).
+    /// Device, lifetime, cap and freshness settings (see `devices`).
     pub fn devices(mut self, devices: DeviceConfig) -> Self {
         self.devices = devices;
         self
     }
 
-    /// Where security events go (metrics, audit; see [`crate::events`]). Default: nowhere.
+    /// Where security events go (metrics, audit; see `crate::events`). Default: nowhere.
     pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.events = sink;
         self

@@ -204,7 +204,7 @@ impl SessionEngine {
     /// 2. [`check_session`]: the anti-CSRF check, when asked; with no parent hash and no
     ///    database check, that is all (no I/O);
     /// 3. otherwise the row is read: gone means unauthorised; a token whose parent is the head
-    ///    promotes its refresh token outside the grace window (see [`crate::lineage`]); a new
+    ///    promotes its refresh token outside the grace window (see `crate::lineage`); a new
     ///    access token without parent is minted unless the token is of an older generation
     ///    and the stored payload is unchanged.
     pub async fn verify_session(
@@ -287,7 +287,7 @@ impl SessionEngine {
     /// 2. the anti-CSRF check, when asked ([`check_session`]);
     /// 3. without a database check, that is all (no I/O), whatever the token's parent;
     /// 4. with it, the row must exist, and the token's own refresh token or its parent must be
-    ///    the head or the previous head ([`crate::lineage`]), else unauthorised
+    ///    the head or the previous head (`crate::lineage`), else unauthorised
     ///    `rotated-out token branch; refresh required`;
     /// 5. `payload_update_available` (database check only) says whether the stored payload
     ///    differs from the token's: the client picks it up at its next refresh.

@@ -225,7 +225,7 @@ impl SigningKey {
     }
 }
 
-/// Finds the verifying key for a `kid`. Implemented by the engine's [`KeyRing`] and by key
+/// Finds the verifying key for a `kid`. Implemented by the engine's [`KeyRing`](crate::KeyRing) and by key
 /// sets built from a published JWKS.
 pub trait KeyLookup {
     /// The key with this id, if we hold it.

@@ -219,7 +219,7 @@ pub struct ChildFields<'a> {
 }
 
 /// The one child of the refresh token whose hash1 is `parent_hash1`, used when the grace
-/// window is above 0 (see [`crate::lineage`]): the nonce and the anti-CSRF token come from
+/// window is above 0 (see `crate::lineage`): the nonce and the anti-CSRF token come from
 /// HMAC-SHA256 under a key derived from the app's master key, over the parent's hash1, every
 /// other field from `fields`, and the IV from the same key over the whole plaintext. The same parent therefore always has the same child,
 /// which makes a refresh idempotent. Only a holder of the parent (who knows its hash1) can
