@@ -7,9 +7,10 @@
 //! with anonymous sessions on, beside bare axum receiving the same bytes.
 //!
 //! `cargo bench -p tessera-axum --bench layer`. With `LAYER_BENCH_ITERS=N` the bench skips
-//! criterion and sends N requests (`LAYER_BENCH_MODE=bare|noop|session|outer|nocache|anonymous|bare-anonymous`,
-//! default session with the cache on; `noop` is bare axum behind a layer that does nothing;
-//! `outer` is the session layer around the whole router instead of on each route), for instruction counts of the request loop alone:
+//! criterion and sends N requests, for instruction counts of the request loop alone. Modes
+//! (`LAYER_BENCH_MODE`): `bare`, `noop` (bare axum behind a layer that does nothing),
+//! `session` (the default: cache on, `Router::layer`), `outer` (the same app as
+//! `tessera.wrap(router)`), `nocache`, `anonymous`, `bare-anonymous`:
 //! `valgrind --tool=callgrind --toggle-collect='layer::drive' <bench binary>`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 

@@ -3,8 +3,9 @@
 //! `--mode bare` serves `GET /hello` from plain axum; `--mode session` serves the same handler
 //! behind `tessera-axum` with a required `Session` (cookie transfer), and `POST /login` to get
 //! a session cookie. The layer goes once around the router (`tessera.wrap(router)`), or on
-//! each route with `--per-route` (`router.layer(tessera.layer())`). `--no-cache` turns off the verified-token cache, so every request pays
-//! for the RS256 check. Used by `scripts/bench-sdk.sh`.
+//! each route with `--per-route` (`router.layer(tessera.layer())`). `--no-cache` turns off the
+//! verified-token cache, so every request pays for the RS256 check. Used by
+//! `scripts/bench-sdk.sh`.
 //!
 //! `--mode anonymous` serves the same handler with an [`AnySession`] behind the layer with
 //! anonymous sessions on: a request with an anonymous-token cookie is verified, one without
